@@ -1,0 +1,52 @@
+"""fleetsim: load-test OCPP-J central systems with fleets of virtual charge points.
+
+The public API; `fleetsim.cli` is a thin layer over it.
+"""
+
+from fleetsim._api import RunResult, run, spawn
+from fleetsim._version import __version__
+from fleetsim.charger.core import ChargerCore, ChargerSpec
+from fleetsim.config import CsmsConfig, Delay, RunConfig, parse_delay, parse_duration, parse_range
+from fleetsim.csms.handlers import CsmsStats
+from fleetsim.csms.process import run_csms
+from fleetsim.csms.server import CsmsServer, serve_csms
+from fleetsim.errors import (
+    ConfigError,
+    FleetsimError,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    TargetUnreachable,
+)
+from fleetsim.fleet import FleetOutcome
+from fleetsim.metrics import Metrics
+from fleetsim.report import SCHEMA, format_summary
+
+__all__ = [
+    "SCHEMA",
+    "ChargerCore",
+    "ChargerSpec",
+    "ConfigError",
+    "CsmsConfig",
+    "CsmsServer",
+    "CsmsStats",
+    "Delay",
+    "FleetOutcome",
+    "FleetsimError",
+    "LocalProtocolError",
+    "Metrics",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "RunConfig",
+    "RunResult",
+    "TargetUnreachable",
+    "__version__",
+    "format_summary",
+    "parse_delay",
+    "parse_duration",
+    "parse_range",
+    "run",
+    "run_csms",
+    "serve_csms",
+    "spawn",
+]

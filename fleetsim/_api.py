@@ -1,0 +1,61 @@
+"""The library API that the CLI and tests call: run a fleet, serve a CSMS."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from fleetsim._groups import single_error
+from fleetsim.config import RunConfig
+from fleetsim.csms.process import embedded_csms
+from fleetsim.fleet import Fleet, FleetOutcome
+from fleetsim.metrics import Metrics
+from fleetsim.report import build_report, default_report_path, write_report
+
+__all__ = ["RunResult", "run", "spawn"]
+
+
+@attrs.frozen
+class RunResult:
+    """A finished run: the report (also written to `report_path` unless disabled)."""
+
+    report: dict[str, Any]
+    outcome: FleetOutcome
+    report_path: Path | None
+
+
+async def spawn(
+    config: RunConfig, *, on_second: Callable[[dict[str, Any]], None] | None = None,
+    write: bool = True,
+) -> RunResult:
+    """Run a fleet to the end (duration, signal, or unreachable target) and report on it.
+
+    Without `config.url` the embedded CSMS is started in a child process first.
+    """
+    metrics = Metrics()
+    embedded_stats: dict[str, Any] | None = None
+    with single_error():
+        if config.url is None:
+            async with embedded_csms(config.csms) as csms:
+                url = csms.url
+                outcome = await Fleet(config, url, metrics, on_second).run()
+            embedded_stats = csms.stats
+        else:
+            url = config.url
+            outcome = await Fleet(config, url, metrics, on_second).run()
+    report = build_report(config, url, metrics, outcome, embedded_stats)
+    path = None
+    if write:
+        path = Path(config.report_path) if config.report_path else default_report_path()
+        write_report(report, path)
+    return RunResult(report, outcome, path)
+
+
+def run(config: RunConfig, **options: Any) -> RunResult:
+    """Synchronous `spawn`, for scripts: starts and ends its own trio run."""
+    return trio.run(functools.partial(spawn, config, **options))

@@ -1,0 +1,500 @@
+"""The OCPP 1.6 charger as a sans-IO state machine.
+
+`ChargerCore` never touches a socket or a clock: the shell tells it what happened (connected,
+a message arrived, time passed, the connection went away) together with the current monotonic
+time, and it answers with the frames to write. Time-driven behaviour (heartbeats, meter samples,
+session arrivals, CALL timeouts) is exposed as `next_deadline()`, so a test can drive hours of
+charger life in milliseconds.
+
+OCPP-J allows one CALL in flight per direction: everything the charger wants to say while a CALL
+is unanswered waits in `_queue`, in order, stamped with the instant it *meant* to send, so the
+response time it records is honest when the CSMS is slow (DESIGN.md, "open schedules").
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+
+from fleetsim.errors import LocalProtocolError
+from fleetsim.metrics import Metrics
+from fleetsim.ocpp import v16
+from fleetsim.ocpp.frames import (
+    BadFrame,
+    BadFrameKind,
+    Call,
+    CallError,
+    CallResult,
+    ErrorCode,
+    UniqueIds,
+    decode_frame,
+    encode_frame,
+)
+
+__all__ = ["NEVER", "ChargerCore", "ChargerSpec", "ChargerState", "ConnectorState"]
+
+NEVER: Final = float("inf")
+
+
+def _check_range(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    low, high = value
+    if not 0 <= low <= high:
+        raise ValueError(f"{attribute.name} must be (low, high) with 0 <= low <= high, got {value}")
+
+
+@attrs.frozen
+class ChargerSpec:
+    """How a charger behaves: hardware, its charging-session loop and its timeouts."""
+
+    connectors: int = attrs.field(default=2, validator=attrs.validators.in_(range(1, 100)))
+    vendor: str = "fleetsim"
+    model: str = "VirtualAC"
+    firmware: str = "0.1.0"
+    meter_interval_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    session_s: tuple[float, float] = attrs.field(default=(30.0, 90.0), validator=_check_range)
+    idle_s: tuple[float, float] = attrs.field(default=(5.0, 30.0), validator=_check_range)
+    power_w: tuple[float, float] = attrs.field(default=(7_400.0, 22_000.0),
+                                               validator=_check_range)
+    call_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    heartbeat_default_s: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
+    boot_retry_default_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+class ChargerState(enum.Enum):
+    DISCONNECTED = "disconnected"
+    BOOTING = "booting"
+    BOOTED = "booted"
+
+
+class ConnectorState(enum.Enum):
+    IDLE = "idle"
+    AUTHORIZING = "authorizing"
+    STARTING = "starting"
+    CHARGING = "charging"
+    STOPPING = "stopping"
+
+
+class _ConnectorEvent(enum.Enum):
+    PLUG_IN = "plug_in"
+    AUTHORIZED = "authorized"
+    NOT_AUTHORIZED = "not_authorized"
+    STARTED = "started"
+    NOT_STARTED = "not_started"
+    SESSION_END = "session_end"
+    STOPPED = "stopped"
+    RESET = "reset"
+
+
+_C = ConnectorState
+_E = _ConnectorEvent
+CONNECTOR_TRANSITIONS: Final[dict[ConnectorState, dict[_ConnectorEvent, ConnectorState]]] = {
+    _C.IDLE: {_E.PLUG_IN: _C.AUTHORIZING},
+    _C.AUTHORIZING: {_E.AUTHORIZED: _C.STARTING, _E.NOT_AUTHORIZED: _C.IDLE},
+    _C.STARTING: {_E.STARTED: _C.CHARGING, _E.NOT_STARTED: _C.IDLE},
+    _C.CHARGING: {_E.SESSION_END: _C.STOPPING},
+    _C.STOPPING: {_E.STOPPED: _C.IDLE},
+}
+
+
+class _Connector:
+    __slots__ = (
+        "connector_id", "due", "id_tag", "meter_wh", "power_w", "sampled_at", "session_end",
+        "state", "transaction_id",
+    )
+
+    def __init__(self, connector_id: int) -> None:
+        self.connector_id = connector_id
+        self.state = ConnectorState.IDLE
+        self.due = NEVER
+        self.session_end = NEVER
+        self.transaction_id: int | None = None
+        self.id_tag = ""
+        self.meter_wh = 0
+        self.power_w = 0.0
+        self.sampled_at = 0.0
+
+    def fire(self, event: _ConnectorEvent) -> None:
+        if event is _ConnectorEvent.RESET:
+            self.state = ConnectorState.IDLE
+            return
+        try:
+            self.state = CONNECTOR_TRANSITIONS[self.state][event]
+        except KeyError:
+            raise LocalProtocolError(
+                f"can't handle event {event.value} when connector {self.connector_id} "
+                f"is {self.state.value}"
+            ) from None
+
+
+class _Outgoing:
+    """A CALL the charger wants to send: queued, then pending until answered."""
+
+    __slots__ = ("action", "connector", "deadline", "intended", "payload", "unique_id", "written")
+
+    def __init__(
+        self, action: str, payload: dict[str, Any], intended: float, connector: _Connector | None
+    ) -> None:
+        self.action = action
+        self.payload = payload
+        self.intended = intended
+        self.connector = connector
+        self.unique_id = ""
+        self.written = 0.0
+        self.deadline = NEVER
+
+
+class ChargerCore:
+    """One OCPP 1.6 charge point: boot, heartbeat, status, and a charging-session loop."""
+
+    __slots__ = (
+        "_boot_due", "_connectors", "_drain_deadline", "_heartbeat_due", "_heartbeat_s", "_ids",
+        "_metrics", "_pending", "_queue", "_recent_timeouts", "_rng", "_spec", "_wall_offset",
+        "charger_id", "id_tag", "state",
+    )
+
+    def __init__(
+        self, charger_id: str, spec: ChargerSpec, metrics: Metrics, rng: random.Random,
+        wall_offset: float,
+    ) -> None:
+        self.charger_id = charger_id
+        self.id_tag = f"TAG-{charger_id}"[:20]
+        self.state = ChargerState.DISCONNECTED
+        self._spec = spec
+        self._metrics = metrics
+        self._rng = rng
+        self._wall_offset = wall_offset
+        self._ids = UniqueIds()
+        self._queue: deque[_Outgoing] = deque()
+        self._pending: _Outgoing | None = None
+        self._recent_timeouts: deque[tuple[str, str]] = deque(maxlen=4)
+        self._connectors = [_Connector(n) for n in range(1, spec.connectors + 1)]
+        self._heartbeat_s = spec.heartbeat_default_s
+        self._heartbeat_due = NEVER
+        self._boot_due = NEVER
+        self._drain_deadline: float | None = None
+
+    # -- inputs from the shell --------------------------------------------------------------
+
+    def connected(self, now: float) -> list[str]:
+        """The WebSocket is open: boot."""
+        if self.state is not ChargerState.DISCONNECTED:
+            raise LocalProtocolError(f"can't connect when charger is {self.state.value}")
+        self.state = ChargerState.BOOTING
+        self._enqueue_boot(now)
+        return self._pump(now)
+
+    def receive(self, text: str, now: float) -> list[str]:
+        """A message arrived from the CSMS: returns the frames to write, in order."""
+        frame = decode_frame(text)
+        if type(frame) is CallResult or type(frame) is CallError:
+            self._complete(frame, now)
+            return self._pump(now)
+        if type(frame) is Call:
+            return [self._answer(frame, now)]
+        assert isinstance(frame, BadFrame)
+        self._metrics.bad_frames[frame.kind.value] += 1
+        if frame.reply is None:
+            return []
+        self._metrics.csms_call("<malformed>", frame.reply.error_code)
+        return [encode_frame(frame.reply)]
+
+    def tick(self, now: float) -> list[str]:
+        """Time has reached `next_deadline()`: fire what is due."""
+        if self._drain_deadline is not None and now >= self._drain_deadline:
+            self.finish()
+            return []
+        pending = self._pending
+        if pending is not None and now >= pending.deadline:
+            self._pending = None
+            self._metrics.call_timeout(pending.action)
+            self._recent_timeouts.append((pending.unique_id, pending.action))
+            self._failed(pending, now)
+        if now >= self._boot_due:
+            self._boot_due = NEVER
+            self._enqueue_boot(now)
+        if self.state is ChargerState.BOOTED:
+            while now >= self._heartbeat_due:
+                self._send_later("Heartbeat", v16.heartbeat(), self._heartbeat_due)
+                self._heartbeat_due += self._heartbeat_s
+            for connector in self._connectors:
+                while now >= connector.due:
+                    self._connector_due(connector)
+        return self._pump(now)
+
+    def disconnected(self, now: float) -> None:
+        """The connection is gone: what was pending can never be answered; sessions end."""
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            self._metrics.call_timeout(pending.action, lost=True)
+        for item in self._queue:
+            self._metrics.discarded_unsent[item.action] += 1
+        self._queue.clear()
+        if self.state is ChargerState.BOOTED:
+            self._metrics.charger_unbooted()
+        self.state = ChargerState.DISCONNECTED
+        self._heartbeat_due = self._boot_due = NEVER
+        for connector in self._connectors:
+            connector.fire(_ConnectorEvent.RESET)
+            connector.due = connector.session_end = NEVER
+            connector.transaction_id = None
+
+    def drain(self, now: float, grace_s: float) -> None:
+        """The run is ending: start nothing new, give the CALL in flight `grace_s` to finish.
+
+        Like k6's graceful stop, this lets the last answers arrive so that the charger's
+        counts and the CSMS's agree; what is still unanswered after the grace is in flight.
+        """
+        self._drain_deadline = now + grace_s
+        for item in self._queue:
+            self._metrics.queued_at_shutdown[item.action] += 1
+        self._queue.clear()
+        self._heartbeat_due = self._boot_due = NEVER
+        for connector in self._connectors:
+            connector.due = NEVER
+
+    @property
+    def draining(self) -> bool:
+        return self._drain_deadline is not None
+
+    @property
+    def drained(self) -> bool:
+        """Draining and nothing left in flight: the connection may close."""
+        return self._drain_deadline is not None and self._pending is None
+
+    def finish(self) -> None:
+        """The run is over: count the CALL still in flight and what never left the queue."""
+        if self._pending is not None:
+            self._metrics.call_in_flight(self._pending.action)
+            self._pending = None
+        for item in self._queue:
+            self._metrics.queued_at_shutdown[item.action] += 1
+        self._queue.clear()
+        if self.state is ChargerState.BOOTED:
+            self._metrics.charger_unbooted()
+        self.state = ChargerState.DISCONNECTED
+
+    def next_deadline(self) -> float:
+        """The monotonic instant at which `tick` has something to do (NEVER if nothing)."""
+        deadline = self._boot_due
+        if self._drain_deadline is not None and self._drain_deadline < deadline:
+            deadline = self._drain_deadline
+        if self._pending is not None and self._pending.deadline < deadline:
+            deadline = self._pending.deadline
+        if self.state is ChargerState.BOOTED:
+            if self._heartbeat_due < deadline:
+                deadline = self._heartbeat_due
+            for connector in self._connectors:
+                if connector.due < deadline:
+                    deadline = connector.due
+        return deadline
+
+    @property
+    def connectors(self) -> list[ConnectorState]:
+        return [connector.state for connector in self._connectors]
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # -- the send queue ---------------------------------------------------------------------
+
+    def _wall(self, now: float) -> float:
+        return now + self._wall_offset
+
+    def _send_later(
+        self, action: str, payload: dict[str, Any], intended: float,
+        connector: _Connector | None = None,
+    ) -> None:
+        if self._drain_deadline is not None:
+            self._metrics.queued_at_shutdown[action] += 1
+            return
+        self._queue.append(_Outgoing(action, payload, intended, connector))
+
+    def _pump(self, now: float) -> list[str]:
+        if self._pending is not None or not self._queue:
+            return []
+        item = self._queue.popleft()
+        item.unique_id = self._ids.next()
+        item.written = now
+        item.deadline = now + self._spec.call_timeout_s
+        self._pending = item
+        self._metrics.call_sent(item.action)
+        return [encode_frame(Call(item.unique_id, item.action, item.payload))]
+
+    def _complete(self, frame: CallResult | CallError, now: float) -> None:
+        pending = self._pending
+        if pending is None or pending.unique_id != frame.unique_id:
+            for unique_id, action in self._recent_timeouts:
+                if unique_id == frame.unique_id:
+                    self._metrics.call_late(action)
+                    return
+            self._metrics.bad_frames[BadFrameKind.UNKNOWN_ID.value] += 1
+            return
+        self._pending = None
+        service, response = now - pending.written, now - pending.intended
+        if isinstance(frame, CallError):
+            self._metrics.call_error(pending.action, frame.error_code, service, response)
+            self._failed(pending, now)
+            return
+        self._metrics.call_ok(pending.action, service, response)
+        handler = _RESULT_HANDLERS.get(pending.action)
+        if handler is not None:
+            handler(self, pending, frame.payload, now)
+
+    def _failed(self, item: _Outgoing, now: float) -> None:
+        """A CALL got a CALLERROR or no answer: move on as a real charger would."""
+        if item.action == "BootNotification":
+            self._boot_due = now + self._spec.boot_retry_default_s
+        elif item.connector is not None:
+            self._connector_failed(item.connector, item.action, now)
+
+    # -- CSMS-initiated CALLs ---------------------------------------------------------------
+
+    def _answer(self, call: Call, now: float) -> str:
+        if call.action in v16.CSMS_ACTIONS:
+            code, text = ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported yet"
+        else:
+            code, text = ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action[:40]}"
+        self._metrics.csms_call(call.action if call.action in v16.CSMS_ACTIONS else "<unknown>",
+                                code.value)
+        return encode_frame(CallError(call.unique_id, code.value, text))
+
+    # -- boot and heartbeat -----------------------------------------------------------------
+
+    def _enqueue_boot(self, now: float) -> None:
+        spec = self._spec
+        self._send_later("BootNotification", v16.boot_notification(
+            spec.vendor, spec.model, f"SN-{self.charger_id}"[:25], spec.firmware), now)
+
+    def _on_boot(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
+        status = payload.get("status")
+        interval = payload.get("interval")
+        interval_s = float(interval) if type(interval) is int and interval > 0 else 0.0
+        if status != "Accepted":
+            if status != "Pending" and status != "Rejected":
+                self._metrics.bad_frames[BadFrameKind.BAD_RESULT_PAYLOAD.value] += 1
+            self._boot_due = now + (interval_s or self._spec.boot_retry_default_s)
+            return
+        if self.state is not ChargerState.BOOTING:
+            return
+        self.state = ChargerState.BOOTED
+        self._metrics.charger_booted(self.charger_id)
+        self._heartbeat_s = interval_s or self._spec.heartbeat_default_s
+        self._heartbeat_due = now + self._heartbeat_s
+        wall = self._wall(now)
+        for connector_id in range(self._spec.connectors + 1):
+            self._send_later("StatusNotification",
+                             v16.status_notification(connector_id, "Available", wall), now)
+        for connector in self._connectors:
+            connector.due = now + self._rng.uniform(*self._spec.idle_s)
+
+    # -- the charging-session loop ----------------------------------------------------------
+
+    def _status(self, connector: _Connector, status: str, intended: float) -> None:
+        self._send_later("StatusNotification", v16.status_notification(
+            connector.connector_id, status, self._wall(intended)), intended)
+
+    def _connector_due(self, connector: _Connector) -> None:
+        due = connector.due
+        state = connector.state
+        if state is ConnectorState.IDLE:
+            connector.fire(_ConnectorEvent.PLUG_IN)
+            connector.due = NEVER
+            connector.id_tag = self.id_tag
+            self._send_later("Authorize", v16.authorize(connector.id_tag), due, connector)
+        elif state is ConnectorState.CHARGING and due < connector.session_end:
+            self._charge(connector, due)
+            self._send_later("MeterValues", v16.meter_values(
+                connector.connector_id, connector.transaction_id or 0, connector.meter_wh,
+                connector.power_w, self._wall(due)), due, connector)
+            connector.due = min(due + self._spec.meter_interval_s, connector.session_end)
+        elif state is ConnectorState.CHARGING:
+            connector.fire(_ConnectorEvent.SESSION_END)
+            connector.due = NEVER
+            self._charge(connector, due)
+            self._send_later("StopTransaction", v16.stop_transaction(
+                connector.transaction_id or 0, connector.id_tag, connector.meter_wh,
+                self._wall(due), "EVDisconnected"), due, connector)
+            self._status(connector, "Finishing", due)
+        else:
+            connector.due = NEVER
+
+    def _charge(self, connector: _Connector, until: float) -> None:
+        """Advance the energy register: power wanders a little, the register never falls."""
+        connector.power_w = max(0.0, connector.power_w * self._rng.uniform(0.97, 1.03))
+        connector.meter_wh += round(connector.power_w * (until - connector.sampled_at) / 3600)
+        connector.sampled_at = until
+
+    def _idle(self, connector: _Connector, now: float) -> None:
+        connector.due = now + self._rng.uniform(*self._spec.idle_s)
+        connector.transaction_id = None
+
+    def _on_authorize(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
+        connector = item.connector
+        assert connector is not None
+        info = payload.get("idTagInfo")
+        if type(info) is dict and info.get("status") == "Accepted":
+            connector.fire(_ConnectorEvent.AUTHORIZED)
+            self._status(connector, "Preparing", now)
+            self._send_later("StartTransaction", v16.start_transaction(
+                connector.connector_id, connector.id_tag, connector.meter_wh, self._wall(now)),
+                now, connector)
+        else:
+            connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
+            self._idle(connector, now)
+
+    def _on_start(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
+        connector = item.connector
+        assert connector is not None
+        transaction_id = payload.get("transactionId")
+        info = payload.get("idTagInfo")
+        if type(transaction_id) is not int:
+            self._metrics.bad_frames[BadFrameKind.BAD_RESULT_PAYLOAD.value] += 1
+            connector.fire(_ConnectorEvent.NOT_STARTED)
+            self._status(connector, "Available", now)
+            self._idle(connector, now)
+            return
+        connector.fire(_ConnectorEvent.STARTED)
+        connector.transaction_id = transaction_id
+        if type(info) is not dict or info.get("status") != "Accepted":
+            connector.session_end = now
+            connector.due = now
+            return
+        self._status(connector, "Charging", now)
+        connector.power_w = self._rng.uniform(*self._spec.power_w)
+        connector.sampled_at = now
+        connector.session_end = now + self._rng.uniform(*self._spec.session_s)
+        connector.due = min(now + self._spec.meter_interval_s, connector.session_end)
+
+    def _on_stop(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
+        connector = item.connector
+        assert connector is not None
+        connector.fire(_ConnectorEvent.STOPPED)
+        self._status(connector, "Available", now)
+        self._idle(connector, now)
+
+    def _connector_failed(self, connector: _Connector, action: str, now: float) -> None:
+        if action == "Authorize" and connector.state is ConnectorState.AUTHORIZING:
+            connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
+            self._idle(connector, now)
+        elif action == "StartTransaction" and connector.state is ConnectorState.STARTING:
+            connector.fire(_ConnectorEvent.NOT_STARTED)
+            self._status(connector, "Available", now)
+            self._idle(connector, now)
+        elif action == "StopTransaction" and connector.state is ConnectorState.STOPPING:
+            self._on_stop(_Outgoing(action, {}, now, connector), {}, now)
+
+
+_ResultHandler = Callable[[ChargerCore, _Outgoing, dict[str, Any], float], None]
+_RESULT_HANDLERS: Final[dict[str, _ResultHandler]] = {
+    "BootNotification": ChargerCore._on_boot,
+    "Authorize": ChargerCore._on_authorize,
+    "StartTransaction": ChargerCore._on_start,
+    "StopTransaction": ChargerCore._on_stop,
+}

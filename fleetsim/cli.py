@@ -1,0 +1,243 @@
+"""The `fleetsim` command: a thin click layer over the library API.
+
+Exit codes follow k6's where they overlap: 0 the run happened, 103 the target could not be
+reached at all, 104 bad options or files, 105 interrupted (the report is still written).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import orjson
+import trio
+
+from fleetsim import _api
+from fleetsim._version import __version__
+from fleetsim.charger.core import ChargerSpec
+from fleetsim.config import (
+    CsmsConfig,
+    RunConfig,
+    build,
+    parse_delay,
+    parse_duration,
+    parse_range,
+)
+from fleetsim.csms.process import run_csms
+from fleetsim.errors import ConfigError, FleetsimError
+from fleetsim.progress import Progress
+from fleetsim.report import format_summary
+from fleetsim.transport import TRANSPORTS
+
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "cli", "main"]
+
+EXIT_UNREACHABLE = 103
+EXIT_BAD_CONFIG = 104
+EXIT_INTERRUPTED = 105
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"fleetsim: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _read_password(password: str | None, password_file: str | None) -> str | None:
+    if password_file is None:
+        return password
+    try:
+        return Path(password_file).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"password-file: cannot read {password_file!r}: {exc.strerror}") from None
+
+
+def _csms_options(fn: Any) -> Any:
+    """Options shared by `fleetsim csms` and the embedded CSMS of `fleetsim spawn`."""
+    for option in reversed([
+        click.option("--heartbeat-interval", type=click.IntRange(min=0), default=60,
+                     show_default=True, envvar="FLEETSIM_HEARTBEAT_INTERVAL",
+                     help="Heartbeat interval (s) the CSMS gives chargers at boot."),
+        click.option("--delay-ms", default="0", show_default=True, envvar="FLEETSIM_DELAY_MS",
+                     help="Artificial CSMS response delay: 50, uniform:10-50, exp:20."),
+        click.option("--boot-status", type=click.Choice(["Accepted", "Pending", "Rejected"]),
+                     default="Accepted", show_default=True,
+                     help="BootNotification status the CSMS answers."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"],
+                               "max_content_width": 100})
+@click.version_option(__version__, prog_name="fleetsim")
+def cli() -> None:
+    """Load-test OCPP-J central systems with fleets of virtual charge points."""
+
+
+@cli.command()
+@click.option("-u", "--chargers", type=click.IntRange(1, 1_000_000), default=100,
+              show_default=True, envvar="FLEETSIM_CHARGERS", help="Fleet size.")
+@click.option("-t", "--duration", default="60s", show_default=True, envvar="FLEETSIM_DURATION",
+              help="Run time: 60, 90s, 10m, 1h30m.")
+@click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=1000.0,
+              show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second.")
+@click.option("--url", envvar="FLEETSIM_URL",
+              help="CSMS base URL (ws:// or wss://); the charger ID is appended. "
+                   "Default: start the embedded CSMS on 127.0.0.1.")
+@click.option("--id-prefix", default="CP", show_default=True, envvar="FLEETSIM_ID_PREFIX",
+              help="Charger IDs are PREFIX00001, PREFIX00002, ...")
+@click.option("--password", envvar="FLEETSIM_PASSWORD",
+              help="HTTP Basic auth password (user: the charger ID). Never reported.")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              envvar="FLEETSIM_PASSWORD_FILE", help="Read the password from this file.")
+@click.option("--ca-file", type=click.Path(dir_okay=False), envvar="FLEETSIM_CA_FILE",
+              help="Trust this CA bundle for wss:// instead of the system store.")
+@click.option("--insecure", is_flag=True, envvar="FLEETSIM_INSECURE",
+              help="Do not verify the CSMS's TLS certificate (self-signed labs).")
+@click.option("--transport", type=click.Choice(TRANSPORTS), default="wsproto",
+              show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine.")
+@click.option("--ocpp", type=click.Choice(["1.6"]), default="1.6", show_default=True,
+              help="OCPP version the chargers speak.")
+@click.option("--connectors", type=click.IntRange(1, 99), default=2, show_default=True,
+              envvar="FLEETSIM_CONNECTORS", help="Connectors per charger.")
+@click.option("--meter-interval", default="10s", show_default=True,
+              help="MeterValues sampling interval during a session.")
+@click.option("--session", default="30s-90s", show_default=True,
+              help="Session length, uniform in LOW-HIGH.")
+@click.option("--idle", default="5s-30s", show_default=True,
+              help="Idle gap between sessions, uniform in LOW-HIGH.")
+@click.option("--call-timeout", default="30s", show_default=True,
+              envvar="FLEETSIM_CALL_TIMEOUT", help="Time a CALL may wait for its answer.")
+@click.option("--connect-timeout", default="10s", show_default=True,
+              help="Time a WebSocket handshake may take.")
+@click.option("--graceful-stop", default="5s", show_default=True,
+              help="At the end, time given to CALLs in flight to be answered.")
+@click.option("--seed", type=int, default=0, show_default=True, envvar="FLEETSIM_SEED",
+              help="Random seed: the same seed plays the same fleet.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              envvar="FLEETSIM_REPORT", help="JSON report path [default: reports/<UTC time>.json]")
+@click.option("--json", "json_out", is_flag=True,
+              help="Print the JSON report on stdout instead of the summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No live progress.")
+@_csms_options
+def spawn(**options: Any) -> None:
+    """Run a fleet of chargers against a CSMS (the embedded one without --url)."""
+    config = _spawn_config(options)
+    progress = None if options["quiet"] else Progress(sys.stderr, config.chargers)
+    try:
+        result = trio.run(functools.partial(_api.spawn, config, on_second=progress),
+                          restrict_keyboard_interrupt_to_checkpoints=True)
+    finally:
+        if progress is not None:
+            progress.close()
+    if options["json_out"]:
+        sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        click.echo(format_summary(result.report))
+        click.echo(f"\nreport: {result.report_path}")
+    stopped_by = result.outcome.stopped_by
+    if stopped_by == "unreachable":
+        _fail(result.outcome.reason, EXIT_UNREACHABLE)
+    if stopped_by == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _parse_grace(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text, "graceful-stop")
+
+
+def _spawn_config(options: dict[str, Any]) -> RunConfig:
+    spec = build(
+        ChargerSpec,
+        connectors=options["connectors"],
+        meter_interval_s=parse_duration(options["meter_interval"], "meter-interval"),
+        session_s=parse_range(options["session"], "session"),
+        idle_s=parse_range(options["idle"], "idle"),
+        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
+    )
+    if options["url"] is None and (options["ca_file"] or options["insecure"]):
+        raise ConfigError("ca-file/insecure: only apply with --url wss://...")
+    csms = build(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
+                 delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
+                 password=_read_password(options["password"], options["password_file"]),
+                 seed=options["seed"])
+    config: RunConfig = build(
+        RunConfig,
+        chargers=options["chargers"],
+        duration_s=parse_duration(options["duration"], "duration"),
+        ramp_per_s=options["ramp"],
+        url=options["url"],
+        id_prefix=options["id_prefix"],
+        ocpp=options["ocpp"],
+        transport=options["transport"],
+        password=csms.password,
+        ca_file=options["ca_file"],
+        insecure=options["insecure"],
+        connect_timeout_s=parse_duration(options["connect_timeout"], "connect-timeout"),
+        graceful_stop_s=_parse_grace(options["graceful_stop"]),
+        seed=options["seed"],
+        report_path=options["report_path"],
+        charger=spec,
+        csms=csms,
+    )
+    return config
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="FLEETSIM_CSMS_HOST",
+              help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True,
+              envvar="FLEETSIM_CSMS_PORT", help="Port to listen on (0: any free port).")
+@click.option("--password", envvar="FLEETSIM_PASSWORD",
+              help="Require this HTTP Basic auth password from chargers.")
+@click.option("--cert-file", type=click.Path(dir_okay=False), help="TLS certificate (wss://).")
+@click.option("--key-file", type=click.Path(dir_okay=False), help="TLS private key.")
+@click.option("--stats-every", default="10s", show_default=True,
+              help="How often to print counts.")
+@_csms_options
+def csms(**options: Any) -> None:
+    """Run the embedded CSMS alone, for other tools to point at."""
+    config = build(
+        CsmsConfig, host=options["host"], port=options["port"],
+        heartbeat_interval_s=options["heartbeat_interval"],
+        delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
+        password=options["password"], cert_file=options["cert_file"],
+        key_file=options["key_file"] or options["cert_file"],
+    )
+    every = parse_duration(options["stats_every"], "stats-every")
+
+    def show(event: dict[str, Any]) -> None:
+        if event["event"] == "listening":
+            click.echo(f"fleetsim CSMS listening on {event['url']}/<chargerId> "
+                       "(OCPP 1.6); Ctrl-C stops", err=True)
+            return
+        received = sum(event["received"].values())
+        click.echo(f"connections {event['connections']}  calls received {received}  "
+                   + "  ".join(f"{a} {n}" for a, n in sorted(event["received"].items())))
+
+    trio.run(functools.partial(run_csms, config, show, stats_every_s=every),
+             restrict_keyboard_interrupt_to_checkpoints=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: clear one-line errors and documented exit codes, no tracebacks."""
+    try:
+        cli.main(args=argv, prog_name="fleetsim", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _fail("aborted", EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        _fail(exc.format_message(), EXIT_BAD_CONFIG)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), 1)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+    except FleetsimError as exc:
+        _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        _fail(f"{type(exc).__name__}: {exc}", 1)

@@ -1,0 +1,184 @@
+"""Run configuration as small frozen attrs objects, and the parsers for option strings.
+
+The CLI, environment variables and tests all end up here; validation errors become
+`ConfigError` with a message naming the option, so users never see a traceback.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import attrs
+import cattrs
+
+from fleetsim.charger.core import ChargerSpec
+from fleetsim.errors import ConfigError
+
+__all__ = [
+    "CsmsConfig",
+    "Delay",
+    "RunConfig",
+    "parse_delay",
+    "parse_duration",
+    "parse_range",
+    "unstructure_config",
+]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str, option: str = "duration") -> float:
+    """Seconds from '90', '90s', '1h30m', '250ms' (locust / k6 style)."""
+    text = text.strip().lower()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value <= 0:
+            raise ConfigError(f"{option}: must be positive, got {text!r}")
+        return value
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ConfigError(f"{option}: expected a duration like 60, 30s, 10m, 1h30m; got {text!r}")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    seconds = sum(float(number) * scale[unit] for number, unit in parts)
+    if seconds <= 0:
+        raise ConfigError(f"{option}: must be positive, got {text!r}")
+    return seconds
+
+
+def parse_range(text: str, option: str) -> tuple[float, float]:
+    """'30' or '30-90' (seconds, durations allowed on each side) to a (low, high) pair."""
+    low_text, _, high_text = text.partition("-")
+    low = parse_duration(low_text, option)
+    high = parse_duration(high_text, option) if high_text else low
+    if high < low:
+        raise ConfigError(f"{option}: range {text!r} has its high end below its low end")
+    return low, high
+
+
+@attrs.frozen
+class Delay:
+    """An artificial response delay of the embedded CSMS, in milliseconds."""
+
+    kind: Literal["none", "fixed", "uniform", "exp"] = "none"
+    low_ms: float = 0.0
+    high_ms: float = 0.0
+
+    def sample_s(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            return self.low_ms / 1000
+        if self.kind == "uniform":
+            return rng.uniform(self.low_ms, self.high_ms) / 1000
+        if self.kind == "exp":
+            return rng.expovariate(1 / self.low_ms) / 1000
+        return 0.0
+
+    def __str__(self) -> str:
+        if self.kind == "uniform":
+            return f"uniform:{self.low_ms:g}-{self.high_ms:g}"
+        if self.kind in ("fixed", "exp"):
+            return f"{self.kind}:{self.low_ms:g}"
+        return "0"
+
+
+def parse_delay(text: str) -> Delay:
+    """'50' (fixed ms), 'uniform:10-50', 'exp:20' (mean ms), or '0' for none."""
+    kind, _, value = text.strip().partition(":")
+    try:
+        if not value:
+            ms = float(kind)
+            if ms < 0:
+                raise ValueError
+            return Delay("fixed", ms, ms) if ms else Delay()
+        if kind == "uniform":
+            low_text, _, high_text = value.partition("-")
+            low, high = float(low_text), float(high_text)
+            if not 0 <= low <= high:
+                raise ValueError
+            return Delay("uniform", low, high)
+        if kind == "exp" and float(value) > 0:
+            return Delay("exp", float(value), float(value))
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"delay: expected milliseconds like 50, uniform:10-50 or exp:20; got {text!r}"
+    )
+
+
+def _check_url(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is None:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ConfigError(f"url: expected ws://host:port/path or wss://...; got {value!r}")
+
+
+@attrs.frozen
+class CsmsConfig:
+    """The embedded CSMS: where it listens and how it answers."""
+
+    host: str = "127.0.0.1"
+    port: int = attrs.field(default=9000, validator=attrs.validators.in_(range(0, 65536)))
+    heartbeat_interval_s: int = attrs.field(default=60, validator=attrs.validators.ge(0))
+    boot_status: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
+    delay: Delay = Delay()
+    password: str | None = attrs.field(default=None, repr=False)
+    cert_file: str | None = None
+    key_file: str | None = None
+    seed: int = 0
+
+
+@attrs.frozen
+class RunConfig:
+    """One `fleetsim spawn` run. `url=None` means: start the embedded CSMS."""
+
+    chargers: int = attrs.field(default=100, validator=attrs.validators.in_(range(1, 1_000_001)))
+    duration_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    url: str | None = attrs.field(default=None, validator=_check_url)
+    ramp_per_s: float = attrs.field(default=1000.0, validator=attrs.validators.gt(0))
+    id_prefix: str = "CP"
+    ocpp: Literal["1.6"] = "1.6"
+    transport: Literal["wsproto", "trio-websocket"] = "wsproto"
+    password: str | None = attrs.field(default=None, repr=False)
+    ca_file: str | None = None
+    insecure: bool = False
+    connect_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    backoff_s: tuple[float, float] = (1.0, 60.0)
+    graceful_stop_s: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    seed: int = 0
+    report_path: str | None = None
+    charger: ChargerSpec = attrs.field(factory=ChargerSpec)
+    csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
+
+    def charger_id(self, index: int) -> str:
+        """IDs are 1-based and zero-padded: CP00001 ... CP05000."""
+        return f"{self.id_prefix}{index:05d}"
+
+
+_converter = cattrs.Converter()
+
+
+def unstructure_config(config: RunConfig) -> dict[str, Any]:
+    """The resolved configuration for the report, with secrets replaced by what kind they are."""
+    data: dict[str, Any] = _converter.unstructure(config)
+    data["password"] = "***" if config.password else None
+    data["csms"]["password"] = "***" if config.csms.password else None
+    data["csms"]["delay"] = str(config.csms.delay)
+    if config.url is not None:
+        del data["csms"]
+    return data
+
+
+def build(cls: type[Any], **values: Any) -> Any:
+    """Construct a config object, turning validation failures into `ConfigError`."""
+    try:
+        return cls(**values)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None

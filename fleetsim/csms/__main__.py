@@ -1,0 +1,3 @@
+from fleetsim.csms.process import child_main
+
+child_main()

@@ -1,0 +1,119 @@
+"""The embedded CSMS's trio shell: WebSocket handshakes, the per-connection loop, TLS, auth.
+
+It runs in-process (tests, `await nursery.start(serve_csms, config)`) or as its own process
+(`fleetsim csms`, and the embedded target of `fleetsim spawn`, so that it does not share a core
+with the fleet it serves).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import random
+import ssl
+import time
+from typing import Any
+
+import attrs
+import trio
+
+from fleetsim.config import CsmsConfig
+from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.errors import ConfigError
+from fleetsim.ocpp import v16
+from fleetsim.ocpp.frames import BadFrame, Call, decode_frame, encode_frame
+from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
+
+__all__ = ["CsmsServer", "serve_csms"]
+
+
+@attrs.frozen
+class CsmsServer:
+    """What `serve_csms` hands to `nursery.start`: where it listens and its live counters."""
+
+    url: str
+    port: int
+    stats: CsmsStats
+
+
+def _server_ssl_context(config: CsmsConfig) -> ssl.SSLContext | None:
+    if config.cert_file is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cert-file: cannot load {config.cert_file!r}: {exc}") from None
+    return context
+
+
+def _authorized(headers: tuple[tuple[str, str], ...], password: str) -> bool:
+    for name, value in headers:
+        if name == "authorization" and value.startswith("Basic "):
+            try:
+                decoded = base64.b64decode(value[6:], validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+            return decoded.partition(":")[2] == password
+    return False
+
+
+async def serve_csms(
+    config: CsmsConfig, *, task_status: trio.TaskStatus[CsmsServer] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve OCPP 1.6 chargers on `config.host:config.port` until cancelled."""
+    stats = CsmsStats()
+    core = CsmsCore(stats, heartbeat_interval_s=config.heartbeat_interval_s,
+                    boot_status=config.boot_status)
+    ssl_context = _server_ssl_context(config)
+    rng = random.Random(config.seed)
+    delay = config.delay
+
+    async def handle(pending: PendingConnection) -> None:
+        request = pending.request
+        charger_id = request.path.partition("?")[0].rstrip("/").rpartition("/")[2]
+        if not charger_id:
+            stats.handshakes_rejected["no_charger_id"] += 1
+            await pending.reject(404, "the URL path must end in the charger ID")
+            return
+        if config.password is not None and not _authorized(request.headers, config.password):
+            stats.handshakes_rejected["unauthorized"] += 1
+            await pending.reject(401, "unauthorized")
+            return
+        if v16.SUBPROTOCOL not in request.subprotocols:
+            stats.handshakes_rejected["subprotocol"] += 1
+            conn = await pending.accept(None)
+            await conn.aclose(1002, "ocpp1.6 subprotocol required")
+            return
+        conn = await pending.accept(v16.SUBPROTOCOL)
+        stats.connections += 1
+        stats.connections_total += 1
+        try:
+            while True:
+                frame = decode_frame(await conn.receive_text())
+                if type(frame) is Call:
+                    if delay.kind != "none":
+                        await trio.sleep(delay.sample_s(rng))
+                    await conn.send_text(encode_frame(core.answer(frame, time.time())))
+                elif isinstance(frame, BadFrame):
+                    stats.bad_frames[frame.kind.value] += 1
+                    if frame.reply is not None:
+                        await conn.send_text(encode_frame(frame.reply))
+                else:
+                    stats.bad_frames["unknown_id"] += 1
+        except ConnectionClosed:
+            pass
+        finally:
+            stats.connections -= 1
+
+    async with trio.open_nursery() as nursery:
+        ports: list[int] = await nursery.start(functools.partial(
+            serve_websocket, handle, config.host, config.port, ssl_context=ssl_context))
+        scheme = "wss" if ssl_context is not None else "ws"
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        task_status.started(CsmsServer(f"{scheme}://{host}:{ports[0]}/ocpp", ports[0], stats))
+
+
+def stats_line(server: CsmsServer) -> dict[str, Any]:
+    return {"event": "stats", **server.stats.as_dict()}

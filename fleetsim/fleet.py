@@ -1,0 +1,249 @@
+"""The fleet: one trio nursery of charger tasks, each a thin shell around a `ChargerCore`.
+
+A charger is a single task: it waits for a message or for its core's next deadline, whichever
+comes first, hands what happened to the core and writes what the core answers. No extra task,
+channel or nursery per charger, so thousands fit in little memory and CPU. A charger's failure
+never touches its siblings: every error a connection can raise is caught and counted here.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from fleetsim.charger.core import ChargerCore
+from fleetsim.config import RunConfig
+from fleetsim.errors import ConfigError
+from fleetsim.metrics import Metrics
+from fleetsim.ocpp import v16
+from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
+
+__all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]
+
+_CLOSE_TIMEOUT_S = 2.0
+_UNREACHABLE_PROBES = 10
+
+
+@attrs.frozen
+class FleetOutcome:
+    """How the run ended: `stopped_by` is "duration", "interrupted" or "unreachable"."""
+
+    stopped_by: str
+    started_at: float
+    ended_at: float
+    reason: str = ""
+
+
+def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
+    """TLS settings for wss:// URLs: the system trust store, a CA file, or none at all."""
+    if not url.startswith("wss://"):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"ca-file: cannot load {ca_file!r}: {exc}") from None
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Fleet:
+    """Ramps up `config.chargers` chargers against `url` and runs them until told to stop."""
+
+    def __init__(
+        self, config: RunConfig, url: str, metrics: Metrics,
+        on_second: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.url = url.rstrip("/")
+        self.metrics = metrics
+        self._on_second = on_second
+        self._ssl_context = ssl_context_for(url, config.ca_file, config.insecure)
+        self._wall_offset = time.time() - trio.current_time()
+        self._stop = trio.Event()
+        self._stopped_by = "duration"
+        self._reason = ""
+        self._started = 0
+        self._t0 = trio.current_time()
+        self._draining = False
+        self._conversing = 0
+        self._drained = trio.Event()
+        self._wait_scopes: dict[int, trio.CancelScope] = {}
+        self._chargers_scope = trio.CancelScope()
+
+    def stop(self, stopped_by: str = "interrupted", reason: str = "") -> None:
+        """Ask the fleet to wind down; the first reason given wins."""
+        if not self._stop.is_set():
+            self._stopped_by, self._reason = stopped_by, reason
+            self._stop.set()
+
+    async def run(self) -> FleetOutcome:
+        started_at = time.time()
+        config = self.config
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_signals)
+            self._t0 = trio.current_time()
+            nursery.start_soon(self._tick_seconds)
+            async with trio.open_nursery() as chargers:
+                self._chargers_scope = chargers.cancel_scope
+                chargers.start_soon(self._ramp, chargers)
+                with trio.move_on_after(config.duration_s):
+                    await self._stop.wait()
+                await self._drain()
+                chargers.cancel_scope.cancel()
+            self._close_second()
+            nursery.cancel_scope.cancel()
+        return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason)
+
+    # -- supervision ------------------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Graceful stop: chargers send nothing new and wait for the answers still due."""
+        self._draining = True
+        if self._conversing == 0:
+            self._drained.set()
+        for scope in self._wait_scopes.values():
+            scope.cancel()
+        with trio.move_on_after(self.config.graceful_stop_s + 1.0):
+            await self._drained.wait()
+
+    async def _watch_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                if self._stop.is_set():
+                    self._chargers_scope.cancel()
+                self.stop("interrupted", "interrupted by signal")
+
+    async def _tick_seconds(self) -> None:
+        next_tick = self._t0 + 1.0
+        while True:
+            await trio.sleep_until(next_tick)
+            next_tick += 1.0
+            self._close_second()
+
+    def _close_second(self) -> None:
+        row = self.metrics.close_interval(trio.current_time() - self._t0)
+        if self._on_second is not None:
+            self._on_second(row)
+
+    async def _ramp(self, nursery: trio.Nursery) -> None:
+        t0 = trio.current_time()
+        for index in range(1, self.config.chargers + 1):
+            if self._draining:
+                return
+            due = t0 + (index - 1) / self.config.ramp_per_s
+            if trio.current_time() < due:
+                await trio.sleep_until(due)
+            nursery.start_soon(self._charger, index)
+            self._started = index
+
+    def _check_reachable(self) -> None:
+        """Give up early when the first attempts all failed and none ever succeeded."""
+        metrics = self.metrics
+        failures = sum(metrics.connect_failures.values())
+        if metrics.connected_peak == 0 and failures >= min(self.config.chargers,
+                                                           _UNREACHABLE_PROBES):
+            reasons = ", ".join(f"{reason} x{n}" for reason, n in
+                                metrics.connect_failures.most_common())
+            self.stop("unreachable", f"no charger could connect to {self.url} ({reasons})")
+
+    # -- one charger ------------------------------------------------------------------------
+
+    async def _charger(self, index: int) -> None:
+        config = self.config
+        charger_id = config.charger_id(index)
+        rng = random.Random(f"{config.seed}:{charger_id}")
+        core = ChargerCore(charger_id, config.charger, self.metrics, rng, self._wall_offset)
+        headers: list[tuple[str, str]] = []
+        if config.password:
+            token = base64.b64encode(f"{charger_id}:{config.password}".encode()).decode()
+            headers.append(("Authorization", f"Basic {token}"))
+        url = f"{self.url}/{charger_id}"
+        failures = 0
+        attempt = 0
+        try:
+            while True:
+                self.metrics.connect_attempt(reconnect=attempt > 0)
+                attempt += 1
+                if await self._connection(index, url, headers, core):
+                    failures = 0
+                else:
+                    failures += 1
+                if self._draining:
+                    return
+                low, high = config.backoff_s
+                delay = min(high, low * 2 ** min(failures, 30)) * rng.uniform(0.5, 1.0)
+                await trio.sleep(delay)
+        finally:
+            core.finish()
+
+    async def _connection(self, index: int, url: str, headers: list[tuple[str, str]],
+                          core: ChargerCore) -> bool:
+        """One connection's life; returns whether it connected at all."""
+        metrics = self.metrics
+        started = trio.current_time()
+        try:
+            async with open_connection(
+                url, subprotocols=[v16.SUBPROTOCOL], ssl_context=self._ssl_context,
+                headers=headers, connect_timeout=self.config.connect_timeout_s,
+                transport=self.config.transport,
+            ) as conn:
+                metrics.connect_ok(trio.current_time() - started)
+                clean, shutdown = True, False
+                self._conversing += 1
+                try:
+                    await self._converse(index, conn, core)
+                    shutdown = True
+                    core.finish()
+                except ConnectionClosed as exc:
+                    clean = exc.clean
+                    core.disconnected(trio.current_time())
+                except trio.Cancelled:
+                    shutdown = True
+                    core.finish()
+                    with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT_S):
+                        await conn.aclose()
+                    raise
+                finally:
+                    metrics.disconnected(clean=clean, shutdown=shutdown)
+                    self._wait_scopes.pop(index, None)
+                    self._conversing -= 1
+                    if self._draining and self._conversing == 0:
+                        self._drained.set()
+        except ConnectError as exc:
+            metrics.connect_failed(exc.reason)
+            self._check_reachable()
+            return False
+        return True
+
+    async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> None:
+        """Talk until the connection closes (raises) or the fleet has drained (returns)."""
+        for text in core.connected(trio.current_time()):
+            await conn.send_text(text)
+        while True:
+            if self._draining:
+                if not core.draining:
+                    core.drain(trio.current_time(), self.config.graceful_stop_s)
+                if core.drained:
+                    return
+            deadline = core.next_deadline()
+            received: str | None = None
+            if deadline > trio.current_time():
+                with trio.move_on_at(deadline) as scope:
+                    self._wait_scopes[index] = scope
+                    received = await conn.receive_text()
+            now = trio.current_time()
+            out = core.receive(received, now) if received is not None else []
+            if now >= core.next_deadline():
+                out += core.tick(now)
+            for text in out:
+                await conn.send_text(text)

@@ -1,0 +1,232 @@
+"""Run metrics: HDR latency histograms, outcome counters and the per-second timeline.
+
+Recording is a few integer operations into pre-allocated histograms, cheap enough for the hot
+path; percentiles are computed only when a timeline row or the report is made. Pure Python,
+no I/O: the fleet shell feeds it timestamps it read from its own clock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+__all__ = [
+    "HISTOGRAM_RANGE_US",
+    "PERCENTILES",
+    "ActionStats",
+    "CsmsCallStats",
+    "Metrics",
+    "new_histogram",
+    "percentiles_ms",
+]
+
+HISTOGRAM_RANGE_US = (1, 3_600_000_000)
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+
+
+def new_histogram() -> HdrHistogram:
+    """A histogram of microseconds from 1 µs to 1 h at 3 significant digits (DESIGN.md)."""
+    return HdrHistogram(HISTOGRAM_RANGE_US[0], HISTOGRAM_RANGE_US[1], SIGNIFICANT_DIGITS)
+
+
+def percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
+    """p50/p90/p99/p99.9/max/mean in milliseconds (bucket upper edges, as HDR reports them)."""
+    if histogram.get_total_count() == 0:
+        return {name: 0.0 for name in (*PERCENTILES, "max", "mean")}
+    values = histogram.get_percentile_to_value_dict(list(PERCENTILES.values()))
+    result = {name: values[pct] / 1000 for name, pct in PERCENTILES.items()}
+    result["max"] = histogram.get_max_value() / 1000
+    result["mean"] = round(histogram.get_mean_value() / 1000, 3)
+    return result
+
+
+class ActionStats:
+    """Outcomes and latencies of the CALLs of one action sent by the fleet.
+
+    Every CALL sent ends in exactly one of ok, callerror, timeout or in_flight. `lost` (the
+    connection dropped before the answer) is the part of `timeout` no answer could ever meet;
+    `late` counts answers that came after their CALL had timed out (they are discarded).
+    """
+
+    __slots__ = (
+        "callerror", "dropped_samples", "in_flight", "late", "lost", "ok", "response", "sent",
+        "service", "timeout",
+    )
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.ok = 0
+        self.callerror: Counter[str] = Counter()
+        self.timeout = 0
+        self.lost = 0
+        self.in_flight = 0
+        self.late = 0
+        self.dropped_samples = 0
+        self.service = new_histogram()
+        self.response = new_histogram()
+
+    @property
+    def errors(self) -> int:
+        return sum(self.callerror.values())
+
+    def balanced(self) -> bool:
+        return self.sent == self.ok + self.errors + self.timeout + self.in_flight
+
+
+class CsmsCallStats:
+    """CALLs the CSMS sent to chargers, and how the chargers answered them."""
+
+    __slots__ = ("answered", "callerror_sent", "received")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.answered = 0
+        self.callerror_sent: Counter[str] = Counter()
+
+
+class Metrics:
+    """Everything a run measures. One instance per fleet, shared by all chargers."""
+
+    def __init__(self) -> None:
+        self.actions: dict[str, ActionStats] = {}
+        self.csms_calls: dict[str, CsmsCallStats] = {}
+        self.bad_frames: Counter[str] = Counter()
+        self.discarded_unsent: Counter[str] = Counter()
+        self.queued_at_shutdown: Counter[str] = Counter()
+        self.connect_attempts = 0
+        self.connect_failures: Counter[str] = Counter()
+        self.handshake = new_histogram()
+        self.connected = 0
+        self.connected_peak = 0
+        self.disconnects_clean = 0
+        self.disconnects_abnormal = 0
+        self.reconnects = 0
+        self.booted_now = 0
+        self.boots = 0
+        self.booted_ids: set[str] = set()
+        self.timeline: list[dict[str, Any]] = []
+        self._interval = new_histogram()
+        self._interval_sent = 0
+        self._interval_ok = 0
+        self._interval_errors = 0
+
+    # -- CALLs sent by chargers -------------------------------------------------------------
+
+    def action(self, action: str) -> ActionStats:
+        stats = self.actions.get(action)
+        if stats is None:
+            stats = self.actions[action] = ActionStats()
+        return stats
+
+    def call_sent(self, action: str) -> None:
+        self.action(action).sent += 1
+        self._interval_sent += 1
+
+    def _record(self, stats: ActionStats, service_s: float, response_s: float) -> None:
+        response_us = int(response_s * 1e6)
+        if not (
+            stats.service.record_value(int(service_s * 1e6))
+            and stats.response.record_value(response_us)
+            and self._interval.record_value(response_us)
+        ):
+            stats.dropped_samples += 1
+
+    def call_ok(self, action: str, service_s: float, response_s: float) -> None:
+        stats = self.action(action)
+        stats.ok += 1
+        self._interval_ok += 1
+        self._record(stats, service_s, response_s)
+
+    def call_error(self, action: str, code: str, service_s: float, response_s: float) -> None:
+        stats = self.action(action)
+        stats.callerror[code] += 1
+        self._interval_errors += 1
+        self._record(stats, service_s, response_s)
+
+    def call_timeout(self, action: str, *, lost: bool = False) -> None:
+        stats = self.action(action)
+        stats.timeout += 1
+        stats.lost += lost
+        self._interval_errors += 1
+
+    def call_late(self, action: str) -> None:
+        self.action(action).late += 1
+
+    def call_in_flight(self, action: str) -> None:
+        self.action(action).in_flight += 1
+
+    # -- CALLs sent by the CSMS -------------------------------------------------------------
+
+    def csms_call(self, action: str, error_code: str | None) -> None:
+        stats = self.csms_calls.get(action)
+        if stats is None:
+            stats = self.csms_calls[action] = CsmsCallStats()
+        stats.received += 1
+        if error_code is None:
+            stats.answered += 1
+        else:
+            stats.callerror_sent[error_code] += 1
+
+    # -- connections ------------------------------------------------------------------------
+
+    def connect_attempt(self, *, reconnect: bool) -> None:
+        self.connect_attempts += 1
+        self.reconnects += reconnect
+
+    def connect_ok(self, handshake_s: float) -> None:
+        self.connected += 1
+        self.connected_peak = max(self.connected_peak, self.connected)
+        self.handshake.record_value(max(1, int(handshake_s * 1e6)))
+
+    def connect_failed(self, reason: str) -> None:
+        self.connect_failures[reason] += 1
+
+    def disconnected(self, *, clean: bool, shutdown: bool = False) -> None:
+        """A connection ended; closing it because the run is over is not a disconnect."""
+        self.connected -= 1
+        if shutdown:
+            return
+        if clean:
+            self.disconnects_clean += 1
+        else:
+            self.disconnects_abnormal += 1
+
+    def charger_booted(self, charger_id: str) -> None:
+        self.booted_now += 1
+        self.boots += 1
+        self.booted_ids.add(charger_id)
+
+    def charger_unbooted(self) -> None:
+        self.booted_now -= 1
+
+    # -- aggregates -------------------------------------------------------------------------
+
+    def totals(self) -> tuple[int, int, int]:
+        """(sent, ok, errors) over all actions; errors are CALLERRORs plus timeouts."""
+        sent = ok = errors = 0
+        for stats in self.actions.values():
+            sent += stats.sent
+            ok += stats.ok
+            errors += stats.errors + stats.timeout
+        return sent, ok, errors
+
+    def close_interval(self, t: float) -> dict[str, Any]:
+        """End the current one-second interval: append and return its timeline row."""
+        count = self._interval.get_total_count()
+        p99 = self._interval.get_value_at_percentile(99.0) / 1000 if count else 0.0
+        row = {
+            "t": round(t, 3),
+            "connected": self.connected,
+            "booted": self.booted_now,
+            "sent": self._interval_sent,
+            "ok": self._interval_ok,
+            "errors": self._interval_errors,
+            "p99_ms": p99,
+        }
+        self.timeline.append(row)
+        self._interval.reset()
+        self._interval_sent = self._interval_ok = self._interval_errors = 0
+        return row

@@ -1,0 +1,921 @@
+"""WebSocket transport: the only place that does WebSocket I/O.
+
+Two client implementations share one small `Connection` protocol:
+
+* ``"wsproto"`` (default) drives :mod:`wsproto` directly on a trio stream. It has no
+  background task and no channel per connection, so ten thousands of idle charge points
+  cost little memory and a round trip costs few context switches.
+* ``"trio-websocket"`` wraps :mod:`trio_websocket` and serves as a reference to compare
+  the fast path against.
+
+The server side (`serve_websocket`) is used by the embedded CSMS and always uses the
+wsproto implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import logging
+import socket
+import ssl
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import cache
+from typing import Final, Protocol, cast
+
+import attrs
+import trio
+import trio_websocket
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as _FrameConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+__all__ = [
+    "TRANSPORTS",
+    "ConnectError",
+    "Connection",
+    "ConnectionClosed",
+    "HandshakeRequest",
+    "PendingConnection",
+    "open_connection",
+    "serve_websocket",
+]
+
+TRANSPORTS: Final = ("wsproto", "trio-websocket")
+
+_RECEIVE_SIZE: Final = 65536
+_CLOSE_TIMEOUT: Final = 2.0
+_TW_QUEUE_SIZE: Final = 16
+
+_logger = logging.getLogger(__name__)
+# trio-websocket logs every frame at DEBUG; with thousands of connections even the
+# disabled-logger checks add up, and a DEBUG root logger would drown the run.
+logging.getLogger("trio-websocket").setLevel(logging.INFO)
+
+
+class ConnectError(Exception):
+    """Handshake failed. `reason` is a short stable label used as a metrics key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class ConnectionClosed(Exception):
+    """The connection is gone (either side closed, or it broke)."""
+
+    def __init__(self, code: int | None, reason: str = "", clean: bool = False) -> None:
+        super().__init__(code, reason, clean)
+        self.code = code
+        self.reason = reason
+        self.clean = clean
+
+    def __str__(self) -> str:
+        how = "closed" if self.clean else "lost"
+        return f"websocket {how} (code={self.code}, reason={self.reason!r})"
+
+
+class Connection(Protocol):
+    """An open WebSocket; both client transports and the server side satisfy this."""
+
+    subprotocol: str | None
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def receive_text(self) -> str: ...
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+_AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
+_CloseInfo = tuple[int | None, str, bool]
+
+
+class _WsprotoConnection:
+    """One WebSocket over a trio stream, driven inline by the calling task.
+
+    receive_text() reads the socket itself and keeps surplus frames inside wsproto for the
+    next call, so a connection is just this object, its stream and wsproto's frame parser.
+    """
+
+    __slots__ = (
+        "_broken",
+        "_client",
+        "_closed",
+        "_closing",
+        "_eof",
+        "_parts",
+        "_proto",
+        "_receiving",
+        "_send_lock",
+        "_stream",
+        "_wakeup",
+        "subprotocol",
+    )
+
+    subprotocol: str | None
+
+    def __init__(
+        self, stream: _AnyStream, proto: _FrameConnection, subprotocol: str | None, client: bool
+    ) -> None:
+        self._stream = stream
+        self._proto = proto
+        self.subprotocol = subprotocol
+        self._client = client
+        self._send_lock = trio.StrictFIFOLock()
+        self._parts: list[str | bytes] | None = None
+        self._closed: _CloseInfo | None = None
+        self._closing = False
+        self._broken = False
+        self._eof = False
+        self._receiving = False
+        self._wakeup: trio.Event | None = None
+
+    def _closed_error(self) -> ConnectionClosed:
+        assert self._closed is not None
+        return ConnectionClosed(*self._closed)
+
+    def _lost(self, reason: str) -> None:
+        self._broken = True
+        if self._closed is None:
+            self._closed = (None, reason, False)
+
+    async def _send_data(self, data: bytes) -> None:
+        """Write one or more whole frames; the caller holds the send lock."""
+        # Cancellation before anything is written leaves the stream usable; only a
+        # cancelled half-written frame has to mark it broken (see the except below).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._lost(f"send failed: {exc}")
+            raise self._closed_error() from None
+        except trio.Cancelled:
+            self._lost("send cancelled midway")
+            raise
+
+    async def send_text(self, text: str) -> None:
+        lock = self._send_lock
+        try:
+            # Uncontended fast path: send_all() is the checkpoint, so the extra schedule
+            # point of `async with lock` would only cost CPU (~10% of a round trip).
+            lock.acquire_nowait()
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            if self._closed is not None:
+                raise self._closed_error()
+            await self._send_data(self._proto.send(TextMessage(data=text)))
+        finally:
+            lock.release()
+
+    async def receive_text(self) -> str:
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already in receive_text()")
+        self._receiving = True
+        try:
+            proto = self._proto
+            while True:
+                if self._closed is not None:
+                    raise self._closed_error()
+                for event in proto.events():
+                    if isinstance(event, TextMessage):
+                        if not event.message_finished:
+                            self._add_part(event.data)
+                        elif self._parts is None:
+                            return event.data
+                        else:
+                            self._parts.append(event.data)
+                            parts, self._parts = self._parts, None
+                            return "".join(cast("list[str]", parts))
+                    elif isinstance(event, BytesMessage):
+                        # OCPP peers occasionally send JSON in binary frames.
+                        if not event.message_finished:
+                            self._add_part(bytes(event.data))
+                        elif self._parts is None:
+                            return bytes(event.data).decode("utf-8", "replace")
+                        else:
+                            self._parts.append(bytes(event.data))
+                            parts, self._parts = self._parts, None
+                            return b"".join(cast("list[bytes]", parts)).decode("utf-8", "replace")
+                    elif isinstance(event, Ping):
+                        async with self._send_lock:
+                            # Re-checked under the lock: aclose() may have sent a close.
+                            if not self._broken and proto.state is ConnectionState.OPEN:
+                                await self._send_data(proto.send(event.response()))
+                    elif isinstance(event, CloseConnection):
+                        await self._on_close_event(event)
+                        raise self._closed_error()
+                if self._closed is not None:
+                    raise self._closed_error()
+                try:
+                    data = cast("bytes", await self._stream.receive_some(_RECEIVE_SIZE))
+                except trio.BrokenResourceError as exc:
+                    self._lost(f"connection broken: {exc}")
+                    raise self._closed_error() from None
+                except trio.ClosedResourceError:
+                    self._lost("connection closed locally")
+                    raise self._closed_error() from None
+                if not data:
+                    self._eof = True
+                    self._lost("connection lost without a close frame")
+                    raise self._closed_error()
+                if proto.state is not ConnectionState.CLOSED:
+                    proto.receive_data(data)
+        finally:
+            self._receiving = False
+            if self._wakeup is not None:
+                self._wakeup.set()
+                self._wakeup = None
+
+    def _add_part(self, part: str | bytes) -> None:
+        if self._parts is None:
+            self._parts = [part]
+        else:
+            self._parts.append(part)
+
+    async def _on_close_event(self, event: CloseConnection) -> None:
+        proto = self._proto
+        if proto.state is ConnectionState.CLOSED:
+            if self._closed is None:
+                self._closed = (event.code, event.reason or "", True)
+            return
+        # REMOTE_CLOSING: the peer started the close and expects our echo. OPEN: wsproto
+        # rejected the peer's data (ParseFailed) and reports the code we should close with.
+        clean = proto.state is ConnectionState.REMOTE_CLOSING
+        self._closed = (event.code, event.reason or "", clean)
+        reply = event.response() if clean else event
+        async with self._send_lock:
+            if not self._broken and proto.state in (
+                ConnectionState.OPEN,
+                ConnectionState.REMOTE_CLOSING,
+            ):
+                with contextlib.suppress(ConnectionClosed):
+                    await self._send_data(proto.send(reply))
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        """Close handshake bounded by 2 s, then close the stream; never raises.
+
+        Cancellation still propagates (after the stream is closed).
+        """
+        if self._closing:
+            return
+        self._closing = True
+        try:
+            # The peer may already be gone in any number of ways; none of them matter now.
+            with contextlib.suppress(Exception), trio.move_on_after(_CLOSE_TIMEOUT):
+                await self._close_handshake(code, reason)
+        finally:
+            self._broken = True
+            if self._closed is None:
+                self._closed = (code, reason, False)
+            await trio.aclose_forcefully(self._stream)
+
+    async def _close_handshake(self, code: int, reason: str) -> None:
+        proto = self._proto
+        if self._closed is None:
+            self._closed = (code, reason, False)
+        if self._broken:
+            return
+        if proto.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
+            async with self._send_lock:
+                if self._broken:
+                    return
+                data = proto.send(CloseConnection(code=code, reason=reason or None))
+                await self._stream.send_all(data)
+        # Wait for the peer's close frame; a client also waits for the server to close
+        # TCP first (RFC 6455 7.1.1) so that TIME_WAIT lands on the server, not on the
+        # load generator's ephemeral ports.
+        while not self._eof:
+            if self._receiving:
+                self._wakeup = wakeup = trio.Event()
+                await wakeup.wait()
+                continue
+            if proto.state is not ConnectionState.CLOSED:
+                for _ in proto.events():
+                    pass
+            if proto.state is ConnectionState.CLOSED:
+                code_, reason_, _clean = self._closed
+                self._closed = (code_, reason_, True)
+                if not self._client:
+                    return
+            data = cast("bytes", await self._stream.receive_some(_RECEIVE_SIZE))
+            if not data:
+                self._eof = True
+            elif proto.state is not ConnectionState.CLOSED:
+                proto.receive_data(data)
+
+
+class _TrioWebsocketConnection:
+    """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
+
+    __slots__ = ("_reader_done", "_stream", "_ws", "subprotocol")
+
+    subprotocol: str | None
+
+    def __init__(
+        self, ws: trio_websocket.WebSocketConnection, stream: _AnyStream, reader_done: trio.Event
+    ) -> None:
+        self._ws = ws
+        self._stream = stream
+        self._reader_done = reader_done
+        self.subprotocol = ws.subprotocol
+
+    async def send_text(self, text: str) -> None:
+        try:
+            await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as exc:
+            raise _from_tw_closed(exc) from None
+
+    async def receive_text(self) -> str:
+        try:
+            message = await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            raise _from_tw_closed(exc) from None
+        if isinstance(message, str):
+            return message
+        return message.decode("utf-8", "replace")
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        try:
+            with contextlib.suppress(Exception), trio.move_on_after(_CLOSE_TIMEOUT):
+                await self._ws.aclose(code, reason or None)
+                # After a peer-initiated close trio-websocket returns at once and its
+                # reader waits, unbounded, for the server to close TCP; give it the
+                # same budget, then close the stream ourselves, which ends the reader.
+                await self._reader_done.wait()
+        finally:
+            await trio.aclose_forcefully(self._stream)
+
+
+def _from_tw_closed(exc: trio_websocket.ConnectionClosed) -> ConnectionClosed:
+    info = exc.reason
+    if info is None:
+        return ConnectionClosed(None, "connection lost", False)
+    if info.code == 1006:  # trio-websocket's marker for "no close frame"
+        return ConnectionClosed(None, info.reason or "connection lost", False)
+    return ConnectionClosed(info.code, info.reason or "", True)
+
+
+# --------------------------------------------------------------------------- client
+
+
+@attrs.frozen
+class _Target:
+    secure: bool
+    host: str
+    port: int
+    resource: str
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port == (443 if self.secure else 80):
+            return host
+        return f"{host}:{self.port}"
+
+
+def _parse_url(url: str) -> _Target:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConnectError("other", f"invalid websocket URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ConnectError("other", f"invalid websocket URL {url!r}: scheme must be ws or wss")
+    if not parts.hostname:
+        raise ConnectError("other", f"invalid websocket URL {url!r}: no host")
+    secure = scheme == "wss"
+    resource = parts.path or "/"
+    if parts.query:
+        resource = f"{resource}?{parts.query}"
+    return _Target(secure, parts.hostname, port or (443 if secure else 80), resource)
+
+
+@cache
+def _default_ssl_context() -> ssl.SSLContext:
+    # Loading the system trust store costs milliseconds; do it once, not per charger.
+    return ssl.create_default_context()
+
+
+def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+        elif current.__context__ is not None and not current.__suppress_context__:
+            stack.append(current.__context__)
+
+
+def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
+    """Classify a failure while opening a connection into a stable metrics label."""
+    where = target.netloc
+
+    def find(*types: type[BaseException]) -> BaseException | None:
+        for item in _exception_chain(exc):
+            if isinstance(item, types):
+                return item
+        return None
+
+    if isinstance(exc, ConnectError):
+        return exc
+    if find(ConnectionRefusedError):
+        return ConnectError("refused", f"connection refused by {where}")
+    if (found := find(socket.gaierror)) is not None:
+        return ConnectError("dns", f"cannot resolve {target.host!r}: {found}")
+    if find(trio.TooSlowError, TimeoutError):
+        return ConnectError("timeout", f"timed out connecting to {where}")
+    if (found := find(trio_websocket.ConnectionRejected)) is not None:
+        status = cast("trio_websocket.ConnectionRejected", found).status_code
+        return ConnectError(
+            f"http_{status}", f"{where} rejected the websocket handshake with HTTP {status}"
+        )
+    if (found := find(ssl.SSLError)) is not None:
+        return ConnectError("tls", f"TLS handshake with {where} failed: {found}")
+    if find(
+        ConnectionResetError,
+        ConnectionAbortedError,
+        BrokenPipeError,
+        trio.BrokenResourceError,
+        trio.ClosedResourceError,
+        EOFError,
+    ):
+        return ConnectError("reset", f"{where} closed the connection during the handshake")
+    return ConnectError("other", f"cannot connect to {where}: {exc!r}")
+
+
+async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
+    """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
+    tcp = await trio.open_tcp_stream(target.host, target.port)
+    if not target.secure:
+        return tcp
+    context = ssl_context if ssl_context is not None else _default_ssl_context()
+    tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tls)
+        raise
+    return tls
+
+
+def _encode_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+
+
+async def _wsproto_handshake(
+    stream: _AnyStream,
+    target: _Target,
+    subprotocols: Sequence[str],
+    headers: Sequence[tuple[str, str]],
+) -> _WsprotoConnection:
+    ws = WSConnection(ConnectionType.CLIENT)
+    request = Request(
+        host=target.host_header,
+        target=target.resource,
+        subprotocols=list(subprotocols),
+        extra_headers=_encode_headers(headers),
+    )
+    await stream.send_all(ws.send(request))
+    while True:
+        data = cast("bytes", await stream.receive_some(_RECEIVE_SIZE))
+        if not data:
+            raise ConnectError(
+                "reset", f"{target.netloc} closed the connection during the websocket handshake"
+            )
+        try:
+            ws.receive_data(data)
+        except RemoteProtocolError as exc:
+            label = "subprotocol" if "subprotocol" in str(exc) else "other"
+            raise ConnectError(
+                label, f"invalid websocket handshake response from {target.netloc}: {exc}"
+            ) from exc
+        for event in ws.events():
+            if isinstance(event, AcceptConnection):
+                proto = ws.connection
+                assert proto is not None
+                return _WsprotoConnection(stream, proto, event.subprotocol, client=True)
+            if isinstance(event, RejectConnection):
+                status = event.status_code
+                raise ConnectError(
+                    f"http_{status}",
+                    f"{target.netloc} rejected the websocket handshake with HTTP {status}",
+                )
+
+
+def _subprotocol_error(target: _Target, subprotocols: Sequence[str]) -> ConnectError:
+    return ConnectError(
+        "subprotocol", f"{target.netloc} agreed none of the subprotocols {list(subprotocols)}"
+    )
+
+
+async def _connect_wsproto(
+    url: str,
+    subprotocols: Sequence[str],
+    ssl_context: ssl.SSLContext | None,
+    headers: Sequence[tuple[str, str]],
+    connect_timeout: float,
+) -> _WsprotoConnection:
+    target = _parse_url(url)
+    try:
+        with trio.fail_after(connect_timeout):
+            stream = await _open_stream(target, ssl_context)
+            try:
+                conn = await _wsproto_handshake(stream, target, subprotocols, headers)
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+    except ConnectError:
+        raise
+    except trio.TooSlowError as exc:
+        raise ConnectError(
+            "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
+        ) from exc
+    except Exception as exc:
+        raise _connect_error(exc, target) from exc
+    if subprotocols and conn.subprotocol is None:
+        await conn.aclose(1002, "no subprotocol agreed")
+        raise _subprotocol_error(target, subprotocols)
+    return conn
+
+
+@asynccontextmanager
+async def _open_wsproto(
+    url: str,
+    subprotocols: Sequence[str],
+    ssl_context: ssl.SSLContext | None,
+    headers: Sequence[tuple[str, str]],
+    connect_timeout: float,
+) -> AsyncIterator[Connection]:
+    conn = await _connect_wsproto(url, subprotocols, ssl_context, headers, connect_timeout)
+    try:
+        yield conn
+    except BaseException:
+        # Shielded (and bounded by aclose's own timeout) so the body's exception is what
+        # propagates, not a Cancelled raised by the cleanup.
+        with trio.CancelScope(shield=True):
+            await conn.aclose()
+        raise
+    await conn.aclose()
+
+
+class _ReaderWatch:
+    """Stands in for the nursery handed to trio_websocket.wrap_client_stream.
+
+    trio-websocket waits for the handshake forever when its reader task ends first
+    (the server hung up), which would report a "reset" as a "timeout" much later.
+    The reader is also shielded: if it were cancelled together with the body, the
+    close handshake in aclose() could never read the peer's reply and would always
+    wait the full timeout. It ends anyway once the stream is closed, which every exit
+    path does.
+    """
+
+    __slots__ = ("_nursery", "done", "ended_early", "scope")
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self.scope = trio.CancelScope()
+        self.ended_early = False
+        self.done = trio.Event()
+
+    def start_soon(self, fn: Callable[[], Awaitable[None]]) -> None:
+        self._nursery.start_soon(self._run, fn)
+
+    async def _run(self, fn: Callable[[], Awaitable[None]]) -> None:
+        try:
+            with trio.CancelScope(shield=True):
+                await fn()
+        finally:
+            self.done.set()
+        if not self.scope.cancel_called:
+            self.ended_early = True
+            self.scope.cancel()
+
+
+async def _trio_websocket_handshake(
+    nursery: trio.Nursery,
+    target: _Target,
+    subprotocols: Sequence[str],
+    ssl_context: ssl.SSLContext | None,
+    headers: Sequence[tuple[str, str]],
+    connect_timeout: float,
+) -> _TrioWebsocketConnection:
+    try:
+        with trio.fail_after(connect_timeout):
+            stream = await _open_stream(target, ssl_context)
+            watch = _ReaderWatch(nursery)
+            try:
+                with watch.scope:
+                    ws = await trio_websocket.wrap_client_stream(
+                        cast("trio.Nursery", watch),
+                        stream,
+                        target.host_header,
+                        target.resource,
+                        subprotocols=list(subprotocols),
+                        extra_headers=_encode_headers(headers),
+                        message_queue_size=_TW_QUEUE_SIZE,
+                        receive_buffer_size=_RECEIVE_SIZE,
+                    )
+                # The handshake finished; the reader ending later is not our business.
+                watch.scope.cancel()
+            except BaseException:
+                await trio.aclose_forcefully(stream)
+                raise
+            if watch.ended_early:
+                await trio.aclose_forcefully(stream)
+                raise ConnectError(
+                    "reset",
+                    f"{target.netloc} closed the connection during the websocket handshake",
+                )
+    except ConnectError:
+        raise
+    except trio.TooSlowError as exc:
+        raise ConnectError(
+            "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
+        ) from exc
+    except Exception as exc:
+        raise _connect_error(exc, target) from exc
+    conn = _TrioWebsocketConnection(ws, stream, watch.done)
+    if subprotocols and conn.subprotocol is None:
+        await conn.aclose(1002, "no subprotocol agreed")
+        raise _subprotocol_error(target, subprotocols)
+    return conn
+
+
+def _pick_error(
+    group: BaseExceptionGroup[BaseException],
+    body_error: BaseException | None,
+    entered: bool,
+    target: _Target,
+) -> BaseException:
+    """Unwrap the nursery's exception group into the single exception callers expect."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    errors = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+    if body_error is not None and (not isinstance(body_error, trio.Cancelled) or not errors):
+        return body_error
+    if errors:
+        if not entered and isinstance(errors[0], Exception):
+            return _connect_error(errors[0], target)
+        return errors[0]
+    return leaves[0]
+
+
+@asynccontextmanager
+async def _open_trio_websocket(
+    url: str,
+    subprotocols: Sequence[str],
+    ssl_context: ssl.SSLContext | None,
+    headers: Sequence[tuple[str, str]],
+    connect_timeout: float,
+) -> AsyncIterator[Connection]:
+    target = _parse_url(url)
+    conn: _TrioWebsocketConnection | None = None
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            conn = await _trio_websocket_handshake(
+                nursery, target, subprotocols, ssl_context, headers, connect_timeout
+            )
+            try:
+                yield conn
+            except BaseException as exc:
+                body_error = exc
+                with trio.CancelScope(shield=True):
+                    await conn.aclose()
+                raise
+            await conn.aclose()
+    except BaseExceptionGroup as group:
+        error = _pick_error(group, body_error, conn is not None, target)
+    else:
+        return
+    raise error
+
+
+def open_connection(
+    url: str,
+    *,
+    subprotocols: Sequence[str],
+    ssl_context: ssl.SSLContext | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    connect_timeout: float = 10.0,
+    transport: str = "wsproto",
+) -> AbstractAsyncContextManager[Connection]:
+    """Connect to a ws:// or wss:// URL; entering raises ConnectError, exiting closes.
+
+    The whole entry (TCP, TLS and WebSocket handshake) is bounded by `connect_timeout`.
+    """
+    if transport == "wsproto":
+        return _open_wsproto(url, subprotocols, ssl_context, headers, connect_timeout)
+    if transport == "trio-websocket":
+        return _open_trio_websocket(url, subprotocols, ssl_context, headers, connect_timeout)
+    raise ValueError(f"unknown transport {transport!r}; expected one of {TRANSPORTS}")
+
+
+# --------------------------------------------------------------------------- server
+
+
+@attrs.frozen
+class HandshakeRequest:
+    """What the client asked for in its HTTP upgrade request."""
+
+    path: str
+    subprotocols: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
+
+
+def _http_response(status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    payload = body.encode("utf-8")
+    head = [
+        f"HTTP/1.1 {status} {phrase}".encode("latin-1"),
+        b"content-type: text/plain; charset=utf-8",
+        b"content-length: " + str(len(payload)).encode("ascii"),
+        b"connection: close",
+    ]
+    head.extend(name + b": " + value for name, value in extra)
+    return b"\r\n".join(head) + b"\r\n\r\n" + payload
+
+
+_PENDING: Final = 0
+_ACCEPTED: Final = 1
+_REJECTED: Final = 2
+
+
+class PendingConnection:
+    """A WebSocket upgrade request waiting for the handler to accept or reject it."""
+
+    __slots__ = ("_conn", "_state", "_stream", "_ws", "request")
+
+    def __init__(self, request: HandshakeRequest, stream: _AnyStream, ws: WSConnection) -> None:
+        self.request = request
+        self._stream = stream
+        self._ws: WSConnection | None = ws
+        self._state = _PENDING
+        self._conn: _WsprotoConnection | None = None
+
+    async def accept(self, subprotocol: str | None) -> Connection:
+        """Complete the handshake; `subprotocol` must be one the client offered, or None."""
+        if self._state != _PENDING or self._ws is None:
+            raise RuntimeError("connection was already accepted or rejected")
+        ws = self._ws
+        try:
+            data = ws.send(AcceptConnection(subprotocol=subprotocol))
+        except LocalProtocolError as exc:
+            raise ValueError(str(exc)) from None
+        proto = ws.connection
+        assert proto is not None
+        self._state = _ACCEPTED
+        self._ws = None  # drop h11's buffers; only the frame parser is needed from now on
+        conn = _WsprotoConnection(self._stream, proto, subprotocol, client=False)
+        self._conn = conn
+        async with conn._send_lock:
+            await conn._send_data(data)
+        return conn
+
+    async def reject(self, status: int, body: str = "") -> None:
+        """Answer the upgrade request with a plain HTTP response; the stream is then closed."""
+        if self._state != _PENDING:
+            raise RuntimeError("connection was already accepted or rejected")
+        self._state = _REJECTED
+        self._ws = None
+        try:
+            await self._stream.send_all(_http_response(status, body))
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise ConnectionClosed(None, f"send failed: {exc}", False) from None
+
+    async def _finish(self) -> None:
+        if self._state == _PENDING:
+            with contextlib.suppress(ConnectionClosed):
+                await self.reject(500, "handler neither accepted nor rejected the connection")
+        elif self._conn is not None:
+            await self._conn.aclose()
+
+
+_CONNECTION_ERRORS: Final = (
+    ConnectionClosed,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    ssl.SSLError,
+    OSError,
+)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_connection_error(inner) for inner in exc.exceptions)
+    return isinstance(exc, _CONNECTION_ERRORS)
+
+
+async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | None:
+    ws = WSConnection(ConnectionType.SERVER)
+    while True:
+        data = cast("bytes", await stream.receive_some(_RECEIVE_SIZE))
+        if not data:
+            return None
+        try:
+            ws.receive_data(data)
+        except RemoteProtocolError as exc:
+            hint = exc.event_hint
+            if isinstance(hint, RejectConnection):
+                response = _http_response(hint.status_code, f"{exc}\n", hint.headers)
+            else:
+                response = _http_response(400, f"{exc}\n")
+            await stream.send_all(response)
+            return None
+        for event in ws.events():
+            if isinstance(event, Request):
+                headers = (("host", event.host), *(
+                    (name.decode("latin-1").lower(), value.decode("latin-1"))
+                    for name, value in event.extra_headers
+                ))
+                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers)
+                return PendingConnection(request, stream, ws)
+
+
+async def _serve_connection(
+    tcp: trio.SocketStream,
+    handler: Callable[[PendingConnection], Awaitable[None]],
+    ssl_context: ssl.SSLContext | None,
+    handshake_timeout: float,
+) -> None:
+    stream: _AnyStream = tcp
+    pending: PendingConnection | None = None
+    try:
+        with trio.move_on_after(handshake_timeout):
+            if ssl_context is not None:
+                stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
+                await stream.do_handshake()
+            pending = await _receive_upgrade_request(stream)
+        if pending is None:
+            return
+        try:
+            await handler(pending)
+        finally:
+            await pending._finish()
+    except Exception as exc:
+        if not _is_connection_error(exc):
+            path = pending.request.path if pending is not None else "?"
+            _logger.error("websocket handler for %s failed", path, exc_info=exc)
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def serve_websocket(
+    handler: Callable[[PendingConnection], Awaitable[None]],
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float = 10.0,
+    task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept WebSocket connections forever, calling `handler` once per upgrade request.
+
+    Errors of a single connection are contained (connection errors silently, handler
+    bugs logged), so one misbehaving charge point cannot take the CSMS down.
+    """
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    ports = [listener.socket.getsockname()[1] for listener in listeners]
+
+    async def serve_one(stream: trio.SocketStream) -> None:
+        await _serve_connection(stream, handler, ssl_context, handshake_timeout)
+
+    task_status.started(ports)
+    await trio.serve_listeners(serve_one, listeners)

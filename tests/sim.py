@@ -1,0 +1,92 @@
+"""A deterministic in-memory link between a `ChargerCore` and the embedded CSMS's `CsmsCore`.
+
+Drives both sans-IO cores on a simulated clock, so hours of charger life run in milliseconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+
+import orjson
+
+from fleetsim.charger.core import ChargerCore, ChargerSpec
+from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.metrics import Metrics
+from fleetsim.ocpp.frames import Call, decode_frame, encode_frame
+
+WALL_OFFSET = 1_764_000_000.0
+
+
+class Link:
+    """Charger and CSMS joined by a wire with a fixed one-way latency.
+
+    `csms_answers` may be replaced to make the CSMS misbehave (delay, drop, answer oddly);
+    every frame on the wire is kept in `wire` as (time, direction, decoded JSON).
+    """
+
+    def __init__(self, spec: ChargerSpec | None = None, *, seed: int = 1, latency: float = 0.001,
+                 heartbeat_interval_s: int = 60, boot_status: str = "Accepted") -> None:
+        self.metrics = Metrics()
+        self.charger = ChargerCore("CP00001", spec or ChargerSpec(), self.metrics,
+                                   random.Random(seed), WALL_OFFSET)
+        self.csms_stats = CsmsStats()
+        self.csms = CsmsCore(self.csms_stats, heartbeat_interval_s=heartbeat_interval_s,
+                             boot_status=boot_status)
+        self.latency = latency
+        self.now = 0.0
+        self.wire: list[tuple[float, str, list[object]]] = []
+        self.csms_delay: Callable[[Call], float | None] = lambda call: 0.0
+        self._events: list[tuple[float, int, str, str]] = []
+        self._seq = itertools.count()
+
+    def _at(self, when: float, kind: str, text: str) -> None:
+        heapq.heappush(self._events, (when, next(self._seq), kind, text))
+
+    def _charger_out(self, frames: list[str]) -> None:
+        for text in frames:
+            self.wire.append((self.now, "cp->csms", orjson.loads(text)))
+            self._at(self.now + self.latency, "to_csms", text)
+
+    def send_to_charger(self, text: str, when: float | None = None) -> None:
+        self._at(self.now if when is None else when, "to_charger", text)
+
+    def connect(self) -> None:
+        self._charger_out(self.charger.connected(self.now))
+
+    def run_until(self, end: float) -> None:
+        while True:
+            deadline = self.charger.next_deadline()
+            when = self._events[0][0] if self._events else float("inf")
+            if min(deadline, when) > end:
+                self.now = end
+                return
+            if deadline <= when:
+                self.now = deadline
+                self._charger_out(self.charger.tick(self.now))
+                continue
+            self.now, _, kind, text = heapq.heappop(self._events)
+            if kind == "to_charger":
+                try:
+                    self.wire.append((self.now, "csms->cp", orjson.loads(text)))
+                except orjson.JSONDecodeError:
+                    self.wire.append((self.now, "csms->cp", [text]))
+                self._charger_out(self.charger.receive(text, self.now))
+            else:
+                self._csms_receive(text)
+
+    def _csms_receive(self, text: str) -> None:
+        call = decode_frame(text)
+        if not isinstance(call, Call):
+            return
+        delay = self.csms_delay(call)
+        if delay is None:
+            return
+        reply = encode_frame(self.csms.answer(call, self.now + WALL_OFFSET))
+        self._at(self.now + delay + self.latency, "to_charger", reply)
+
+    def sent_actions(self) -> list[str]:
+        return [str(msg[2]) for _, direction, msg in self.wire
+                if direction == "cp->csms" and msg[0] == 2]

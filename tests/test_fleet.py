@@ -1,0 +1,197 @@
+"""Fleets against real CSMSs on 127.0.0.1: counts, latency accuracy, TLS, auth, bad peers."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import attrs
+import pytest
+import trio
+
+from fleetsim import SCHEMA, ChargerSpec, CsmsServer, RunConfig, spawn
+from fleetsim.transport import PendingConnection, serve_websocket
+
+from .conftest import TlsFiles, start_csms
+
+BUSY = ChargerSpec(connectors=2, meter_interval_s=0.3, session_s=(0.5, 1.0), idle_s=(0.1, 0.4))
+
+
+def _assert_balanced(report: dict[str, object]) -> None:
+    calls = report["calls"]
+    assert isinstance(calls, dict)
+    for action, stats in calls.items():
+        errors = sum(stats["callerror"].values())
+        assert stats["sent"] == stats["ok"] + errors + stats["timeout"] + stats["in_flight"], action
+
+
+@pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
+async def test_fleet_boots_runs_sessions_and_counts_match_the_csms(
+    csms: CsmsServer, transport: str
+) -> None:
+    config = RunConfig(chargers=300, duration_s=3, url=csms.url, ramp_per_s=2000,
+                       charger=BUSY, transport=transport)  # type: ignore[arg-type]
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    report = result.report
+    assert report["schema"] == SCHEMA
+    assert result.outcome.stopped_by == "duration"
+    assert report["chargers"]["booted"] == 300
+    assert report["chargers"]["connected_peak"] == 300
+    assert report["chargers"]["connect_failures"] == {}
+    assert report["calls"]["StopTransaction"]["ok"] > 100
+    assert report["calls"]["MeterValues"]["ok"] > 300
+    ok = {action: stats["ok"] for action, stats in report["calls"].items()}
+    assert ok == dict(csms.stats.received)
+    _assert_balanced(report)
+    assert report["totals"]["errors"] == 0
+    assert 2 <= len(report["timeline"]) <= 5
+    assert sum(row["ok"] for row in report["timeline"]) == report["totals"]["ok"]
+    json.dumps(report)
+
+
+async def test_service_time_is_accurate_with_a_50ms_csms(nursery: trio.Nursery) -> None:
+    server = await start_csms(nursery, delay=__import__("fleetsim").parse_delay("50"))
+    config = RunConfig(chargers=20, duration_s=2.5, url=server.url,
+                       charger=ChargerSpec(connectors=1, idle_s=(100, 100)))
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    for action in ("BootNotification", "StatusNotification"):
+        stats = result.report["calls"][action]
+        assert stats["ok"] == 20 if action == "BootNotification" else 40
+        assert 50.0 <= stats["service_ms"]["p50"] <= 53.0, stats["service_ms"]
+    # the second StatusNotification waits for the first answer: its response time shows it
+    status = result.report["calls"]["StatusNotification"]
+    assert status["response_ms"]["max"] > 100 > status["service_ms"]["max"]
+
+
+async def test_wss_with_a_trusted_ca(nursery: trio.Nursery, tls_files: TlsFiles) -> None:
+    server = await start_csms(nursery, cert_file=tls_files.cert_file,
+                              key_file=tls_files.key_file)
+    assert server.url.startswith("wss://")
+    config = RunConfig(chargers=20, duration_s=1.5, url=server.url, ca_file=tls_files.ca_file)
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    assert result.report["chargers"]["booted"] == 20
+
+
+async def test_wss_with_an_untrusted_certificate(nursery: trio.Nursery,
+                                                 tls_files: TlsFiles) -> None:
+    server = await start_csms(nursery, cert_file=tls_files.cert_file,
+                              key_file=tls_files.key_file)
+    config = RunConfig(chargers=20, duration_s=10, url=server.url)
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    assert result.outcome.stopped_by == "unreachable"
+    assert "tls" in result.outcome.reason
+    insecure = attrs.evolve(config, insecure=True, duration_s=1.5)
+    with trio.fail_after(20):
+        result = await spawn(insecure, write=False)
+    assert result.report["chargers"]["booted"] == 20
+
+
+async def test_basic_auth_and_the_password_stays_secret(nursery: trio.Nursery) -> None:
+    secret = "s3cret-Pa55word"
+    server = await start_csms(nursery, password=secret)
+    good = RunConfig(chargers=10, duration_s=1.5, url=server.url, password=secret)
+    with trio.fail_after(20):
+        result = await spawn(good, write=False)
+    assert result.report["chargers"]["booted"] == 10
+    assert secret not in json.dumps(result.report)
+    assert secret not in repr(good)
+    bad = attrs.evolve(good, password="wrong", duration_s=10)
+    with trio.fail_after(20):
+        result = await spawn(bad, write=False)
+    assert result.outcome.stopped_by == "unreachable"
+    assert result.report["chargers"]["connect_failures"] == {"http_401": 10}
+
+
+async def test_unreachable_target_stops_early() -> None:
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = RunConfig(chargers=50, duration_s=30, url=f"ws://127.0.0.1:{port}/ocpp")
+    with trio.fail_after(5):
+        result = await spawn(config, write=False)
+    assert result.outcome.stopped_by == "unreachable"
+    assert "refused" in result.outcome.reason
+    assert result.report["chargers"]["booted"] == 0
+
+
+@attrs.define
+class Misbehaving:
+    """A CSMS that boots chargers, then sends junk, then drops the connection."""
+
+    replies: list[list[object]] = attrs.Factory(list)
+    connections: int = 0
+
+
+JUNK = [
+    "this is not json",
+    '{"not": "an array"}',
+    "[7, \"x\", {}]",
+    '[2, "call-1", "MakeCoffee", {}]',
+    '[2, "call-2", "Reset", []]',
+    '[2, "call-3", "Reset", {"type": "Soft"}]',
+    '[3, "no-such-call", {}]',
+    '[4, "no-such-call", "InternalError", "", {}]',
+]
+
+
+async def _misbehave(state: Misbehaving, pending: PendingConnection) -> None:
+    conn = await pending.accept("ocpp1.6")
+    state.connections += 1
+    boot = json.loads(await conn.receive_text())
+    await conn.send_text(json.dumps(
+        [3, boot[1], {"status": "Accepted", "interval": 60,
+                      "currentTime": "2026-01-01T00:00:00.000Z"}]))
+    for junk in JUNK:
+        await conn.send_text(junk)
+    with trio.move_on_after(0.5):
+        while True:
+            message = json.loads(await conn.receive_text())
+            if message[0] == 2:
+                await conn.send_text(json.dumps([3, message[1], {}]))
+            else:
+                state.replies.append(message)
+    # drop the TCP connection without a close handshake
+    stream = getattr(conn, "_stream", None)
+    if stream is not None:
+        await stream.aclose()
+
+
+async def test_a_misbehaving_csms_is_answered_counted_and_survived(
+    nursery: trio.Nursery,
+) -> None:
+    state = Misbehaving()
+    ports = await nursery.start(functools.partial(
+        serve_websocket, functools.partial(_misbehave, state), "127.0.0.1", 0))
+    config = RunConfig(chargers=3, duration_s=3, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
+                       backoff_s=(0.05, 0.2), charger=ChargerSpec(idle_s=(100, 100)))
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    report = result.report
+    assert result.outcome.stopped_by == "duration"
+    assert state.connections >= 6
+    assert report["chargers"]["reconnects"] >= 3
+    assert report["chargers"]["disconnects_abnormal"] >= 3
+    assert report["chargers"]["boots"] >= 6
+    codes = {str(reply[1]): reply[2] for reply in state.replies if reply[0] == 4}
+    assert codes == {"call-1": "NotImplemented", "call-2": "FormationViolation",
+                     "call-3": "NotSupported"}
+    # every boot was followed by the junk; a charger stopped by the run's end may not read it
+    boots = report["chargers"]["boots"]
+    low = boots - config.chargers
+
+    def within(count: int, per_boot: int = 1) -> bool:
+        return bool(low * per_boot <= count <= boots * per_boot)
+
+    frames = report["bad_frames"]
+    assert within(frames["not_json"]) and within(frames["not_array"])
+    assert within(frames["unknown_message_type"]) and within(frames["bad_call"])
+    assert within(frames["unknown_id"], per_boot=2)
+    csms_calls = report["csms_calls"]
+    assert within(csms_calls["<unknown>"]["callerror_sent"]["NotImplemented"])
+    assert within(csms_calls["<malformed>"]["callerror_sent"]["FormationViolation"])
+    assert within(csms_calls["Reset"]["callerror_sent"]["NotSupported"])
+    _assert_balanced(report)

@@ -1,0 +1,82 @@
+"""Every message fleetsim sends, and every answer the embedded CSMS gives, checked against the
+official OCPP 1.6 JSON schemas shipped by the `ocpp` package (an independent oracle)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import pytest
+
+from fleetsim.charger.core import ChargerSpec
+from fleetsim.ocpp import v16
+
+from .sim import Link
+
+
+@cache
+def _validator(name: str) -> jsonschema.Draft4Validator:
+    schema = json.loads(resources.files("ocpp").joinpath(f"v16/schemas/{name}.json").read_text())
+    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _traffic() -> list[tuple[str, list[Any]]]:
+    """A few hours of life for chargers of several shapes, with a CSMS that sometimes stalls."""
+    wire: list[tuple[str, list[Any]]] = []
+    for seed, spec in enumerate([
+        ChargerSpec(connectors=1, session_s=(30, 600), idle_s=(1, 60)),
+        ChargerSpec(connectors=4, meter_interval_s=5, session_s=(10, 100), idle_s=(0, 5),
+                    call_timeout_s=3),
+    ]):
+        link = Link(spec, seed=seed, heartbeat_interval_s=120)
+        link.csms_delay = lambda call: 5.0 if int(call.unique_id) % 50 == 0 else 0.01
+        link.connect()
+        link.run_until(3 * 3600)
+        link.charger.finish()
+        wire += [(direction, msg) for _, direction, msg in link.wire]
+    return wire
+
+
+def test_every_charger_call_and_csms_answer_validates() -> None:
+    wire = _traffic()
+    pending: dict[str, str] = {}
+    checked: dict[str, int] = {}
+    for direction, msg in wire:
+        if direction == "cp->csms" and msg[0] == 2:
+            _, unique_id, action, payload = msg
+            _validator(action).validate(payload)
+            pending[unique_id] = action
+            checked[action] = checked.get(action, 0) + 1
+        elif direction == "csms->cp" and msg[0] == 3:
+            action = pending.pop(msg[1])
+            _validator(f"{action}Response").validate(msg[2])
+            checked[f"{action}Response"] = checked.get(f"{action}Response", 0) + 1
+    sent = {"Authorize", "BootNotification", "Heartbeat", "MeterValues", "StartTransaction",
+            "StatusNotification", "StopTransaction"}
+    assert sent <= checked.keys()
+    assert {f"{a}Response" for a in sent} <= checked.keys()
+    assert checked["BootNotification"] == 2
+    assert min(checked[action] for action in sent - {"BootNotification"}) >= 10
+
+
+def test_csms_action_catalogue_matches_the_official_schemas() -> None:
+    schemas = resources.files("ocpp").joinpath("v16/schemas")
+    for action in v16.CHARGER_ACTIONS | v16.CSMS_ACTIONS:
+        assert schemas.joinpath(f"{action}.json").is_file(), action
+    assert len(v16.CHARGER_ACTIONS) == 10
+    assert len(v16.CSMS_ACTIONS) == 18
+
+
+@pytest.mark.parametrize(("action", "bad"), [
+    ("Authorize", {"idTag": "x" * 21}),
+    ("Authorize", {}),
+    ("Heartbeat", {"extra": 1}),
+    ("StatusNotification", {"connectorId": 1, "errorCode": "NoError", "status": "Available",
+                            "timestamp": "yesterday"}),
+])
+def test_the_oracle_can_fail(action: str, bad: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        _validator(action).validate(bad)

@@ -1,0 +1,545 @@
+"""Transport tests over real sockets on 127.0.0.1 (no mocks)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import struct
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import attrs
+import pytest
+import trio
+import trustme
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    Request,
+    TextMessage,
+)
+
+from fleetsim.transport import (
+    TRANSPORTS,
+    ConnectError,
+    ConnectionClosed,
+    HandshakeRequest,
+    PendingConnection,
+    open_connection,
+    serve_websocket,
+)
+
+OCPP = ["ocpp1.6"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+@attrs.define
+class EchoServer:
+    url: str = ""
+    requests: list[HandshakeRequest] = attrs.Factory(list)
+    closes: list[ConnectionClosed] = attrs.Factory(list)
+
+
+async def _echo_handler(server: EchoServer, pending: PendingConnection) -> None:
+    server.requests.append(pending.request)
+    path = pending.request.path
+    if path == "/reject":
+        await pending.reject(401, "who are you?")
+        return
+    if path == "/ignore":
+        return
+    if path == "/crash":
+        raise RuntimeError("handler bug")
+    offered = pending.request.subprotocols
+    conn = await pending.accept(None if path == "/noproto" or not offered else offered[0])
+    try:
+        while True:
+            text = await conn.receive_text()
+            if text.startswith("close:"):
+                _, code, reason = text.split(":", 2)
+                await conn.aclose(int(code), reason)
+                return
+            await conn.send_text(text)
+    except ConnectionClosed as exc:
+        server.closes.append(exc)
+
+
+async def _start_echo(
+    nursery: trio.Nursery, ssl_context: ssl.SSLContext | None = None
+) -> EchoServer:
+    server = EchoServer()
+    handler = partial(_echo_handler, server)
+    ports = await nursery.start(
+        partial(serve_websocket, handler, "127.0.0.1", 0, ssl_context=ssl_context)
+    )
+    scheme = "ws" if ssl_context is None else "wss"
+    server.url = f"{scheme}://127.0.0.1:{ports[0]}"
+    return server
+
+
+@pytest.fixture
+async def echo(nursery: trio.Nursery) -> EchoServer:
+    return await _start_echo(nursery)
+
+
+RawScript = Callable[[trio.SocketStream, WSConnection], Awaitable[None]]
+
+
+async def _start_raw_server(nursery: trio.Nursery, script: RawScript) -> str:
+    """A hand-driven wsproto server, for frames serve_websocket never sends."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with stream:
+            ws = WSConnection(ConnectionType.SERVER)
+            request: Request | None = None
+            while request is None:
+                data = await stream.receive_some()
+                if not data:
+                    return
+                ws.receive_data(bytes(data))
+                for event in ws.events():
+                    if isinstance(event, Request):
+                        request = event
+            agreed = request.subprotocols[0] if request.subprotocols else None
+            await stream.send_all(ws.send(AcceptConnection(subprotocol=agreed)))
+            await script(stream, ws)
+
+    nursery.start_soon(trio.serve_listeners, handle, listeners)
+    return f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+
+
+async def _serve_until_close(
+    stream: trio.SocketStream, ws: WSConnection, on_event: Callable[[Event], None]
+) -> None:
+    while True:
+        data = await stream.receive_some()
+        if not data:
+            return
+        ws.receive_data(bytes(data))
+        for event in ws.events():
+            on_event(event)
+            if isinstance(event, CloseConnection):
+                if ws.state is ConnectionState.REMOTE_CLOSING:
+                    await stream.send_all(ws.send(event.response()))
+                return
+
+
+async def _wait_until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await trio.sleep(0.01)
+
+
+# ----------------------------------------------------------------------------- happy path
+
+
+async def test_round_trip(echo: EchoServer, transport: str) -> None:
+    big = "x" * 200_000
+    uni = "ünïcødé ⚡ 🚗 — 充电"
+    with trio.fail_after(5):
+        async with open_connection(
+            f"{echo.url}/ocpp/CP00001?token=1",
+            subprotocols=OCPP,
+            headers=[("Authorization", "Basic Q1AwMDAwMTpzZWNyZXQ=")],
+            transport=transport,
+        ) as conn:
+            assert conn.subprotocol == "ocpp1.6"
+            for text in ("[2,\"1\",\"Heartbeat\",{}]", uni, big, ""):
+                await conn.send_text(text)
+                assert await conn.receive_text() == text
+    (request,) = echo.requests
+    assert request.path == "/ocpp/CP00001?token=1"
+    assert request.subprotocols == ("ocpp1.6",)
+    headers = dict(request.headers)
+    assert headers["authorization"] == "Basic Q1AwMDAwMTpzZWNyZXQ="
+    assert headers["host"] == echo.url.removeprefix("ws://")
+
+
+async def test_concurrent_senders(echo: EchoServer, transport: str) -> None:
+    tasks, per_task = 8, 40
+
+    def message(t: int, i: int) -> str:
+        return f"{t}:{i}:" + "y" * (20_000 if i % 10 == 0 else i)
+
+    expected = {message(t, i) for t in range(tasks) for i in range(per_task)}
+    received: list[str] = []
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+
+            async def sender(t: int) -> None:
+                for i in range(per_task):
+                    await conn.send_text(message(t, i))
+
+            async with trio.open_nursery() as nursery:
+                for t in range(tasks):
+                    nursery.start_soon(sender, t)
+                while len(received) < len(expected):
+                    received.append(await conn.receive_text())
+    assert sorted(received) == sorted(expected)
+
+
+async def test_binary_message_is_returned_as_text(nursery: trio.Nursery, transport: str) -> None:
+    async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
+        await stream.send_all(ws.send(Message(data=b'[3,"1",{}]')))
+        await _serve_until_close(stream, ws, lambda event: None)
+
+    url = await _start_raw_server(nursery, script)
+    with trio.fail_after(5):
+        async with open_connection(url, subprotocols=OCPP, transport=transport) as conn:
+            assert await conn.receive_text() == "[3,\"1\",{}]"
+
+
+# ----------------------------------------------------------------------------- handshake errors
+
+
+async def test_http_rejection(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5), pytest.raises(ConnectError) as info:
+        async with open_connection(f"{echo.url}/reject", subprotocols=OCPP, transport=transport):
+            pytest.fail("should not connect")
+    assert info.value.reason == "http_401"
+    assert str(info.value) == info.value.detail
+
+
+async def test_no_subprotocol_agreed(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5), pytest.raises(ConnectError) as info:
+        async with open_connection(f"{echo.url}/noproto", subprotocols=OCPP, transport=transport):
+            pytest.fail("should not connect")
+    assert info.value.reason == "subprotocol"
+
+
+async def test_handler_without_decision_gets_500(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        for path in ("/ignore", "/crash"):
+            with pytest.raises(ConnectError) as info:
+                async with open_connection(
+                    f"{echo.url}{path}", subprotocols=OCPP, transport=transport
+                ):
+                    pytest.fail("should not connect")
+            assert info.value.reason == "http_500"
+        # The crashing handler did not take the server down.
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            await conn.send_text("still alive")
+            assert await conn.receive_text() == "still alive"
+
+
+async def test_connection_refused(transport: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with trio.fail_after(5), pytest.raises(ConnectError) as info:
+        async with open_connection(
+            f"ws://127.0.0.1:{port}/", subprotocols=OCPP, transport=transport
+        ):
+            pytest.fail("should not connect")
+    assert info.value.reason == "refused"
+    assert f"127.0.0.1:{port}" in info.value.detail
+
+
+async def test_handshake_timeout(transport: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)  # the kernel completes TCP handshakes, nobody ever answers
+        port = sock.getsockname()[1]
+        start = trio.current_time()
+        with trio.fail_after(5), pytest.raises(ConnectError) as info:
+            async with open_connection(
+                f"ws://127.0.0.1:{port}/", subprotocols=OCPP, connect_timeout=0.5,
+                transport=transport,
+            ):
+                pytest.fail("should not connect")
+    assert info.value.reason == "timeout"
+    assert 0.4 < trio.current_time() - start < 2
+
+
+async def test_server_hangs_up_during_handshake(nursery: trio.Nursery, transport: str) -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def hang_up(stream: trio.SocketStream) -> None:
+        await stream.receive_some()
+        await stream.aclose()
+
+    nursery.start_soon(trio.serve_listeners, hang_up, listeners)
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(5), pytest.raises(ConnectError) as info:
+        async with open_connection(
+            f"ws://127.0.0.1:{port}/", subprotocols=OCPP, transport=transport
+        ):
+            pytest.fail("should not connect")
+    assert info.value.reason == "reset"
+
+
+async def test_bad_url_and_unknown_transport() -> None:
+    with pytest.raises(ConnectError) as info:
+        async with open_connection("http://127.0.0.1/", subprotocols=OCPP):
+            pytest.fail("should not connect")
+    assert info.value.reason == "other"
+    with pytest.raises(ValueError, match="transport"):
+        open_connection("ws://127.0.0.1/", subprotocols=OCPP, transport="carrier-pigeon")
+
+
+# ----------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="session")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def tls_echo(nursery: trio.Nursery, ca: trustme.CA) -> EchoServer:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    return await _start_echo(nursery, server_context)
+
+
+async def test_wss_with_trusted_ca(tls_echo: EchoServer, ca: trustme.CA, transport: str) -> None:
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with trio.fail_after(5):
+        async with open_connection(
+            f"{tls_echo.url}/ocpp/CP1", subprotocols=OCPP, ssl_context=client_context,
+            transport=transport,
+        ) as conn:
+            await conn.send_text("secret ⚡" * 10_000)
+            assert await conn.receive_text() == "secret ⚡" * 10_000
+
+
+async def test_wss_with_untrusted_ca(tls_echo: EchoServer, ca: trustme.CA, transport: str) -> None:
+    with trio.fail_after(5):
+        with pytest.raises(ConnectError) as info:
+            async with open_connection(
+                tls_echo.url, subprotocols=OCPP, ssl_context=ssl.create_default_context(),
+                transport=transport,
+            ):
+                pytest.fail("should not connect")
+        assert info.value.reason == "tls"
+        # The failed TLS handshake did not hurt the server.
+        trusted = ssl.create_default_context()
+        ca.configure_trust(trusted)
+        async with open_connection(
+            tls_echo.url, subprotocols=OCPP, ssl_context=trusted, transport=transport
+        ) as conn:
+            await conn.send_text("ok")
+            assert await conn.receive_text() == "ok"
+
+
+# ----------------------------------------------------------------------------- closing
+
+
+async def test_peer_closes_cleanly(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            await conn.send_text("close:1000:bye")
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.receive_text()
+            assert (info.value.code, info.value.reason, info.value.clean) == (1000, "bye", True)
+            with pytest.raises(ConnectionClosed):
+                await conn.send_text("too late")
+
+
+async def test_client_closes_cleanly(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            await conn.send_text("ping")
+            assert await conn.receive_text() == "ping"
+            await conn.aclose(1000, "done")
+            await conn.aclose()  # idempotent
+            with pytest.raises(ConnectionClosed):
+                await conn.receive_text()
+        await _wait_until(lambda: bool(echo.closes))
+    (closed,) = echo.closes
+    assert (closed.code, closed.clean) == (1000, True)
+
+
+async def test_aclose_while_another_task_receives(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            outcome: list[ConnectionClosed] = []
+
+            async def receiver() -> None:
+                with pytest.raises(ConnectionClosed) as info:
+                    await conn.receive_text()
+                outcome.append(info.value)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(receiver)
+                await trio.sleep(0.05)
+                start = trio.current_time()
+                await conn.aclose(1000, "shutdown")
+                assert trio.current_time() - start < 1
+        await _wait_until(lambda: bool(echo.closes))
+    assert len(outcome) == 1
+    assert (echo.closes[0].code, echo.closes[0].clean) == (1000, True)
+
+
+async def test_exit_is_bounded_when_server_keeps_tcp_open(
+    nursery: trio.Nursery, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fleetsim.transport._CLOSE_TIMEOUT", 0.3)
+
+    async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
+        await stream.send_all(ws.send(CloseConnection(code=1001, reason="going away")))
+        await _serve_until_close(stream, ws, lambda event: None)
+        await trio.sleep_forever()  # never closes TCP after the close handshake
+
+    url = await _start_raw_server(nursery, script)
+    with trio.fail_after(3):
+        async with open_connection(url, subprotocols=OCPP, transport=transport) as conn:
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.receive_text()
+            assert (info.value.code, info.value.clean) == (1001, True)
+            start = trio.current_time()
+        assert trio.current_time() - start < 1
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+async def test_server_aborts_tcp(nursery: trio.Nursery, transport: str, how: str) -> None:
+    async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
+        while not await stream.receive_some():
+            pass
+        if how == "rst":
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await stream.aclose()
+
+    url = await _start_raw_server(nursery, script)
+    with trio.fail_after(5):
+        async with open_connection(url, subprotocols=OCPP, transport=transport) as conn:
+            await conn.send_text("hello")
+            start = trio.current_time()
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.receive_text()
+            assert trio.current_time() - start < 1
+            assert info.value.clean is False
+            assert info.value.code is None
+
+
+async def test_body_exception_propagates_unchanged(echo: EchoServer, transport: str) -> None:
+    error = KeyError("from the body")
+    with trio.fail_after(5):
+        with pytest.raises(KeyError) as info:
+            async with open_connection(echo.url, subprotocols=OCPP, transport=transport):
+                raise error
+        assert info.value is error
+        with trio.move_on_after(0.2) as scope:
+            async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+                await conn.receive_text()
+        assert scope.cancelled_caught
+        await _wait_until(lambda: len(echo.closes) == 2)
+    assert all(closed.code == 1000 for closed in echo.closes)
+
+
+# ----------------------------------------------------------------------------- framing
+
+
+async def test_ping_is_answered_by_receive_text(nursery: trio.Nursery, transport: str) -> None:
+    pongs: list[bytes] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Pong):
+            pongs.append(bytes(event.payload))
+
+    async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
+        await stream.send_all(ws.send(Ping(b"are-you-there")) + ws.send(Message(data="hello")))
+        await _serve_until_close(stream, ws, on_event)
+
+    url = await _start_raw_server(nursery, script)
+    with trio.fail_after(5):
+        async with open_connection(url, subprotocols=OCPP, transport=transport) as conn:
+            assert await conn.receive_text() == "hello"
+            await _wait_until(lambda: bool(pongs))
+    assert pongs == [b"are-you-there"]
+
+
+async def test_fragmented_messages_are_joined(nursery: trio.Nursery, transport: str) -> None:
+    text = "hello wörld ⚡ — fragmented"
+    encoded = text.encode()
+    cut = encoded.index("⚡".encode()) + 1  # split inside a multi-byte character
+
+    async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
+        frames = (
+            ws.send(Message(data=text[:5], message_finished=False))
+            + ws.send(Ping(b"mid-message"))
+            + ws.send(Message(data=text[5:], message_finished=True))
+            + ws.send(Message(data=encoded[:cut], message_finished=False))
+            + ws.send(Message(data=encoded[cut:], message_finished=True))
+        )
+        for i in range(len(frames)):  # one byte per TCP write
+            await stream.send_all(frames[i : i + 1])
+            await trio.sleep(0)
+        await _serve_until_close(stream, ws, lambda event: None)
+
+    url = await _start_raw_server(nursery, script)
+    with trio.fail_after(5):
+        async with open_connection(url, subprotocols=OCPP, transport=transport) as conn:
+            assert await conn.receive_text() == text
+            assert await conn.receive_text() == text
+
+
+# ----------------------------------------------------------------------------- server side
+
+
+async def _raw_exchange(port: int, request: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        response = b""
+        while chunk := await stream.receive_some():
+            response += chunk
+    return response
+
+
+async def test_server_answers_garbage_with_400(echo: EchoServer) -> None:
+    port = int(echo.url.rsplit(":", 1)[1])
+    with trio.fail_after(5):
+        garbage = await _raw_exchange(port, b"\x16\x03\x01\x00\xa5garbage\r\n\r\n")
+        plain = await _raw_exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with open_connection(echo.url, subprotocols=OCPP) as conn:
+            await conn.send_text("fine")
+            assert await conn.receive_text() == "fine"
+    assert garbage.startswith(b"HTTP/1.1 400 ")
+    assert plain.startswith(b"HTTP/1.1 400 ")
+    assert echo.requests[-1].path == "/"
+
+
+async def test_server_drops_silent_clients(nursery: trio.Nursery) -> None:
+    async def never_called(pending: PendingConnection) -> None:
+        raise AssertionError("no request was sent")
+
+    ports = await nursery.start(
+        partial(serve_websocket, never_called, "127.0.0.1", 0, handshake_timeout=0.2)
+    )
+    with trio.fail_after(2):
+        stream = await trio.open_tcp_stream("127.0.0.1", ports[0])
+        async with stream:
+            assert await stream.receive_some() == b""
+
+
+async def test_server_answers_client_ping(nursery: trio.Nursery, echo: EchoServer) -> None:
+    port = int(echo.url.rsplit(":", 1)[1])
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            ws = WSConnection(ConnectionType.CLIENT)
+            await stream.send_all(ws.send(Request(host="127.0.0.1", target="/", subprotocols=OCPP)))
+            events: list[Event] = []
+            while not any(isinstance(e, TextMessage) for e in events):
+                data = await stream.receive_some()
+                assert data
+                ws.receive_data(bytes(data))
+                events.extend(ws.events())
+                if isinstance(events[-1], AcceptConnection) and len(events) == 1:
+                    await stream.send_all(ws.send(Ping(b"p")) + ws.send(Message(data="m")))
+    assert [type(e).__name__ for e in events] == ["AcceptConnection", "Pong", "TextMessage"]
