@@ -28,7 +28,7 @@ from fleetsim.config import (
 )
 from fleetsim.csms.process import run_csms
 from fleetsim.errors import ConfigError, FleetsimError
-from fleetsim.progress import Progress
+from fleetsim.progress import Progress, ProgressMode
 from fleetsim.report import format_summary
 from fleetsim.transport import TRANSPORTS
 
@@ -120,18 +120,26 @@ def cli() -> None:
               envvar="FLEETSIM_REPORT", help="JSON report path [default: reports/<UTC time>.json]")
 @click.option("--json", "json_out", is_flag=True,
               help="Print the JSON report on stdout instead of the summary.")
-@click.option("-q", "--quiet", is_flag=True, help="No live progress.")
+@click.option("--progress", "progress_mode",
+              type=click.Choice(["auto", "plain", "jsonl", "none"]), default="auto",
+              show_default=True, envvar="FLEETSIM_PROGRESS",
+              help="Live progress on stderr: redrawn line on a terminal (auto), plain lines, "
+                   "JSON lines, or none.")
+@click.option("-q", "--quiet", is_flag=True, help="No live progress (--progress none).")
+@click.option("--closed-loop", is_flag=True,
+              help="Benchmark mode: each booted charger sends its next Heartbeat as soon as "
+                   "the previous CALL is answered.")
 @_csms_options
 def spawn(**options: Any) -> None:
     """Run a fleet of chargers against a CSMS (the embedded one without --url)."""
     config = _spawn_config(options)
-    progress = None if options["quiet"] else Progress(sys.stderr, config.chargers)
+    mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
+    progress = Progress(sys.stderr, config.chargers, mode)
     try:
         result = trio.run(functools.partial(_api.spawn, config, on_second=progress),
                           restrict_keyboard_interrupt_to_checkpoints=True)
     finally:
-        if progress is not None:
-            progress.close()
+        progress.close()
     if options["json_out"]:
         sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
@@ -156,6 +164,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         session_s=parse_range(options["session"], "session"),
         idle_s=parse_range(options["idle"], "idle"),
         call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
+        closed_loop=options["closed_loop"],
     )
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")

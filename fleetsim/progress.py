@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
-__all__ = ["Progress", "format_progress"]
+import orjson
+
+__all__ = ["Progress", "ProgressMode", "format_progress"]
+
+ProgressMode = Literal["auto", "plain", "jsonl", "none"]
 
 
 def format_progress(row: dict[str, Any], chargers: int, errors_total: int) -> str:
@@ -18,29 +22,29 @@ def format_progress(row: dict[str, Any], chargers: int, errors_total: int) -> st
 class Progress:
     """Receives a timeline row every second and shows it on `stream`.
 
-    On a terminal the line is redrawn in place; elsewhere (CI logs, pipes) each row is a plain
-    line, so logs stay readable.
+    "auto" redraws the line in place on a terminal and writes plain lines elsewhere (CI logs,
+    pipes); "jsonl" writes each timeline row as a JSON line, for tools that watch a run live.
     """
 
-    def __init__(self, stream: TextIO, chargers: int, *, every_s: int = 1) -> None:
+    def __init__(self, stream: TextIO, chargers: int, mode: ProgressMode = "auto") -> None:
         self._stream = stream
         self._chargers = chargers
-        self._tty = stream.isatty()
-        self._every = max(1, every_s)
+        self._mode = "plain" if mode == "auto" and not stream.isatty() else mode
         self._errors = 0
-        self._rows = 0
 
     def __call__(self, row: dict[str, Any]) -> None:
         self._errors += row["errors"]
-        self._rows += 1
-        line = format_progress(row, self._chargers, self._errors)
-        if self._tty:
-            self._stream.write("\r\x1b[K" + line)
-        elif self._rows % self._every == 0:
-            self._stream.write(line + "\n")
+        if self._mode == "none":
+            return
+        if self._mode == "jsonl":
+            self._stream.write(orjson.dumps(row).decode() + "\n")
+        elif self._mode == "auto":
+            self._stream.write("\r\x1b[K" + format_progress(row, self._chargers, self._errors))
+        else:
+            self._stream.write(format_progress(row, self._chargers, self._errors) + "\n")
         self._stream.flush()
 
     def close(self) -> None:
-        if self._tty:
+        if self._mode == "auto":
             self._stream.write("\n")
             self._stream.flush()

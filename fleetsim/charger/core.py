@@ -63,6 +63,8 @@ class ChargerSpec:
     call_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     heartbeat_default_s: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
     boot_retry_default_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    closed_loop: bool = False
+    """Benchmark mode: once booted, send a Heartbeat whenever nothing else is waiting."""
 
 
 class ChargerState(enum.Enum):
@@ -317,9 +319,15 @@ class ChargerCore:
         self._queue.append(_Outgoing(action, payload, intended, connector))
 
     def _pump(self, now: float) -> list[str]:
-        if self._pending is not None or not self._queue:
+        if self._pending is not None:
             return []
-        item = self._queue.popleft()
+        if self._queue:
+            item = self._queue.popleft()
+        elif (self._spec.closed_loop and self.state is ChargerState.BOOTED
+              and self._drain_deadline is None):
+            item = _Outgoing("Heartbeat", v16.heartbeat(), now, None)
+        else:
+            return []
         item.unique_id = self._ids.next()
         item.written = now
         item.deadline = now + self._spec.call_timeout_s
