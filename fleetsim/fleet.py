@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import trio
 
-from fleetsim.charger.core import ChargerCore
+from fleetsim.charger.core import ChargerCore, ChargerState
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import Metrics
@@ -100,7 +100,7 @@ class Fleet:
                     await self._stop.wait()
                 await self._drain()
                 chargers.cancel_scope.cancel()
-            self._close_second()
+            self._close_second(final=True)
             nursery.cancel_scope.cancel()
         return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason)
 
@@ -130,9 +130,10 @@ class Fleet:
             next_tick += 1.0
             self._close_second()
 
-    def _close_second(self) -> None:
+    def _close_second(self, *, final: bool = False) -> None:
+        """Close a timeline row; the last, partial one (the shutdown) is not shown live."""
         row = self.metrics.close_interval(trio.current_time() - self._t0)
-        if self._on_second is not None:
+        if self._on_second is not None and not final:
             self._on_second(row)
 
     async def _ramp(self, nursery: trio.Nursery) -> None:
@@ -174,10 +175,16 @@ class Fleet:
             while True:
                 self.metrics.connect_attempt(reconnect=attempt > 0)
                 attempt += 1
-                if await self._connection(index, url, headers, core):
-                    failures = 0
-                else:
-                    failures += 1
+                try:
+                    connected = await self._connection(index, url, headers, core)
+                except Exception as exc:
+                    # a bug or an unforeseen fault must not take the fleet down: count it,
+                    # report it, and carry on as after a dropped connection
+                    self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+                    if core.state is not ChargerState.DISCONNECTED:
+                        core.disconnected(trio.current_time())
+                    connected = False
+                failures = 0 if connected else failures + 1
                 if self._draining:
                     return
                 low, high = config.backoff_s

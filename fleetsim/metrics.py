@@ -94,6 +94,7 @@ class Metrics:
         self.actions: dict[str, ActionStats] = {}
         self.csms_calls: dict[str, CsmsCallStats] = {}
         self.bad_frames: Counter[str] = Counter()
+        self.internal_errors: Counter[str] = Counter()
         self.discarded_unsent: Counter[str] = Counter()
         self.queued_at_shutdown: Counter[str] = Counter()
         self.connect_attempts = 0

@@ -75,6 +75,7 @@ def build_report(
             "disconnects": metrics.disconnects_clean + metrics.disconnects_abnormal,
             "disconnects_abnormal": metrics.disconnects_abnormal,
             "reconnects": metrics.reconnects,
+            "internal_errors": dict(metrics.internal_errors),
         },
         "calls": calls,
         "csms_calls": {
@@ -159,6 +160,9 @@ def format_summary(report: dict[str, Any]) -> str:
     if report["csms_calls"]:
         received = ", ".join(f"{a} {s['received']}" for a, s in report["csms_calls"].items())
         lines.append(f"CSMS calls answered: {received}")
+    if chargers["internal_errors"]:
+        lines.append("INTERNAL ERRORS (a fleetsim bug; please report it): " + ", ".join(
+            f"{kind} x{n}" for kind, n in chargers["internal_errors"].items()))
     if report["bad_frames"]:
         lines.append("bad frames from the CSMS: " + ", ".join(
             f"{kind} {n}" for kind, n in report["bad_frames"].items()))

@@ -12,7 +12,9 @@ import jsonschema
 import pytest
 
 from fleetsim.charger.core import ChargerSpec
+from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp import v16
+from fleetsim.ocpp.frames import Call, CallResult
 
 from .sim import Link
 
@@ -80,3 +82,32 @@ def test_csms_action_catalogue_matches_the_official_schemas() -> None:
 def test_the_oracle_can_fail(action: str, bad: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         _validator(action).validate(bad)
+
+
+MINIMAL_CALLS: dict[str, dict[str, Any]] = {
+    "Authorize": {"idTag": "T1"},
+    "BootNotification": {"chargePointVendor": "v", "chargePointModel": "m"},
+    "DataTransfer": {"vendorId": "fleetsim"},
+    "DiagnosticsStatusNotification": {"status": "Uploaded"},
+    "FirmwareStatusNotification": {"status": "Installed"},
+    "Heartbeat": {},
+    "MeterValues": {"connectorId": 1, "meterValue": [
+        {"timestamp": "2026-01-01T00:00:00.000Z", "sampledValue": [{"value": "1"}]}]},
+    "StartTransaction": {"connectorId": 1, "idTag": "T1", "meterStart": 0,
+                         "timestamp": "2026-01-01T00:00:00.000Z"},
+    "StatusNotification": {"connectorId": 0, "errorCode": "NoError", "status": "Available"},
+    "StopTransaction": {"meterStop": 10, "timestamp": "2026-01-01T00:00:00.000Z",
+                        "transactionId": 1},
+}
+
+
+@pytest.mark.parametrize("action", sorted(v16.CHARGER_ACTIONS))
+def test_the_embedded_csms_answers_every_charger_action_validly(action: str) -> None:
+    stats = CsmsStats()
+    csms = CsmsCore(stats)
+    payload = MINIMAL_CALLS[action]
+    _validator(action).validate(payload)
+    answer = csms.answer(Call("1", action, payload), 1_764_000_000.0)
+    assert isinstance(answer, CallResult), answer
+    _validator(f"{action}Response").validate(answer.payload)
+    assert stats.received[action] == stats.answered[action] == 1
