@@ -75,8 +75,11 @@ class Fleet:
         self._started = 0
         self._t0 = trio.current_time()
         self._draining = False
-        self._conversing = 0
-        self._drained = trio.Event()
+        self._quiet = False
+        self._conversing: dict[int, ChargerCore] = {}
+        self._undrained: set[int] = set()
+        self._all_quiet = trio.Event()
+        self._all_closed = trio.Event()
         self._wait_scopes: dict[int, trio.CancelScope] = {}
         self._chargers_scope = trio.CancelScope()
 
@@ -107,14 +110,47 @@ class Fleet:
     # -- supervision ------------------------------------------------------------------------
 
     async def _drain(self) -> None:
-        """Graceful stop: chargers send nothing new and wait for the answers still due."""
+        """Graceful stop, in two phases so that closing never competes with answers.
+
+        First every charger stops sending new CALLs and waits for the answers still due (at
+        most the grace period); only when all are in, or the grace is over, do the connections
+        close.
+        """
         self._draining = True
-        if self._conversing == 0:
-            self._drained.set()
+        now = trio.current_time()
+        # Drain every core in place rather than waking 5000 tasks at once: a wake-up storm
+        # would delay the very answers the grace period is waiting for.
+        for index, core in self._conversing.items():
+            core.drain(now, self.config.graceful_stop_s)
+            if not core.drained:
+                self._undrained.add(index)
+                scope = self._wait_scopes.get(index)
+                if scope is not None:
+                    scope.deadline = min(scope.deadline, core.next_deadline())
+        if not self._undrained:
+            self._go_quiet()
+        with trio.move_on_after(self.config.graceful_stop_s):
+            await self._all_quiet.wait()
+        self._go_quiet()
+        if not self._conversing:
+            self._all_closed.set()
+        with trio.move_on_after(_CLOSE_TIMEOUT_S + 1.0):
+            await self._all_closed.wait()
+
+    def _wake_all(self) -> None:
         for scope in self._wait_scopes.values():
             scope.cancel()
-        with trio.move_on_after(self.config.graceful_stop_s + 1.0):
-            await self._drained.wait()
+
+    def _go_quiet(self) -> None:
+        if not self._quiet:
+            self._quiet = True
+            self._all_quiet.set()
+            self._wake_all()
+
+    def _note_drained(self, index: int) -> None:
+        self._undrained.discard(index)
+        if self._draining and not self._undrained:
+            self._go_quiet()
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -206,7 +242,7 @@ class Fleet:
             ) as conn:
                 metrics.connect_ok(trio.current_time() - started)
                 clean, shutdown = True, False
-                self._conversing += 1
+                self._conversing[index] = core
                 try:
                     await self._converse(index, conn, core)
                     shutdown = True
@@ -223,9 +259,10 @@ class Fleet:
                 finally:
                     metrics.disconnected(clean=clean, shutdown=shutdown)
                     self._wait_scopes.pop(index, None)
-                    self._conversing -= 1
-                    if self._draining and self._conversing == 0:
-                        self._drained.set()
+                    del self._conversing[index]
+                    self._note_drained(index)
+                    if self._quiet and not self._conversing:
+                        self._all_closed.set()
         except ConnectError as exc:
             metrics.connect_failed(exc.reason)
             self._check_reachable()
@@ -241,7 +278,9 @@ class Fleet:
                 if not core.draining:
                     core.drain(trio.current_time(), self.config.graceful_stop_s)
                 if core.drained:
-                    return
+                    self._note_drained(index)
+                    if self._quiet:
+                        return
             deadline = core.next_deadline()
             received: str | None = None
             if deadline > trio.current_time():

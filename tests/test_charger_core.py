@@ -197,3 +197,38 @@ def test_every_call_balanced_over_a_long_life() -> None:
     _balanced(link)
     assert link.metrics.actions["StartTransaction"].ok > 10
     assert any(s.timeout for s in link.metrics.actions.values())
+
+
+def test_drain_waits_for_the_answer_in_flight_then_goes_quiet() -> None:
+    link = Link(SPEC)
+    link.csms_delay = lambda call: 3.0 if call.action == "Authorize" else 0.0
+    link.connect()
+    link.run_until(6)  # one Authorize (sent at t=5) is in flight, the other waits behind it
+    assert link.charger.queued == 1
+    link.charger.drain(link.now, grace_s=10)
+    assert link.charger.queued == 0
+    assert link.charger.draining and not link.charger.drained
+    link.run_until(9)
+    assert link.charger.drained
+    assert link.metrics.actions["Authorize"].ok >= 1
+    # nothing new is sent while draining, and the deadline does not fire again
+    sent = len(link.sent_actions())
+    link.run_until(100)
+    assert len(link.sent_actions()) == sent
+    assert link.charger.next_deadline() == float("inf")
+    link.charger.finish()
+    _balanced(link)
+
+
+def test_drain_grace_expiry_counts_in_flight() -> None:
+    link = Link(SPEC)
+    link.csms_delay = lambda call: None if call.action == "Authorize" else 0.0
+    link.connect()
+    link.run_until(6)
+    link.charger.drain(link.now, grace_s=2)
+    link.run_until(9)
+    assert link.charger.drained
+    # one connector's Authorize was in flight, the other's waited behind it in the queue
+    assert link.metrics.actions["Authorize"].in_flight == 1
+    assert link.metrics.queued_at_shutdown["Authorize"] == 1
+    _balanced(link)

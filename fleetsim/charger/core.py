@@ -209,6 +209,7 @@ class ChargerCore:
         """Time has reached `next_deadline()`: fire what is due."""
         if self._drain_deadline is not None and now >= self._drain_deadline:
             self.finish()
+            self._drain_deadline = NEVER
             return []
         pending = self._pending
         if pending is not None and now >= pending.deadline:
