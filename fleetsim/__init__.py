@@ -6,7 +6,15 @@ The public API; `fleetsim.cli` is a thin layer over it.
 from fleetsim._api import RunResult, run, spawn
 from fleetsim._version import __version__
 from fleetsim.charger.core import ChargerCore, ChargerSpec
-from fleetsim.config import CsmsConfig, Delay, RunConfig, parse_delay, parse_duration, parse_range
+from fleetsim.config import (
+    CsmsConfig,
+    Delay,
+    RunConfig,
+    build_config,
+    parse_delay,
+    parse_duration,
+    parse_range,
+)
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
 from fleetsim.csms.server import CsmsServer, serve_csms
@@ -20,10 +28,13 @@ from fleetsim.errors import (
 )
 from fleetsim.fleet import FleetOutcome
 from fleetsim.metrics import Metrics
+from fleetsim.progress import Progress, ProgressMode
 from fleetsim.report import SCHEMA, format_summary
+from fleetsim.transport import TRANSPORTS
 
 __all__ = [
     "SCHEMA",
+    "TRANSPORTS",
     "ChargerCore",
     "ChargerSpec",
     "ConfigError",
@@ -35,12 +46,15 @@ __all__ = [
     "FleetsimError",
     "LocalProtocolError",
     "Metrics",
+    "Progress",
+    "ProgressMode",
     "ProtocolError",
     "RemoteProtocolError",
     "RunConfig",
     "RunResult",
     "TargetUnreachable",
     "__version__",
+    "build_config",
     "format_summary",
     "parse_delay",
     "parse_duration",

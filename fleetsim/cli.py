@@ -15,22 +15,20 @@ import click
 import orjson
 import trio
 
-from fleetsim import _api
-from fleetsim._version import __version__
-from fleetsim.charger.core import ChargerSpec
-from fleetsim.config import (
+import fleetsim
+from fleetsim import (
+    ChargerSpec,
+    ConfigError,
     CsmsConfig,
+    FleetsimError,
+    Progress,
+    ProgressMode,
     RunConfig,
-    build,
+    build_config,
     parse_delay,
     parse_duration,
     parse_range,
 )
-from fleetsim.csms.process import run_csms
-from fleetsim.errors import ConfigError, FleetsimError
-from fleetsim.progress import Progress, ProgressMode
-from fleetsim.report import format_summary
-from fleetsim.transport import TRANSPORTS
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "cli", "main"]
 
@@ -71,7 +69,7 @@ def _csms_options(fn: Any) -> Any:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100})
-@click.version_option(__version__, prog_name="fleetsim")
+@click.version_option(fleetsim.__version__, prog_name="fleetsim")
 def cli() -> None:
     """Load-test OCPP-J central systems with fleets of virtual charge points."""
 
@@ -96,7 +94,7 @@ def cli() -> None:
               help="Trust this CA bundle for wss:// instead of the system store.")
 @click.option("--insecure", is_flag=True, envvar="FLEETSIM_INSECURE",
               help="Do not verify the CSMS's TLS certificate (self-signed labs).")
-@click.option("--transport", type=click.Choice(TRANSPORTS), default="wsproto",
+@click.option("--transport", type=click.Choice(fleetsim.TRANSPORTS), default="wsproto",
               show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine.")
 @click.option("--ocpp", type=click.Choice(["1.6"]), default="1.6", show_default=True,
               help="OCPP version the chargers speak.")
@@ -136,14 +134,14 @@ def spawn(**options: Any) -> None:
     mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
     progress = Progress(sys.stderr, config.chargers, mode)
     try:
-        result = trio.run(functools.partial(_api.spawn, config, on_second=progress),
+        result = trio.run(functools.partial(fleetsim.spawn, config, on_second=progress),
                           restrict_keyboard_interrupt_to_checkpoints=True)
     finally:
         progress.close()
     if options["json_out"]:
         sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        click.echo(format_summary(result.report))
+        click.echo(fleetsim.format_summary(result.report))
         click.echo(f"\nreport: {result.report_path}")
     stopped_by = result.outcome.stopped_by
     if stopped_by == "unreachable":
@@ -157,7 +155,7 @@ def _parse_grace(text: str) -> float:
 
 
 def _spawn_config(options: dict[str, Any]) -> RunConfig:
-    spec = build(
+    spec = build_config(
         ChargerSpec,
         connectors=options["connectors"],
         meter_interval_s=parse_duration(options["meter_interval"], "meter-interval"),
@@ -168,11 +166,11 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
     )
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
-    csms = build(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
+    csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
                  delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
                  password=_read_password(options["password"], options["password_file"]),
                  seed=options["seed"])
-    config: RunConfig = build(
+    config: RunConfig = build_config(
         RunConfig,
         chargers=options["chargers"],
         duration_s=parse_duration(options["duration"], "duration"),
@@ -208,7 +206,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
 @_csms_options
 def csms(**options: Any) -> None:
     """Run the embedded CSMS alone, for other tools to point at."""
-    config = build(
+    config = build_config(
         CsmsConfig, host=options["host"], port=options["port"],
         heartbeat_interval_s=options["heartbeat_interval"],
         delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
@@ -226,7 +224,7 @@ def csms(**options: Any) -> None:
         click.echo(f"connections {event['connections']}  calls received {received}  "
                    + "  ".join(f"{a} {n}" for a, n in sorted(event["received"].items())))
 
-    trio.run(functools.partial(run_csms, config, show, stats_every_s=every),
+    trio.run(functools.partial(fleetsim.run_csms, config, show, stats_every_s=every),
              restrict_keyboard_interrupt_to_checkpoints=True)
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "CsmsConfig",
     "Delay",
     "RunConfig",
+    "build_config",
     "parse_delay",
     "parse_duration",
     "parse_range",
@@ -174,7 +175,7 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
     return data
 
 
-def build(cls: type[Any], **values: Any) -> Any:
+def build_config(cls: type[Any], **values: Any) -> Any:
     """Construct a config object, turning validation failures into `ConfigError`."""
     try:
         return cls(**values)

@@ -21,7 +21,7 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
 from typing import Final, Protocol, cast
 
@@ -471,6 +471,21 @@ def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
     return ConnectError("other", f"cannot connect to {where}: {exc!r}")
 
 
+@contextmanager
+def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
+    """Turn whatever opening a connection raised into a `ConnectError` with a reason."""
+    try:
+        yield
+    except ConnectError:
+        raise
+    except trio.TooSlowError as exc:
+        raise ConnectError(
+            "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
+        ) from exc
+    except Exception as exc:
+        raise _connect_error(exc, target) from exc
+
+
 async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
     tcp = await trio.open_tcp_stream(target.host, target.port)
@@ -544,22 +559,13 @@ async def _connect_wsproto(
     connect_timeout: float,
 ) -> _WsprotoConnection:
     target = _parse_url(url)
-    try:
-        with trio.fail_after(connect_timeout):
-            stream = await _open_stream(target, ssl_context)
-            try:
-                conn = await _wsproto_handshake(stream, target, subprotocols, headers)
-            except BaseException:
-                await trio.aclose_forcefully(stream)
-                raise
-    except ConnectError:
-        raise
-    except trio.TooSlowError as exc:
-        raise ConnectError(
-            "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
-        ) from exc
-    except Exception as exc:
-        raise _connect_error(exc, target) from exc
+    with _classified(target, connect_timeout), trio.fail_after(connect_timeout):
+        stream = await _open_stream(target, ssl_context)
+        try:
+            conn = await _wsproto_handshake(stream, target, subprotocols, headers)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)
@@ -627,41 +633,32 @@ async def _trio_websocket_handshake(
     headers: Sequence[tuple[str, str]],
     connect_timeout: float,
 ) -> _TrioWebsocketConnection:
-    try:
-        with trio.fail_after(connect_timeout):
-            stream = await _open_stream(target, ssl_context)
-            watch = _ReaderWatch(nursery)
-            try:
-                with watch.scope:
-                    ws = await trio_websocket.wrap_client_stream(
-                        cast("trio.Nursery", watch),
-                        stream,
-                        target.host_header,
-                        target.resource,
-                        subprotocols=list(subprotocols),
-                        extra_headers=_encode_headers(headers),
-                        message_queue_size=_TW_QUEUE_SIZE,
-                        receive_buffer_size=_RECEIVE_SIZE,
-                    )
-                # The handshake finished; the reader ending later is not our business.
-                watch.scope.cancel()
-            except BaseException:
-                await trio.aclose_forcefully(stream)
-                raise
-            if watch.ended_early:
-                await trio.aclose_forcefully(stream)
-                raise ConnectError(
-                    "reset",
-                    f"{target.netloc} closed the connection during the websocket handshake",
+    with _classified(target, connect_timeout), trio.fail_after(connect_timeout):
+        stream = await _open_stream(target, ssl_context)
+        watch = _ReaderWatch(nursery)
+        try:
+            with watch.scope:
+                ws = await trio_websocket.wrap_client_stream(
+                    cast("trio.Nursery", watch),
+                    stream,
+                    target.host_header,
+                    target.resource,
+                    subprotocols=list(subprotocols),
+                    extra_headers=_encode_headers(headers),
+                    message_queue_size=_TW_QUEUE_SIZE,
+                    receive_buffer_size=_RECEIVE_SIZE,
                 )
-    except ConnectError:
-        raise
-    except trio.TooSlowError as exc:
-        raise ConnectError(
-            "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
-        ) from exc
-    except Exception as exc:
-        raise _connect_error(exc, target) from exc
+            # The handshake finished; the reader ending later is not our business.
+            watch.scope.cancel()
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        if watch.ended_early:
+            await trio.aclose_forcefully(stream)
+            raise ConnectError(
+                "reset",
+                f"{target.netloc} closed the connection during the websocket handshake",
+            )
     conn = _TrioWebsocketConnection(ws, stream, watch.done)
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
