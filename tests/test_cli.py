@@ -122,6 +122,11 @@ def test_standalone_csms_serves_another_fleet(tmp_path: Path) -> None:
         done = fleetsim("spawn", "--url", url, "-u", "10", "-t", "1.5", "-q", "--report",
                         str(tmp_path / "r.json"))
         assert done.returncode == 0, done.stderr
+        port = url.split(":")[2].split("/")[0]
+        taken = fleetsim("csms", "--port", port)
+        assert taken.returncode == 1
+        assert taken.stderr.strip() == (
+            f"fleetsim: error: cannot listen on 127.0.0.1:{port}: Address already in use")
         assert json.loads((tmp_path / "r.json").read_text())["chargers"]["booted"] == 10
     finally:
         csms.send_signal(signal.SIGINT)

@@ -20,7 +20,7 @@ import trio
 
 from fleetsim.config import CsmsConfig
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
-from fleetsim.errors import ConfigError
+from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import BadFrame, Call, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
@@ -108,8 +108,12 @@ async def serve_csms(
             stats.connections -= 1
 
     async with trio.open_nursery() as nursery:
-        ports: list[int] = await nursery.start(functools.partial(
-            serve_websocket, handle, config.host, config.port, ssl_context=ssl_context))
+        try:
+            ports: list[int] = await nursery.start(functools.partial(
+                serve_websocket, handle, config.host, config.port, ssl_context=ssl_context))
+        except OSError as exc:
+            raise FleetsimError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
         scheme = "wss" if ssl_context is not None else "ws"
         host = f"[{config.host}]" if ":" in config.host else config.host
         task_status.started(CsmsServer(f"{scheme}://{host}:{ports[0]}/ocpp", ports[0], stats))
