@@ -119,6 +119,16 @@ def _check_url(_instance: object, _attribute: object, value: str | None) -> None
         raise ConfigError(f"url: expected ws://host:port/path or wss://...; got {value!r}")
 
 
+_IDENTITY = re.compile(r"[A-Za-z0-9._~-]{0,40}")
+
+
+def _check_id_prefix(_instance: object, _attribute: object, value: str) -> None:
+    """Charger IDs are the last URL path segment: only characters that need no escaping."""
+    if not _IDENTITY.fullmatch(value):
+        raise ConfigError(
+            f"id-prefix: use up to 40 of A-Z a-z 0-9 . _ ~ - (a URL path segment); got {value!r}")
+
+
 @attrs.frozen
 class CsmsConfig:
     """The embedded CSMS: where it listens and how it answers."""
@@ -142,7 +152,7 @@ class RunConfig:
     duration_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     url: str | None = attrs.field(default=None, validator=_check_url)
     ramp_per_s: float = attrs.field(default=1000.0, validator=attrs.validators.gt(0))
-    id_prefix: str = "CP"
+    id_prefix: str = attrs.field(default="CP", validator=_check_id_prefix)
     ocpp: Literal["1.6"] = "1.6"
     transport: Literal["wsproto", "trio-websocket"] = "wsproto"
     password: str | None = attrs.field(default=None, repr=False)

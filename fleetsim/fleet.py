@@ -12,6 +12,7 @@ import base64
 import random
 import signal
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -101,6 +102,7 @@ class Fleet:
                 chargers.start_soon(self._ramp, chargers)
                 with trio.move_on_after(config.duration_s):
                     await self._stop.wait()
+                self.stop("duration")
                 await self._drain()
                 chargers.cancel_scope.cancel()
             self._close_second(final=True)
@@ -153,6 +155,9 @@ class Fleet:
             self._go_quiet()
 
     async def _watch_signals(self) -> None:
+        """First Ctrl-C: graceful stop. Another, or one during the graceful stop: stop now."""
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread; the caller handles them there
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for _ in signals:
                 if self._stop.is_set():
@@ -208,7 +213,7 @@ class Fleet:
         failures = 0
         attempt = 0
         try:
-            while True:
+            while not self._draining:
                 self.metrics.connect_attempt(reconnect=attempt > 0)
                 attempt += 1
                 try:
@@ -232,7 +237,6 @@ class Fleet:
     async def _connection(self, index: int, url: str, headers: list[tuple[str, str]],
                           core: ChargerCore) -> bool:
         """One connection's life; returns whether it connected at all."""
-        metrics = self.metrics
         started = trio.current_time()
         try:
             async with open_connection(
@@ -240,39 +244,46 @@ class Fleet:
                 headers=headers, connect_timeout=self.config.connect_timeout_s,
                 transport=self.config.transport,
             ) as conn:
-                metrics.connect_ok(trio.current_time() - started)
-                clean, shutdown = True, False
+                self.metrics.connect_ok(trio.current_time() - started)
                 self._conversing[index] = core
-                try:
-                    await self._converse(index, conn, core)
-                    shutdown = True
-                    core.finish()
-                except ConnectionClosed as exc:
-                    clean = exc.clean
-                    core.disconnected(trio.current_time())
-                except trio.Cancelled:
-                    shutdown = True
-                    core.finish()
-                    with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT_S):
-                        await conn.aclose()
-                    raise
-                finally:
-                    metrics.disconnected(clean=clean, shutdown=shutdown)
-                    self._wait_scopes.pop(index, None)
-                    del self._conversing[index]
-                    self._note_drained(index)
-                    if self._quiet and not self._conversing:
-                        self._all_closed.set()
+                await self._conversation(index, conn, core)
         except ConnectError as exc:
-            metrics.connect_failed(exc.reason)
+            self.metrics.connect_failed(exc.reason)
             self._check_reachable()
             return False
+        finally:
+            # only now, after open_connection has finished its close handshake
+            if self._conversing.pop(index, None) is not None:
+                self._note_drained(index)
+                if self._quiet and not self._conversing:
+                    self._all_closed.set()
         return True
+
+    async def _conversation(self, index: int, conn: Connection, core: ChargerCore) -> None:
+        """Run `_converse` and account for how the connection ended."""
+        clean = shutdown = False
+        try:
+            await self._converse(index, conn, core)
+            clean = shutdown = True
+            core.finish()
+        except ConnectionClosed as exc:
+            clean = exc.clean
+            core.disconnected(trio.current_time())
+        except trio.Cancelled:
+            clean = shutdown = True
+            core.finish()
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT_S):
+                await conn.aclose()
+            raise
+        finally:
+            self._wait_scopes.pop(index, None)
+            self.metrics.disconnected(clean=clean, shutdown=shutdown)
 
     async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> None:
         """Talk until the connection closes (raises) or the fleet has drained (returns)."""
-        for text in core.connected(trio.current_time()):
-            await conn.send_text(text)
+        if self._draining:
+            return
+        await self._send(conn, core.connected(trio.current_time()))
         while True:
             if self._draining:
                 if not core.draining:
@@ -291,5 +302,13 @@ class Fleet:
             out = core.receive(received, now) if received is not None else []
             if now >= core.next_deadline():
                 out += core.tick(now)
-            for text in out:
+            if out:
+                await self._send(conn, out)
+
+    async def _send(self, conn: Connection, frames: list[str]) -> None:
+        """Write frames; a CSMS that stops reading must not freeze the charger's clock."""
+        with trio.move_on_after(self.config.charger.call_timeout_s) as scope:
+            for text in frames:
                 await conn.send_text(text)
+        if scope.cancelled_caught:
+            raise ConnectionClosed(None, "the CSMS stopped reading: a send stalled", False)

@@ -48,7 +48,8 @@ class ActionStats:
 
     Every CALL sent ends in exactly one of ok, callerror, timeout or in_flight. `lost` (the
     connection dropped before the answer) is the part of `timeout` no answer could ever meet;
-    `late` counts answers that came after their CALL had timed out (they are discarded).
+    `late` counts answers that came after their CALL had timed out or had been given up as in
+    flight at shutdown (they are discarded).
     """
 
     __slots__ = (

@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
-from typing import Final, Protocol, cast
+from typing import Final, NoReturn, Protocol, cast
 
 import attrs
 import trio
@@ -43,6 +43,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 __all__ = [
+    "MAX_MESSAGE_SIZE",
     "TRANSPORTS",
     "ConnectError",
     "Connection",
@@ -56,6 +57,8 @@ __all__ = [
 TRANSPORTS: Final = ("wsproto", "trio-websocket")
 
 _RECEIVE_SIZE: Final = 65536
+MAX_MESSAGE_SIZE: Final = 1 << 20
+"""The largest message accepted (as trio-websocket's default); a bigger one closes with 1009."""
 _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
 
@@ -118,6 +121,7 @@ class _WsprotoConnection:
         "_closing",
         "_eof",
         "_parts",
+        "_parts_size",
         "_proto",
         "_receiving",
         "_send_lock",
@@ -137,6 +141,7 @@ class _WsprotoConnection:
         self._client = client
         self._send_lock = trio.StrictFIFOLock()
         self._parts: list[str | bytes] | None = None
+        self._parts_size = 0
         self._closed: _CloseInfo | None = None
         self._closing = False
         self._broken = False
@@ -194,21 +199,25 @@ class _WsprotoConnection:
                 for event in proto.events():
                     if isinstance(event, TextMessage):
                         if not event.message_finished:
-                            self._add_part(event.data)
+                            if self._add_part(event.data) > MAX_MESSAGE_SIZE:
+                                await self._refuse_oversized()
                         elif self._parts is None:
                             return event.data
                         else:
-                            self._parts.append(event.data)
+                            if self._add_part(event.data) > MAX_MESSAGE_SIZE:
+                                await self._refuse_oversized()
                             parts, self._parts = self._parts, None
                             return "".join(cast("list[str]", parts))
                     elif isinstance(event, BytesMessage):
                         # OCPP peers occasionally send JSON in binary frames.
                         if not event.message_finished:
-                            self._add_part(bytes(event.data))
+                            if self._add_part(bytes(event.data)) > MAX_MESSAGE_SIZE:
+                                await self._refuse_oversized()
                         elif self._parts is None:
                             return bytes(event.data).decode("utf-8", "replace")
                         else:
-                            self._parts.append(bytes(event.data))
+                            if self._add_part(bytes(event.data)) > MAX_MESSAGE_SIZE:
+                                await self._refuse_oversized()
                             parts, self._parts = self._parts, None
                             return b"".join(cast("list[bytes]", parts)).decode("utf-8", "replace")
                     elif isinstance(event, Ping):
@@ -241,11 +250,28 @@ class _WsprotoConnection:
                 self._wakeup.set()
                 self._wakeup = None
 
-    def _add_part(self, part: str | bytes) -> None:
+    def _add_part(self, part: str | bytes) -> int:
+        """Keep a fragment of a message; returns the message's size so far."""
         if self._parts is None:
             self._parts = [part]
+            self._parts_size = len(part)
         else:
             self._parts.append(part)
+            self._parts_size += len(part)
+        return self._parts_size
+
+    async def _refuse_oversized(self) -> NoReturn:
+        """A peer may not make us buffer without bound: close with 1009 (message too big)."""
+        self._parts = None
+        async with self._send_lock:
+            if not self._broken and self._proto.state is ConnectionState.OPEN:
+                with contextlib.suppress(ConnectionClosed):
+                    await self._send_data(self._proto.send(
+                        CloseConnection(code=1009, reason="message too big")))
+        self._broken = True
+        self._closed = (1009, f"message over {MAX_MESSAGE_SIZE} bytes", False)
+        await trio.aclose_forcefully(self._stream)
+        raise self._closed_error()
 
     async def _on_close_event(self, event: CloseConnection) -> None:
         proto = self._proto
@@ -359,6 +385,9 @@ class _TrioWebsocketConnection:
                 await self._reader_done.wait()
         finally:
             await trio.aclose_forcefully(self._stream)
+            # trio-websocket's reader may be parked on its full message queue, shielded from
+            # cancellation; closing the queue's receiving end wakes it (it expects that).
+            await self._ws._recv_channel.aclose()
 
 
 def _from_tw_closed(exc: trio_websocket.ConnectionClosed) -> ConnectionClosed:

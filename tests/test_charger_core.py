@@ -232,3 +232,33 @@ def test_drain_grace_expiry_counts_in_flight() -> None:
     assert link.metrics.actions["Authorize"].in_flight == 1
     assert link.metrics.queued_at_shutdown["Authorize"] == 1
     _balanced(link)
+
+
+def test_answers_during_drain_start_nothing_new() -> None:
+    link = Link(SPEC)
+    link.csms_delay = lambda call: 2.0
+    link.connect()
+    link.run_until(1)  # the BootNotification is in flight
+    link.charger.drain(link.now, grace_s=10)
+    link.run_until(5)
+    assert link.metrics.actions["BootNotification"].ok == 1
+    assert link.charger.drained
+    assert link.charger.connectors == [ConnectorState.IDLE, ConnectorState.IDLE]
+    assert link.metrics.queued_at_shutdown == {}
+    assert link.charger.next_deadline() == 11.0  # only the end of the grace period is left
+    sent = link.sent_actions()
+    link.run_until(100)
+    assert link.sent_actions() == sent
+    assert link.charger.next_deadline() == float("inf")
+
+
+def test_an_answer_after_shutdown_counts_as_late_not_as_a_csms_fault() -> None:
+    link = Link(SPEC)
+    link.csms_delay = lambda call: 5.0 if call.action == "Authorize" else 0.0
+    link.connect()
+    link.run_until(6)
+    link.charger.drain(link.now, grace_s=1)
+    link.run_until(20)
+    authorize = link.metrics.actions["Authorize"]
+    assert (authorize.in_flight, authorize.late) == (1, 1)
+    assert "unknown_id" not in link.metrics.bad_frames

@@ -74,6 +74,7 @@ def test_unreachable_url_is_one_clear_line(tmp_path: Path) -> None:
     (["--delay-ms", "lots"], "delay"),
     (["--session", "90-30"], "session"),
     (["--transport", "carrier-pigeon"], "transport"),
+    (["--id-prefix", "CP/"], "id-prefix"),
     (["--password-file", "/no/such/file"], "password-file"),
     (["--url", "wss://127.0.0.1:1/ocpp", "--ca-file", "/no/such/ca.pem"], "ca-file"),
 ])
@@ -90,7 +91,7 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(tmp_path: Path) -> Non
     process = subprocess.Popen(
         [*FLEETSIM, "spawn", "--chargers", "100", "--duration", "60", "--report",
          str(report_path), "--progress", "jsonl"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     assert process.stderr is not None
     booted = 0
@@ -100,7 +101,7 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(tmp_path: Path) -> Non
         if booted == 100:
             break
     started = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     _, stderr = process.communicate(timeout=30)
     assert time.monotonic() - started < 10
     assert process.returncode == 105, stderr
@@ -109,6 +110,27 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(tmp_path: Path) -> Non
     assert report["outcome"]["stopped_by"] == "interrupted"
     assert report["chargers"]["booted"] == 100
     assert report["embedded_csms"]["received"]["BootNotification"] == 100
+
+
+def test_ctrl_c_during_the_graceful_stop_ends_it_at_once(tmp_path: Path) -> None:
+    report_path = tmp_path / "r.json"
+    process = subprocess.Popen(
+        [*FLEETSIM, "spawn", "-u", "5", "-t", "1", "--delay-ms", "6000", "--graceful-stop",
+         "20s", "--report", str(report_path), "--progress", "jsonl"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if line.startswith("{") and json.loads(line)["t"] >= 1.5:
+            break  # the run is over and its five boots wait in the graceful stop
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - started < 5
+    assert process.returncode == 0, stderr  # the run completed its duration
+    report = json.loads(report_path.read_text())
+    assert report["outcome"]["stopped_by"] == "duration"
+    assert report["calls"]["BootNotification"]["in_flight"] == 5
 
 
 def test_standalone_csms_serves_another_fleet(tmp_path: Path) -> None:

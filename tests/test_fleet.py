@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import socket
 
 import attrs
 import pytest
@@ -14,7 +16,7 @@ from fleetsim.transport import PendingConnection, serve_websocket
 
 from .conftest import TlsFiles, start_csms
 
-BUSY = ChargerSpec(connectors=2, meter_interval_s=0.3, session_s=(0.5, 1.0), idle_s=(0.1, 0.4))
+BUSY = ChargerSpec(connectors=1, meter_interval_s=0.5, session_s=(0.5, 1.5), idle_s=(0.1, 0.5))
 
 
 def _assert_balanced(report: dict[str, object]) -> None:
@@ -29,23 +31,25 @@ def _assert_balanced(report: dict[str, object]) -> None:
 async def test_fleet_boots_runs_sessions_and_counts_match_the_csms(
     csms: CsmsServer, transport: str
 ) -> None:
-    config = RunConfig(chargers=300, duration_s=3, url=csms.url, ramp_per_s=2000,
+    config = RunConfig(chargers=200, duration_s=4, url=csms.url, ramp_per_s=1000,
                        charger=BUSY, transport=transport)  # type: ignore[arg-type]
     with trio.fail_after(20):
         result = await spawn(config, write=False)
     report = result.report
     assert report["schema"] == SCHEMA
     assert result.outcome.stopped_by == "duration"
-    assert report["chargers"]["booted"] == 300
-    assert report["chargers"]["connected_peak"] == 300
+    assert report["chargers"]["booted"] == 200
+    assert report["chargers"]["connected_peak"] == 200
     assert report["chargers"]["connect_failures"] == {}
     assert report["calls"]["StopTransaction"]["ok"] > 100
-    assert report["calls"]["MeterValues"]["ok"] > 300
+    assert report["calls"]["MeterValues"]["ok"] > 200
+    # the stop closed every connection with a completed close handshake
+    assert csms.stats.closes == {"clean": 200}
     ok = {action: stats["ok"] for action, stats in report["calls"].items()}
     assert ok == dict(csms.stats.received)
     _assert_balanced(report)
     assert report["totals"]["errors"] == 0
-    assert 2 <= len(report["timeline"]) <= 5
+    assert 3 <= len(report["timeline"]) <= 7
     assert sum(row["ok"] for row in report["timeline"]) == report["totals"]["ok"]
     json.dumps(report)
 
@@ -195,3 +199,33 @@ async def test_a_misbehaving_csms_is_answered_counted_and_survived(
     assert within(csms_calls["<malformed>"]["callerror_sent"]["FormationViolation"])
     assert within(csms_calls["Reset"]["callerror_sent"]["NotSupported"])
     _assert_balanced(report)
+
+
+async def _flood_and_never_read(pending: PendingConnection) -> None:
+    """Boots the charger, then sends CALLs forever and never reads again."""
+    stream = getattr(pending, "_stream", None)
+    if stream is not None:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = await pending.accept("ocpp1.6")
+    boot = json.loads(await conn.receive_text())
+    await conn.send_text(json.dumps([3, boot[1], {"status": "Accepted", "interval": 1,
+                                                  "currentTime": "2026-01-01T00:00:00Z"}]))
+    for n in itertools.count():
+        await conn.send_text(f'[2,"{n}","TriggerMessage",{{"requestedMessage":"Heartbeat"}}]')
+
+
+async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.Nursery) -> None:
+    ports = await nursery.start(functools.partial(
+        serve_websocket, _flood_and_never_read, "127.0.0.1", 0))
+    config = RunConfig(chargers=1, duration_s=4, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
+                       backoff_s=(0.1, 0.2),
+                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=1))
+    started = trio.current_time()
+    with trio.fail_after(15):
+        result = await spawn(config, write=False)
+    assert trio.current_time() - started < 4 + 5 + 3
+    chargers = result.report["chargers"]
+    assert chargers["disconnects_abnormal"] >= 1 and chargers["reconnects"] >= 1
+    lost = sum(stats["lost_on_disconnect"] for stats in result.report["calls"].values())
+    assert lost >= 1
+    _assert_balanced(result.report)

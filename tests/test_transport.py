@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -26,6 +27,7 @@ from wsproto.events import (
 )
 
 from fleetsim.transport import (
+    MAX_MESSAGE_SIZE,
     TRANSPORTS,
     ConnectError,
     ConnectionClosed,
@@ -543,3 +545,44 @@ async def test_server_answers_client_ping(nursery: trio.Nursery, echo: EchoServe
                 if isinstance(events[-1], AcceptConnection) and len(events) == 1:
                     await stream.send_all(ws.send(Ping(b"p")) + ws.send(Message(data="m")))
     assert [type(e).__name__ for e in events] == ["AcceptConnection", "Pong", "TextMessage"]
+
+
+async def _flood_and_never_read(pending: PendingConnection) -> None:
+    stream = getattr(pending, "_stream", None)
+    if stream is not None:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = await pending.accept("ocpp1.6")
+    for i in range(100):  # more than any client-side message queue holds
+        await conn.send_text(f'[2,"{i}","X",{{}}]')
+    await trio.sleep_forever()
+
+
+async def test_exit_is_bounded_when_the_peer_stops_reading(
+    nursery: trio.Nursery, transport: str
+) -> None:
+    ports = await nursery.start(partial(serve_websocket, _flood_and_never_read, "127.0.0.1", 0))
+    with trio.fail_after(8):
+        with trio.move_on_after(1):
+            async with open_connection(f"ws://127.0.0.1:{ports[0]}/CP1", subprotocols=OCPP,
+                                       transport=transport) as conn:
+                await trio.sleep(0.2)
+                while True:  # the peer never reads, so this eventually blocks
+                    await conn.send_text("x" * 65536)
+        nursery.cancel_scope.cancel()
+
+
+async def _send_huge(pending: PendingConnection) -> None:
+    conn = await pending.accept("ocpp1.6")
+    with contextlib.suppress(ConnectionClosed):
+        await conn.send_text("[" + "1," * MAX_MESSAGE_SIZE + "1]")
+        await trio.sleep(5)
+
+
+async def test_an_oversized_message_closes_with_1009(nursery: trio.Nursery, transport: str) -> None:
+    ports = await nursery.start(partial(serve_websocket, _send_huge, "127.0.0.1", 0))
+    with trio.fail_after(8):
+        async with open_connection(f"ws://127.0.0.1:{ports[0]}/CP1", subprotocols=OCPP,
+                                   transport=transport) as conn:
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.receive_text()
+    assert closed.value.code == 1009

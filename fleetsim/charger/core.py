@@ -154,9 +154,9 @@ class ChargerCore:
     """One OCPP 1.6 charge point: boot, heartbeat, status, and a charging-session loop."""
 
     __slots__ = (
-        "_boot_due", "_connectors", "_drain_deadline", "_heartbeat_due", "_heartbeat_s", "_ids",
-        "_metrics", "_pending", "_queue", "_recent_timeouts", "_rng", "_spec", "_wall_offset",
-        "charger_id", "id_tag", "state",
+        "_abandoned", "_boot_due", "_connectors", "_drain_deadline", "_heartbeat_due",
+        "_heartbeat_s", "_ids", "_metrics", "_pending", "_queue", "_rng", "_spec",
+        "_wall_offset", "charger_id", "id_tag", "state",
     )
 
     def __init__(
@@ -173,7 +173,7 @@ class ChargerCore:
         self._ids = UniqueIds()
         self._queue: deque[_Outgoing] = deque()
         self._pending: _Outgoing | None = None
-        self._recent_timeouts: deque[tuple[str, str]] = deque(maxlen=4)
+        self._abandoned: deque[tuple[str, str]] = deque(maxlen=4)
         self._connectors = [_Connector(n) for n in range(1, spec.connectors + 1)]
         self._heartbeat_s = spec.heartbeat_default_s
         self._heartbeat_due = NEVER
@@ -215,7 +215,7 @@ class ChargerCore:
         if pending is not None and now >= pending.deadline:
             self._pending = None
             self._metrics.call_timeout(pending.action)
-            self._recent_timeouts.append((pending.unique_id, pending.action))
+            self._abandoned.append((pending.unique_id, pending.action))
             self._failed(pending, now)
         if now >= self._boot_due:
             self._boot_due = NEVER
@@ -274,6 +274,7 @@ class ChargerCore:
         """The run is over: count the CALL still in flight and what never left the queue."""
         if self._pending is not None:
             self._metrics.call_in_flight(self._pending.action)
+            self._abandoned.append((self._pending.unique_id, self._pending.action))
             self._pending = None
         for item in self._queue:
             self._metrics.queued_at_shutdown[item.action] += 1
@@ -339,7 +340,7 @@ class ChargerCore:
     def _complete(self, frame: CallResult | CallError, now: float) -> None:
         pending = self._pending
         if pending is None or pending.unique_id != frame.unique_id:
-            for unique_id, action in self._recent_timeouts:
+            for unique_id, action in self._abandoned:
                 if unique_id == frame.unique_id:
                     self._metrics.call_late(action)
                     return
@@ -352,12 +353,16 @@ class ChargerCore:
             self._failed(pending, now)
             return
         self._metrics.call_ok(pending.action, service, response)
+        if self._drain_deadline is not None:
+            return  # the run is ending: the answer is counted, nothing new starts from it
         handler = _RESULT_HANDLERS.get(pending.action)
         if handler is not None:
             handler(self, pending, frame.payload, now)
 
     def _failed(self, item: _Outgoing, now: float) -> None:
         """A CALL got a CALLERROR or no answer: move on as a real charger would."""
+        if self._drain_deadline is not None:
+            return
         if item.action == "BootNotification":
             self._boot_due = now + self._spec.boot_retry_default_s
         elif item.connector is not None:

@@ -44,6 +44,7 @@ class CsmsStats:
     connections: int = 0
     connections_total: int = 0
     handshakes_rejected: Counter[str] = attrs.field(factory=Counter)
+    closes: Counter[str] = attrs.field(factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,7 @@ class CsmsStats:
             "connections": self.connections,
             "connections_total": self.connections_total,
             "handshakes_rejected": dict(self.handshakes_rejected),
+            "closes": dict(self.closes),
         }
 
 

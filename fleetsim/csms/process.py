@@ -9,6 +9,7 @@ with everything it received, which the parent puts in the report.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -90,8 +91,9 @@ def child_main() -> None:
     config = _converter.structure(json.loads(sys.stdin.readline()), CsmsConfig)
 
     def emit(event: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(event) + "\n")
-        sys.stdout.flush()
+        with contextlib.suppress(BrokenPipeError):  # the parent is gone: nobody to tell
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
 
     try:
         trio.run(functools.partial(run_csms, config, emit, watch_stdin=True,
@@ -125,6 +127,8 @@ async def embedded_csms(config: CsmsConfig) -> AsyncIterator[EmbeddedCsms]:
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "fleetsim.csms"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # its own session: a terminal's Ctrl-C goes to the fleet, which stops the CSMS last
+        start_new_session=True,
     )
     assert process.stdin is not None and process.stdout is not None
     lines = _Lines(process.stdout)
@@ -132,10 +136,11 @@ async def embedded_csms(config: CsmsConfig) -> AsyncIterator[EmbeddedCsms]:
     try:
         payload = json.dumps(_converter.unstructure(config)) + "\n"
         await process.stdin.send_all(payload.encode())
+        event = None
         with trio.move_on_after(_START_TIMEOUT_S):
             event = await lines.next()
         if event is None or event.get("event") != "listening":
-            message = event.get("message") if event else "it exited or did not answer"
+            message = event.get("message") if event else "it exited or did not answer in time"
             raise FleetsimError(f"the embedded CSMS did not start: {message}")
         embedded.url = event["url"]
         yield embedded

@@ -102,8 +102,8 @@ async def serve_csms(
                         await conn.send_text(encode_frame(frame.reply))
                 else:
                     stats.bad_frames["unknown_id"] += 1
-        except ConnectionClosed:
-            pass
+        except ConnectionClosed as exc:
+            stats.closes["clean" if exc.clean else "abnormal"] += 1
         finally:
             stats.connections -= 1
 
