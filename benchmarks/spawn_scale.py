@@ -154,7 +154,7 @@ def main() -> None:
           f"{'client CPU':>11}{'calls/core-s':>13}{'CSMS CPU':>9}{'KiB/charger':>12}"
           f"{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}", flush=True)
     for transport in args.transport:
-        baseline = run_one(transport, BASELINE_CHARGERS, "idle", 6, args.ramp)
+        baseline = run_one(transport, BASELINE_CHARGERS, "idle", 8, args.ramp)
         for chargers in args.chargers:
             for mode in args.mode:
                 r = run_one(transport, chargers, mode, args.duration, args.ramp)

@@ -75,6 +75,7 @@ def build_report(
             "disconnects": metrics.disconnects_clean + metrics.disconnects_abnormal,
             "disconnects_abnormal": metrics.disconnects_abnormal,
             "reconnects": metrics.reconnects,
+            "send_stalls": metrics.send_stalls,
             "internal_errors": dict(metrics.internal_errors),
         },
         "calls": calls,

@@ -226,6 +226,7 @@ async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.N
     assert trio.current_time() - started < 4 + 5 + 3
     chargers = result.report["chargers"]
     assert chargers["disconnects_abnormal"] >= 1 and chargers["reconnects"] >= 1
+    assert chargers["send_stalls"] >= 1
     lost = sum(stats["lost_on_disconnect"] for stats in result.report["calls"].values())
     assert lost >= 1
     _assert_balanced(result.report)
