@@ -266,9 +266,13 @@ class Fleet:
         try:
             with trio.CancelScope() as guard:
                 self._send_guards[index] = guard
-                await self._converse(index, conn, core)
-                clean = shutdown = True
-                core.finish()
+                if await self._converse(index, conn, core):
+                    clean = shutdown = True
+                    core.finish()
+                else:  # the CSMS asked for a Reset: close, reconnect and boot again
+                    clean = True
+                    self.metrics.resets += 1
+                    core.disconnected(trio.current_time())
             if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
                 core.disconnected(trio.current_time())
         except ConnectionClosed as exc:
@@ -286,10 +290,11 @@ class Fleet:
             self._sending.pop(index, None)
             self.metrics.disconnected(clean=clean, shutdown=shutdown)
 
-    async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> None:
-        """Talk until the connection closes (raises) or the fleet has drained (returns)."""
+    async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> bool:
+        """Talk until the connection closes (raises), the fleet has drained (returns True) or
+        the charger wants to reconnect after a Reset (returns False)."""
         if self._draining:
-            return
+            return True
         await self._send(index, conn, core.connected(trio.current_time()))
         while True:
             if self._draining:
@@ -298,7 +303,9 @@ class Fleet:
                 if core.drained:
                     self._note_drained(index)
                     if self._quiet:
-                        return
+                        return True
+            elif core.wants_reconnect:
+                return False
             deadline = core.next_deadline()
             received: str | None = None
             if deadline > trio.current_time():

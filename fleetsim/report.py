@@ -76,6 +76,7 @@ def build_report(
             "disconnects_abnormal": metrics.disconnects_abnormal,
             "reconnects": metrics.reconnects,
             "send_stalls": metrics.send_stalls,
+            "resets": metrics.resets,
             "internal_errors": dict(metrics.internal_errors),
         },
         "calls": calls,

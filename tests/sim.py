@@ -9,6 +9,7 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -37,7 +38,7 @@ class Link:
                              boot_status=boot_status)
         self.latency = latency
         self.now = 0.0
-        self.wire: list[tuple[float, str, list[object]]] = []
+        self.wire: list[tuple[float, str, list[Any]]] = []
         self.csms_delay: Callable[[Call], float | None] = lambda call: 0.0
         self._events: list[tuple[float, int, str, str]] = []
         self._seq = itertools.count()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import json
@@ -12,7 +13,9 @@ import pytest
 import trio
 
 from fleetsim import SCHEMA, ChargerSpec, CsmsServer, RunConfig, spawn
-from fleetsim.transport import PendingConnection, serve_websocket
+from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
+from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
 
 from .conftest import TlsFiles, start_csms
 
@@ -136,7 +139,8 @@ JUNK = [
     "[7, \"x\", {}]",
     '[2, "call-1", "MakeCoffee", {}]',
     '[2, "call-2", "Reset", []]',
-    '[2, "call-3", "Reset", {"type": "Soft"}]',
+    '[2, "call-3", "UpdateFirmware", {"location": "ftp://x",'
+    ' "retrieveDate": "2026-01-01T00:00:00Z"}]',
     '[3, "no-such-call", {}]',
     '[4, "no-such-call", "InternalError", "", {}]',
 ]
@@ -197,7 +201,7 @@ async def test_a_misbehaving_csms_is_answered_counted_and_survived(
     csms_calls = report["csms_calls"]
     assert within(csms_calls["<unknown>"]["callerror_sent"]["NotImplemented"])
     assert within(csms_calls["<malformed>"]["callerror_sent"]["FormationViolation"])
-    assert within(csms_calls["Reset"]["callerror_sent"]["NotSupported"])
+    assert within(csms_calls["UpdateFirmware"]["callerror_sent"]["NotSupported"])
     _assert_balanced(report)
 
 
@@ -211,7 +215,7 @@ async def _flood_and_never_read(pending: PendingConnection) -> None:
     await conn.send_text(json.dumps([3, boot[1], {"status": "Accepted", "interval": 1,
                                                   "currentTime": "2026-01-01T00:00:00Z"}]))
     for n in itertools.count():
-        await conn.send_text(f'[2,"{n}","TriggerMessage",{{"requestedMessage":"Heartbeat"}}]')
+        await conn.send_text(f'[2,"{n}","GetConfiguration",{{}}]')  # a 3 KB answer each
 
 
 async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.Nursery) -> None:
@@ -229,4 +233,42 @@ async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.N
     assert chargers["send_stalls"] >= 1
     lost = sum(stats["lost_on_disconnect"] for stats in result.report["calls"].values())
     assert lost >= 1
+    _assert_balanced(result.report)
+
+
+@attrs.define
+class ResettingCsms:
+    """Answers like the embedded CSMS and sends every charger one Reset after its first boot."""
+
+    core: CsmsCore = attrs.Factory(lambda: CsmsCore(CsmsStats(), heartbeat_interval_s=60))
+    reset_sent: set[str] = attrs.Factory(set)
+    reset_answers: list[object] = attrs.Factory(list)
+
+    async def handle(self, pending: PendingConnection) -> None:
+        charger_id = pending.request.path.rsplit("/", 1)[1]
+        conn = await pending.accept("ocpp1.6")
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = decode_frame(await conn.receive_text())
+                if isinstance(frame, Call):
+                    await conn.send_text(encode_frame(self.core.answer(frame, 1.7e9)))
+                    if frame.action == "BootNotification" and charger_id not in self.reset_sent:
+                        self.reset_sent.add(charger_id)
+                        await conn.send_text('[2,"reset-1","Reset",{"type":"Soft"}]')
+                elif isinstance(frame, CallResult):
+                    self.reset_answers.append(frame.payload)
+
+
+async def test_reset_reconnects_and_boots_again(nursery: trio.Nursery) -> None:
+    csms = ResettingCsms()
+    ports = await nursery.start(functools.partial(serve_websocket, csms.handle, "127.0.0.1", 0))
+    config = RunConfig(chargers=20, duration_s=3.5, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
+                       charger=ChargerSpec(idle_s=(100, 100)))
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    chargers = result.report["chargers"]
+    assert csms.reset_answers == [{"status": "Accepted"}] * 20
+    assert chargers["resets"] == 20 and chargers["boots"] == 40 and chargers["booted"] == 20
+    assert chargers["disconnects_abnormal"] == 0
+    assert csms.core.stats.received["BootNotification"] == 40
     _assert_balanced(result.report)

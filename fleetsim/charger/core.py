@@ -21,6 +21,9 @@ from typing import Any, Final
 
 import attrs
 
+from fleetsim.charger.commands import COMMANDS, Violation
+from fleetsim.charger.configuration import Configuration
+from fleetsim.charger.local_list import LocalList
 from fleetsim.errors import LocalProtocolError
 from fleetsim.metrics import Metrics
 from fleetsim.ocpp import v16
@@ -103,10 +106,18 @@ CONNECTOR_TRANSITIONS: Final[dict[ConnectorState, dict[_ConnectorEvent, Connecto
 }
 
 
+_STATUS_BY_STATE: Final = {
+    ConnectorState.AUTHORIZING: "Preparing",
+    ConnectorState.STARTING: "Preparing",
+    ConnectorState.CHARGING: "Charging",
+    ConnectorState.STOPPING: "Finishing",
+}
+
+
 class _Connector:
     __slots__ = (
-        "connector_id", "due", "id_tag", "meter_wh", "power_w", "sampled_at", "session_end",
-        "state", "transaction_id",
+        "connector_id", "due", "id_tag", "meter_wh", "operative", "power_w", "sampled_at",
+        "scheduled_operative", "session_end", "state", "stop_reason", "transaction_id",
     )
 
     def __init__(self, connector_id: int) -> None:
@@ -119,6 +130,16 @@ class _Connector:
         self.meter_wh = 0
         self.power_w = 0.0
         self.sampled_at = 0.0
+        self.operative = True
+        self.scheduled_operative: bool | None = None
+        self.stop_reason = "EVDisconnected"
+
+    @property
+    def status(self) -> str:
+        """The OCPP 1.6 ChargePointStatus this connector would report now."""
+        if self.state is ConnectorState.IDLE:
+            return "Available" if self.operative else "Unavailable"
+        return _STATUS_BY_STATE[self.state]
 
     def fire(self, event: _ConnectorEvent) -> None:
         if event is _ConnectorEvent.RESET:
@@ -155,8 +176,9 @@ class ChargerCore:
 
     __slots__ = (
         "_abandoned", "_boot_due", "_connectors", "_drain_deadline", "_heartbeat_due",
-        "_heartbeat_s", "_ids", "_metrics", "_pending", "_queue", "_rng", "_spec",
-        "_wall_offset", "charger_id", "id_tag", "state",
+        "_heartbeat_s", "_ids", "_local_list", "_meter_interval_s", "_metrics", "_pending",
+        "_queue", "_resetting", "_rng", "_spec", "_wall_offset", "charger_id", "config", "id_tag",
+        "state", "wants_reconnect",
     )
 
     def __init__(
@@ -176,6 +198,12 @@ class ChargerCore:
         self._abandoned: deque[tuple[str, str]] = deque(maxlen=4)
         self._connectors = [_Connector(n) for n in range(1, spec.connectors + 1)]
         self._heartbeat_s = spec.heartbeat_default_s
+        self._meter_interval_s = spec.meter_interval_s
+        self.config = Configuration(spec.connectors, spec.heartbeat_default_s,
+                                    spec.meter_interval_s)
+        self._local_list: LocalList | None = None
+        self._resetting = ""
+        self.wants_reconnect = False
         self._heartbeat_due = NEVER
         self._boot_due = NEVER
         self._drain_deadline: float | None = None
@@ -197,7 +225,7 @@ class ChargerCore:
             self._complete(frame, now)
             return self._pump(now)
         if type(frame) is Call:
-            return [self._answer(frame, now)]
+            return [self._answer(frame, now), *self._pump(now)]
         assert isinstance(frame, BadFrame)
         self._metrics.bad_frames[frame.kind.value] += 1
         if frame.reply is None:
@@ -242,10 +270,15 @@ class ChargerCore:
             self._metrics.charger_unbooted()
         self.state = ChargerState.DISCONNECTED
         self._heartbeat_due = self._boot_due = NEVER
+        self._resetting = ""
+        self.wants_reconnect = False
         for connector in self._connectors:
             connector.fire(_ConnectorEvent.RESET)
             connector.due = connector.session_end = NEVER
             connector.transaction_id = None
+            if connector.scheduled_operative is not None:
+                connector.operative = connector.scheduled_operative
+                connector.scheduled_operative = None
 
     def drain(self, now: float, grace_s: float) -> None:
         """The run is ending: start nothing new, give the CALL in flight `grace_s` to finish.
@@ -306,6 +339,132 @@ class ChargerCore:
     def queued(self) -> int:
         return len(self._queue)
 
+    # -- what the CSMS can ask for (payloads are checked in commands.py) --------------------
+
+    @property
+    def booted(self) -> bool:
+        return self.state is ChargerState.BOOTED
+
+    @property
+    def local_list(self) -> LocalList:
+        if self._local_list is None:
+            self._local_list = LocalList()
+        return self._local_list
+
+    def has_connector(self, connector_id: int) -> bool:
+        return 1 <= connector_id <= len(self._connectors)
+
+    def _charger_status(self) -> str:
+        """Connector 0: the charge point as a whole."""
+        return "Available" if any(c.operative for c in self._connectors) else "Unavailable"
+
+    def set_heartbeat_interval(self, seconds: float, now: float) -> None:
+        self._heartbeat_s = seconds
+        self.config.set_internal("HeartbeatInterval", f"{seconds:g}")
+        if self.state is ChargerState.BOOTED and self._drain_deadline is None:
+            self._heartbeat_due = now + seconds
+
+    def set_meter_interval(self, seconds: float) -> None:
+        """Takes effect from the next sample on."""
+        self._meter_interval_s = seconds
+
+    def start_remote(self, connector_id: int | None, id_tag: str, now: float) -> bool:
+        """RemoteStartTransaction: start a session on a free connector, as if an EV arrived."""
+        if self.state is not ChargerState.BOOTED or self._resetting or self._drain_deadline:
+            return False
+        candidates = (self._connectors if connector_id is None
+                      else [self._connectors[connector_id - 1]])
+        for connector in candidates:
+            if connector.state is ConnectorState.IDLE and connector.operative:
+                connector.id_tag = id_tag
+                connector.fire(_ConnectorEvent.PLUG_IN)
+                connector.due = NEVER
+                if self.config.flag("AuthorizeRemoteTxRequests"):
+                    self._send_later("Authorize", v16.authorize(id_tag), now, connector)
+                else:
+                    self._on_authorize(_Outgoing("Authorize", {}, now, connector),
+                                       {"idTagInfo": {"status": "Accepted"}}, now)
+                return True
+        return False
+
+    def stop_transaction(self, transaction_id: int, reason: str, now: float) -> bool:
+        """RemoteStopTransaction and friends: end the matching session now."""
+        for connector in self._connectors:
+            if (connector.state is ConnectorState.CHARGING
+                    and connector.transaction_id == transaction_id):
+                self._end_session(connector, reason, now)
+                return True
+        return False
+
+    def _end_session(self, connector: _Connector, reason: str, now: float) -> None:
+        connector.stop_reason = reason
+        connector.session_end = min(connector.session_end, now)
+        connector.due = min(connector.due, now)
+
+    def unlock(self, connector_id: int, now: float) -> None:
+        """UnlockConnector: a charging session on it ends (reason UnlockCommand)."""
+        connector = self._connectors[connector_id - 1]
+        if connector.state is ConnectorState.CHARGING:
+            self._end_session(connector, "UnlockCommand", now)
+
+    def set_availability(self, connector_id: int, operative: bool, now: float) -> str:
+        """ChangeAvailability: Accepted at once, or Scheduled after a running session."""
+        targets = self._connectors if connector_id == 0 else [self._connectors[connector_id - 1]]
+        scheduled = False
+        for connector in targets:
+            if connector.state is not ConnectorState.IDLE:
+                connector.scheduled_operative = operative
+                scheduled = True
+                continue
+            if connector.operative == operative:
+                continue
+            connector.operative = operative
+            connector.scheduled_operative = None
+            if self.state is ChargerState.BOOTED:
+                self._idle(connector, now)
+                self._status(connector, connector.status, now)
+        return "Scheduled" if scheduled else "Accepted"
+
+    def reset(self, kind: str, now: float) -> None:
+        """Reset: stop every session (reason SoftReset/HardReset), then reconnect and boot."""
+        self._resetting = f"{kind}Reset"
+        for connector in self._connectors:
+            if connector.state is ConnectorState.CHARGING:
+                self._end_session(connector, self._resetting, now)
+            elif connector.state is ConnectorState.IDLE:
+                connector.due = NEVER
+        self._heartbeat_due = NEVER
+
+    def trigger(self, message: str, connector_id: int | None, now: float) -> str:
+        """TriggerMessage: queue the requested message behind the answer."""
+        if connector_id is not None and not self.has_connector(connector_id) and (
+                connector_id != 0 or message == "MeterValues"):
+            return "Rejected"
+        wall = self._wall(now)
+        if message == "BootNotification":
+            self._enqueue_boot(now)
+        elif message == "Heartbeat":
+            self._send_later("Heartbeat", v16.heartbeat(), now)
+        elif message == "StatusNotification":
+            if connector_id in (None, 0):
+                self._send_later("StatusNotification", v16.status_notification(
+                    0, self._charger_status(), wall), now)
+            for connector in self._connectors:
+                if connector_id in (None, connector.connector_id):
+                    self._status(connector, connector.status, now)
+        elif message == "MeterValues":
+            for connector in self._connectors:
+                if connector_id in (None, connector.connector_id):
+                    self._send_later("MeterValues", v16.meter_values(
+                        connector.connector_id, connector.transaction_id, connector.meter_wh,
+                        connector.power_w if connector.state is ConnectorState.CHARGING else 0.0,
+                        wall, "Trigger"), now, connector)
+        elif message == "DiagnosticsStatusNotification" or message == "FirmwareStatusNotification":
+            self._send_later(message, {"status": "Idle"}, now)
+        else:
+            return "NotImplemented"
+        return "Accepted"
+
     # -- the send queue ---------------------------------------------------------------------
 
     def _wall(self, now: float) -> float:
@@ -322,6 +481,10 @@ class ChargerCore:
 
     def _pump(self, now: float) -> list[str]:
         if self._pending is not None:
+            return []
+        if self._resetting and not self._queue and all(
+                c.state is ConnectorState.IDLE for c in self._connectors):
+            self.wants_reconnect = True
             return []
         if self._queue:
             item = self._queue.popleft()
@@ -371,13 +534,22 @@ class ChargerCore:
     # -- CSMS-initiated CALLs ---------------------------------------------------------------
 
     def _answer(self, call: Call, now: float) -> str:
-        if call.action in v16.CSMS_ACTIONS:
-            code, text = ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported yet"
-        else:
-            code, text = ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action[:40]}"
-        self._metrics.csms_call(call.action if call.action in v16.CSMS_ACTIONS else "<unknown>",
-                                code.value)
-        return encode_frame(CallError(call.unique_id, code.value, text))
+        handler = COMMANDS.get(call.action)
+        if handler is None:
+            if call.action in v16.CSMS_ACTIONS:
+                code, text = ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported yet"
+            else:
+                code, text = ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action[:40]}"
+            name = call.action if call.action in v16.CSMS_ACTIONS else "<unknown>"
+            self._metrics.csms_call(name, code.value)
+            return encode_frame(CallError(call.unique_id, code.value, text))
+        try:
+            payload = handler(self, call.payload, now)
+        except Violation as exc:
+            self._metrics.csms_call(call.action, exc.code.value)
+            return encode_frame(CallError(call.unique_id, exc.code.value, str(exc)))
+        self._metrics.csms_call(call.action, None)
+        return encode_frame(CallResult(call.unique_id, payload))
 
     # -- boot and heartbeat -----------------------------------------------------------------
 
@@ -399,14 +571,17 @@ class ChargerCore:
             return
         self.state = ChargerState.BOOTED
         self._metrics.charger_booted(self.charger_id)
-        self._heartbeat_s = interval_s or self._spec.heartbeat_default_s
+        if interval_s:
+            self.set_heartbeat_interval(interval_s, now)
         self._heartbeat_due = now + self._heartbeat_s
         wall = self._wall(now)
-        for connector_id in range(self._spec.connectors + 1):
-            self._send_later("StatusNotification",
-                             v16.status_notification(connector_id, "Available", wall), now)
+        self._send_later("StatusNotification", v16.status_notification(
+            0, self._charger_status(), wall), now)
         for connector in self._connectors:
-            connector.due = now + self._rng.uniform(*self._spec.idle_s)
+            self._send_later("StatusNotification", v16.status_notification(
+                connector.connector_id, connector.status, wall), now)
+            if connector.operative:
+                connector.due = now + self._rng.uniform(*self._spec.idle_s)
 
     # -- the charging-session loop ----------------------------------------------------------
 
@@ -425,16 +600,16 @@ class ChargerCore:
         elif state is ConnectorState.CHARGING and due < connector.session_end:
             self._charge(connector, due)
             self._send_later("MeterValues", v16.meter_values(
-                connector.connector_id, connector.transaction_id or 0, connector.meter_wh,
+                connector.connector_id, connector.transaction_id, connector.meter_wh,
                 connector.power_w, self._wall(due)), due, connector)
-            connector.due = min(due + self._spec.meter_interval_s, connector.session_end)
+            connector.due = min(due + self._meter_interval_s, connector.session_end)
         elif state is ConnectorState.CHARGING:
             connector.fire(_ConnectorEvent.SESSION_END)
             connector.due = NEVER
             self._charge(connector, due)
             self._send_later("StopTransaction", v16.stop_transaction(
                 connector.transaction_id or 0, connector.id_tag, connector.meter_wh,
-                self._wall(due), "EVDisconnected"), due, connector)
+                self._wall(due), connector.stop_reason), due, connector)
             self._status(connector, "Finishing", due)
         else:
             connector.due = NEVER
@@ -446,14 +621,22 @@ class ChargerCore:
         connector.sampled_at = until
 
     def _idle(self, connector: _Connector, now: float) -> None:
-        connector.due = now + self._rng.uniform(*self._spec.idle_s)
+        """Back to idle: apply a scheduled availability change, then wait for the next EV."""
         connector.transaction_id = None
+        connector.stop_reason = "EVDisconnected"
+        if connector.scheduled_operative is not None:
+            connector.operative = connector.scheduled_operative
+            connector.scheduled_operative = None
+        if connector.operative and not self._resetting:
+            connector.due = now + self._rng.uniform(*self._spec.idle_s)
+        else:
+            connector.due = NEVER
 
     def _on_authorize(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         connector = item.connector
         assert connector is not None
         info = payload.get("idTagInfo")
-        if type(info) is dict and info.get("status") == "Accepted":
+        if type(info) is dict and info.get("status") == "Accepted" and not self._resetting:
             connector.fire(_ConnectorEvent.AUTHORIZED)
             self._status(connector, "Preparing", now)
             self._send_later("StartTransaction", v16.start_transaction(
@@ -471,12 +654,16 @@ class ChargerCore:
         if type(transaction_id) is not int:
             self._metrics.bad_frames[BadFrameKind.BAD_RESULT_PAYLOAD.value] += 1
             connector.fire(_ConnectorEvent.NOT_STARTED)
-            self._status(connector, "Available", now)
             self._idle(connector, now)
+            self._status(connector, connector.status, now)
             return
         connector.fire(_ConnectorEvent.STARTED)
         connector.transaction_id = transaction_id
-        if type(info) is not dict or info.get("status") != "Accepted":
+        if type(info) is not dict or info.get("status") != "Accepted" or self._resetting:
+            if self._resetting:
+                connector.stop_reason = self._resetting
+            else:
+                connector.stop_reason = "DeAuthorized"
             connector.session_end = now
             connector.due = now
             return
@@ -484,14 +671,14 @@ class ChargerCore:
         connector.power_w = self._rng.uniform(*self._spec.power_w)
         connector.sampled_at = now
         connector.session_end = now + self._rng.uniform(*self._spec.session_s)
-        connector.due = min(now + self._spec.meter_interval_s, connector.session_end)
+        connector.due = min(now + self._meter_interval_s, connector.session_end)
 
     def _on_stop(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         connector = item.connector
         assert connector is not None
         connector.fire(_ConnectorEvent.STOPPED)
-        self._status(connector, "Available", now)
         self._idle(connector, now)
+        self._status(connector, connector.status, now)
 
     def _connector_failed(self, connector: _Connector, action: str, now: float) -> None:
         if action == "Authorize" and connector.state is ConnectorState.AUTHORIZING:
@@ -499,8 +686,8 @@ class ChargerCore:
             self._idle(connector, now)
         elif action == "StartTransaction" and connector.state is ConnectorState.STARTING:
             connector.fire(_ConnectorEvent.NOT_STARTED)
-            self._status(connector, "Available", now)
             self._idle(connector, now)
+            self._status(connector, connector.status, now)
         elif action == "StopTransaction" and connector.state is ConnectorState.STOPPING:
             self._on_stop(_Outgoing(action, {}, now, connector), {}, now)
 

@@ -82,23 +82,22 @@ def start_transaction(connector_id: int, id_tag: str, meter_wh: int, wall: float
 
 
 def meter_values(
-    connector_id: int, transaction_id: int, meter_wh: int, power_w: float, wall: float,
+    connector_id: int, transaction_id: int | None, meter_wh: int, power_w: float, wall: float,
     context: str = "Sample.Periodic",
 ) -> dict[str, Any]:
-    return {
-        "connectorId": connector_id,
-        "transactionId": transaction_id,
-        "meterValue": [{
-            "timestamp": iso_timestamp(wall),
-            "sampledValue": [
-                {"value": str(meter_wh), "context": context, "format": "Raw",
-                 "measurand": "Energy.Active.Import.Register", "location": "Outlet",
-                 "unit": "Wh"},
-                {"value": f"{power_w:.0f}", "context": context, "format": "Raw",
-                 "measurand": "Power.Active.Import", "location": "Outlet", "unit": "W"},
-            ],
-        }],
-    }
+    payload: dict[str, Any] = {"connectorId": connector_id}
+    if transaction_id is not None:
+        payload["transactionId"] = transaction_id
+    payload["meterValue"] = [{
+        "timestamp": iso_timestamp(wall),
+        "sampledValue": [
+            {"value": str(meter_wh), "context": context, "format": "Raw",
+             "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"},
+            {"value": f"{power_w:.0f}", "context": context, "format": "Raw",
+             "measurand": "Power.Active.Import", "location": "Outlet", "unit": "W"},
+        ],
+    }]
+    return payload
 
 
 def stop_transaction(

@@ -1,0 +1,258 @@
+"""CSMS-initiated OCPP 1.6 commands, answered from the charger's state (sans-IO, fake clock).
+
+Every request used here and every answer and follow-up message the charger produces is checked
+against the official OCPP 1.6 JSON schemas from the `ocpp` package.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import orjson
+import pytest
+
+from fleetsim.charger.commands import COMMANDS
+from fleetsim.charger.core import ChargerSpec, ConnectorState
+
+from .sim import Link
+from .test_schemas import _validator
+
+SPEC = ChargerSpec(connectors=2, meter_interval_s=10, session_s=(600, 600), idle_s=(5, 5))
+_ids = itertools.count()
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "ChangeAvailability": {"connectorId": 1, "type": "Inoperative"},
+    "ChangeConfiguration": {"key": "HeartbeatInterval", "value": "30"},
+    "ClearCache": {},
+    "DataTransfer": {"vendorId": "com.example", "messageId": "ping", "data": "x"},
+    "GetConfiguration": {"key": ["HeartbeatInterval", "NoSuchKey"]},
+    "GetLocalListVersion": {},
+    "RemoteStartTransaction": {"idTag": "REMOTE-1"},
+    "RemoteStopTransaction": {"transactionId": 1},
+    "Reset": {"type": "Soft"},
+    "SendLocalList": {"listVersion": 1, "updateType": "Full", "localAuthorizationList": [
+        {"idTag": "T1", "idTagInfo": {"status": "Accepted"}}, {"idTag": "T2"}]},
+    "TriggerMessage": {"requestedMessage": "StatusNotification"},
+    "UnlockConnector": {"connectorId": 1},
+}
+
+
+def booted(spec: ChargerSpec = SPEC, until: float = 1.0) -> Link:
+    link = Link(spec)
+    link.connect()
+    link.run_until(until)
+    return link
+
+
+def command(link: Link, action: str, payload: dict[str, Any]) -> list[Any]:
+    """Send a CALL from the CSMS now, run a moment, return the charger's answer frame."""
+    _validator(action).validate(payload)
+    unique_id = f"csms-{next(_ids)}"
+    link.send_to_charger(orjson.dumps([2, unique_id, action, payload]).decode())
+    link.run_until(link.now + 0.01)
+    for _, direction, msg in link.wire:
+        if direction == "cp->csms" and msg[1] == unique_id:
+            if msg[0] == 3:
+                _validator(f"{action}Response").validate(msg[2])
+            return msg
+    raise AssertionError(f"{action} was not answered")
+
+
+def calls_after(link: Link, t: float, action: str) -> list[dict[str, Any]]:
+    return [msg[3] for when, d, msg in link.wire
+            if d == "cp->csms" and msg[0] == 2 and msg[2] == action and when >= t]
+
+
+def test_every_command_has_a_schema_checked_sample() -> None:
+    assert set(COMMANDS) == set(SAMPLES), "add a sample (and a test) for every new command"
+    for action, payload in SAMPLES.items():
+        link = booted()
+        answer = command(link, action, payload)
+        assert answer[0] == 3, answer
+        link.run_until(link.now + 30)
+        for _, direction, msg in link.wire:
+            if direction == "cp->csms" and msg[0] == 2:
+                _validator(msg[2]).validate(msg[3])
+
+
+def test_get_configuration() -> None:
+    link = booted()
+    everything = command(link, "GetConfiguration", {})[2]
+    keys = {entry["key"]: entry for entry in everything["configurationKey"]}
+    assert keys["NumberOfConnectors"] == {"key": "NumberOfConnectors", "readonly": True,
+                                          "value": "2"}
+    assert keys["HeartbeatInterval"]["value"] == "60"  # learnt from the BootNotification
+    named = command(link, "GetConfiguration", {"key": ["MeterValueSampleInterval", "Nope"]})[2]
+    assert named == {"configurationKey": [{"key": "MeterValueSampleInterval",
+                                           "readonly": False, "value": "10"}],
+                     "unknownKey": ["Nope"]}
+
+
+@pytest.mark.parametrize(("key", "value", "status"), [
+    ("NumberOfConnectors", "4", "Rejected"),
+    ("HeartbeatInterval", "soon", "Rejected"),
+    ("HeartbeatInterval", "0", "Rejected"),
+    ("AuthorizeRemoteTxRequests", "maybe", "Rejected"),
+    ("NoSuchKey", "1", "NotSupported"),
+    ("LocalPreAuthorize", "TRUE", "Accepted"),
+])
+def test_change_configuration_statuses(key: str, value: str, status: str) -> None:
+    link = booted()
+    assert command(link, "ChangeConfiguration", {"key": key, "value": value})[2] == {
+        "status": status}
+
+
+def test_heartbeat_interval_change_moves_the_heartbeat_clock() -> None:
+    link = booted(ChargerSpec(idle_s=(10_000, 10_000)))
+    changed_at = link.now
+    assert command(link, "ChangeConfiguration",
+                   {"key": "HeartbeatInterval", "value": "7"})[2]["status"] == "Accepted"
+    link.run_until(changed_at + 36)
+    beats = [when for when, d, msg in link.wire
+             if d == "cp->csms" and msg[0] == 2 and msg[2] == "Heartbeat"]
+    assert beats == pytest.approx([changed_at + 7 * n for n in range(1, 6)], abs=0.01)
+
+
+def test_meter_sample_interval_change_takes_effect() -> None:
+    link = booted()
+    link.run_until(20)  # both connectors are charging
+    command(link, "ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "3"})
+    start = link.now + 10
+    link.run_until(start + 30)
+    times = sorted(when for when, d, msg in link.wire if d == "cp->csms" and msg[0] == 2
+                   and msg[2] == "MeterValues" and msg[3]["connectorId"] == 1 and when >= start)
+    gaps = {round(b - a, 3) for a, b in itertools.pairwise(times)}
+    assert gaps == {3.0}
+
+
+def test_remote_start_on_a_free_connector_and_rejected_on_a_busy_one() -> None:
+    link = booted(ChargerSpec(connectors=1, idle_s=(10_000, 10_000), session_s=(600, 600)))
+    assert command(link, "RemoteStartTransaction",
+                   {"idTag": "APP-7", "connectorId": 1})[2] == {"status": "Accepted"}
+    link.run_until(link.now + 1)
+    assert calls_after(link, 0, "Authorize") == [{"idTag": "APP-7"}]
+    start = calls_after(link, 0, "StartTransaction")
+    assert start[0]["idTag"] == "APP-7" and start[0]["connectorId"] == 1
+    assert link.charger.connectors == [ConnectorState.CHARGING]
+    assert command(link, "RemoteStartTransaction",
+                   {"idTag": "APP-8", "connectorId": 1})[2] == {"status": "Rejected"}
+    assert command(link, "RemoteStartTransaction",
+                   {"idTag": "APP-8", "connectorId": 5})[2] == {"status": "Rejected"}
+
+
+def test_remote_stop_ends_the_matching_transaction() -> None:
+    link = booted(ChargerSpec(connectors=1, idle_s=(5, 5), session_s=(600, 600)))
+    link.run_until(20)
+    transaction_id = calls_after(link, 0, "MeterValues")[0]["transactionId"]
+    assert command(link, "RemoteStopTransaction",
+                   {"transactionId": transaction_id + 100})[2] == {"status": "Rejected"}
+    t = link.now
+    assert command(link, "RemoteStopTransaction",
+                   {"transactionId": transaction_id})[2] == {"status": "Accepted"}
+    link.run_until(t + 1)
+    stop = calls_after(link, t, "StopTransaction")
+    assert stop and stop[0]["reason"] == "Remote" and stop[0]["transactionId"] == transaction_id
+    statuses = [s["status"] for s in calls_after(link, t, "StatusNotification")]
+    assert statuses == ["Finishing", "Available"]
+
+
+def test_reset_during_a_transaction_stops_it_and_reboots() -> None:
+    link = booted(ChargerSpec(connectors=2, idle_s=(5, 5), session_s=(600, 600)))
+    link.run_until(10)
+    assert link.charger.connectors == [ConnectorState.CHARGING, ConnectorState.CHARGING]
+    t = link.now
+    assert command(link, "Reset", {"type": "Hard"})[2] == {"status": "Accepted"}
+    link.run_until(t + 2)
+    stops = calls_after(link, t, "StopTransaction")
+    assert [s["reason"] for s in stops] == ["HardReset", "HardReset"]
+    assert link.charger.wants_reconnect
+    assert calls_after(link, t, "Authorize") == []
+    link.charger.disconnected(link.now)
+    link.connect()
+    link.run_until(link.now + 1)
+    assert link.sent_actions().count("BootNotification") == 2
+    assert link.charger.booted
+
+
+def test_trigger_message() -> None:
+    link = booted(ChargerSpec(idle_s=(10_000, 10_000)))
+    t = link.now
+    answer = command(link, "TriggerMessage",
+                     {"requestedMessage": "StatusNotification", "connectorId": 2})
+    assert answer[2] == {"status": "Accepted"}
+    link.run_until(t + 1)
+    assert [(s["connectorId"], s["status"]) for s in
+            calls_after(link, t, "StatusNotification")] == [(2, "Available")]
+    assert command(link, "TriggerMessage", {"requestedMessage": "MeterValues",
+                                            "connectorId": 7})[2] == {"status": "Rejected"}
+    for message in ("Heartbeat", "BootNotification", "MeterValues",
+                    "DiagnosticsStatusNotification", "FirmwareStatusNotification"):
+        t = link.now
+        assert command(link, "TriggerMessage",
+                       {"requestedMessage": message})[2] == {"status": "Accepted"}
+        link.run_until(t + 1)
+        assert calls_after(link, t, message), message
+
+
+def test_unlock_connector_stops_its_session() -> None:
+    link = booted(ChargerSpec(connectors=1, idle_s=(5, 5), session_s=(600, 600)))
+    link.run_until(10)
+    t = link.now
+    assert command(link, "UnlockConnector", {"connectorId": 1})[2] == {"status": "Unlocked"}
+    link.run_until(t + 1)
+    assert calls_after(link, t, "StopTransaction")[0]["reason"] == "UnlockCommand"
+    assert command(link, "UnlockConnector", {"connectorId": 9})[2] == {"status": "NotSupported"}
+
+
+def test_change_availability_now_and_scheduled() -> None:
+    link = booted(ChargerSpec(connectors=2, idle_s=(5, 5), session_s=(20, 20)))
+    link.run_until(7)  # both connectors are charging
+    t = link.now
+    assert command(link, "ChangeAvailability",
+                   {"connectorId": 2, "type": "Inoperative"})[2] == {"status": "Scheduled"}
+    link.run_until(t + 60)
+    statuses = [s["status"] for s in calls_after(link, t, "StatusNotification")
+                if s["connectorId"] == 2]
+    assert statuses[-1] == "Unavailable"
+    assert ConnectorState.IDLE is link.charger.connectors[1]
+    starts = [s["connectorId"] for s in calls_after(link, t + 25, "StartTransaction")]
+    assert starts and set(starts) == {1}  # connector 2 takes no more sessions
+    t = link.now
+    assert command(link, "ChangeAvailability",
+                   {"connectorId": 2, "type": "Operative"})[2] == {"status": "Accepted"}
+    link.run_until(t + 10)
+    assert {s["connectorId"] for s in calls_after(link, t, "StartTransaction")} >= {2}
+
+
+def test_local_list_versions() -> None:
+    link = booted()
+    assert command(link, "GetLocalListVersion", {})[2] == {"listVersion": 0}
+    assert command(link, "SendLocalList", SAMPLES["SendLocalList"])[2] == {"status": "Accepted"}
+    assert command(link, "GetLocalListVersion", {})[2] == {"listVersion": 1}
+    stale = {"listVersion": 1, "updateType": "Differential"}
+    assert command(link, "SendLocalList", stale)[2] == {"status": "VersionMismatch"}
+    newer = {"listVersion": 2, "updateType": "Differential",
+             "localAuthorizationList": [{"idTag": "T1"}]}
+    assert command(link, "SendLocalList", newer)[2] == {"status": "Accepted"}
+    assert link.charger.local_list.entries == {}
+
+
+@pytest.mark.parametrize(("action", "payload", "code"), [
+    ("ChangeConfiguration", {"key": "HeartbeatInterval"}, "OccurrenceConstraintViolation"),
+    ("Reset", {"type": "Warm"}, "PropertyConstraintViolation"),
+    ("RemoteStartTransaction", {"idTag": 42}, "TypeConstraintViolation"),
+    ("RemoteStartTransaction", {"idTag": "x" * 21}, "PropertyConstraintViolation"),
+    ("UnlockConnector", {}, "OccurrenceConstraintViolation"),
+    ("GetConfiguration", {"key": ["x" * 51]}, "PropertyConstraintViolation"),
+])
+def test_payloads_that_break_the_schema_get_the_right_callerror(
+    action: str, payload: dict[str, Any], code: str
+) -> None:
+    link = booted()
+    unique_id = f"bad-{next(_ids)}"
+    link.send_to_charger(orjson.dumps([2, unique_id, action, payload]).decode())
+    link.run_until(link.now + 0.01)
+    replies = [msg for _, d, msg in link.wire if d == "cp->csms" and msg[1] == unique_id]
+    assert replies and replies[0][0] == 4 and replies[0][2] == code
+    assert link.metrics.csms_calls[action].callerror_sent == {code: 1}
