@@ -137,7 +137,7 @@ def test_csms_calls_are_answered() -> None:
     link = Link(ChargerSpec(idle_s=(10_000, 10_000)))
     link.connect()
     link.run_until(1)
-    link.send_to_charger('[2,"c1","UpdateFirmware",{"location":"ftp://x","retrieveDate":"2026-01-01T00:00:00Z"}]')
+    link.send_to_charger('[2,"c1","ClearChargingProfile",{}]')
     link.send_to_charger('[2,"c2","MakeCoffee",{}]')
     link.send_to_charger('[2,"c3","Reset",[]]')
     link.send_to_charger("garbage")
@@ -147,7 +147,7 @@ def test_csms_calls_are_answered() -> None:
     assert replies["c1"][2] == "NotSupported"
     assert replies["c2"][2] == "NotImplemented"
     assert replies["c3"][2] == "FormationViolation"
-    assert link.metrics.csms_calls["UpdateFirmware"].callerror_sent["NotSupported"] == 1
+    assert link.metrics.csms_calls["ClearChargingProfile"].callerror_sent["NotSupported"] == 1
     assert link.metrics.bad_frames == {"not_json": 1, "unknown_id": 1, "bad_call": 1}
 
 

@@ -14,14 +14,21 @@ import pytest
 
 from fleetsim.charger.commands import COMMANDS
 from fleetsim.charger.core import ChargerSpec, ConnectorState
+from fleetsim.ocpp import v16
 
-from .sim import Link
+from .sim import WALL_OFFSET, Link
 from .test_schemas import _validator
 
 SPEC = ChargerSpec(connectors=2, meter_interval_s=10, session_s=(600, 600), idle_s=(5, 5))
 _ids = itertools.count()
 
 SAMPLES: dict[str, dict[str, Any]] = {
+    "CancelReservation": {"reservationId": 7},
+    "GetDiagnostics": {"location": "ftp://logs.example/", "startTime": "2026-01-01T00:00:00Z"},
+    "ReserveNow": {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "R1",
+                   "reservationId": 7},
+    "UpdateFirmware": {"location": "https://fw.example/1.2.bin",
+                       "retrieveDate": "2020-01-01T00:00:00Z"},
     "ChangeAvailability": {"connectorId": 1, "type": "Inoperative"},
     "ChangeConfiguration": {"key": "HeartbeatInterval", "value": "30"},
     "ClearCache": {},
@@ -256,3 +263,72 @@ def test_payloads_that_break_the_schema_get_the_right_callerror(
     replies = [msg for _, d, msg in link.wire if d == "cp->csms" and msg[1] == unique_id]
     assert replies and replies[0][0] == 4 and replies[0][2] == code
     assert link.metrics.csms_calls[action].callerror_sent == {code: 1}
+
+
+def test_a_reservation_holds_the_connector_for_its_user() -> None:
+    link = booted(ChargerSpec(connectors=1, idle_s=(5, 5), session_s=(10, 10)))
+    expiry = sim_wall(link, 100)
+    request = {"connectorId": 1, "expiryDate": expiry, "idTag": "RESERVED", "reservationId": 3}
+    assert command(link, "ReserveNow", request)[2] == {"status": "Accepted"}
+    assert calls_after(link, link.now - 0.01, "StatusNotification")[-1]["status"] == "Reserved"
+    link.run_until(8)
+    start = calls_after(link, 0, "StartTransaction")[0]
+    assert start["idTag"] == "RESERVED" and start["reservationId"] == 3
+    assert command(link, "ReserveNow", {**request, "reservationId": 4})[2] == {
+        "status": "Occupied"}
+
+
+def test_an_unused_reservation_expires() -> None:
+    link = booted(ChargerSpec(connectors=1, idle_s=(1000, 1000)))
+    request = {"connectorId": 1, "expiryDate": sim_wall(link, 2), "idTag": "R",
+               "reservationId": 5}
+    assert command(link, "ReserveNow", request)[2] == {"status": "Accepted"}
+    t = link.now
+    link.run_until(t + 3)
+    assert [s["status"] for s in calls_after(link, t, "StatusNotification")] == ["Available"]
+    assert command(link, "CancelReservation", {"reservationId": 5})[2] == {"status": "Rejected"}
+
+
+def test_cancel_reservation() -> None:
+    link = booted(ChargerSpec(connectors=2, idle_s=(1000, 1000)))
+    request = {"connectorId": 2, "expiryDate": sim_wall(link, 100), "idTag": "R",
+               "reservationId": 9}
+    assert command(link, "ReserveNow", request)[2] == {"status": "Accepted"}
+    t = link.now
+    assert command(link, "CancelReservation", {"reservationId": 9})[2] == {"status": "Accepted"}
+    link.run_until(t + 1)
+    assert [(s["connectorId"], s["status"]) for s in
+            calls_after(link, t, "StatusNotification")] == [(2, "Available")]
+
+
+def test_diagnostics_upload_reports_its_progress() -> None:
+    link = booted(ChargerSpec(idle_s=(1000, 1000)))
+    t = link.now
+    answer = command(link, "GetDiagnostics", {"location": "ftp://logs.example/"})[2]
+    assert answer["fileName"].startswith("diagnostics-CP00001-")
+    link.run_until(t + 10)
+    sent = [(round(when - t), msg[3]["status"]) for when, d, msg in link.wire
+            if d == "cp->csms" and msg[0] == 2 and msg[2] == "DiagnosticsStatusNotification"]
+    assert sent == [(1, "Uploading"), (4, "Uploaded")]
+
+
+def test_firmware_update_downloads_installs_reboots_and_reports_installed() -> None:
+    link = booted(ChargerSpec(idle_s=(1000, 1000)))
+    t = link.now
+    retrieve = sim_wall(link, 2)
+    assert command(link, "UpdateFirmware", {"location": "https://fw.example/x.bin",
+                                            "retrieveDate": retrieve})[2] == {}
+    link.run_until(t + 20)
+    assert [s["status"] for s in calls_after(link, t, "FirmwareStatusNotification")] == [
+        "Downloading", "Downloaded", "Installing"]
+    assert link.charger.wants_reconnect
+    link.charger.disconnected(link.now)
+    link.connect()
+    link.run_until(link.now + 1)
+    assert link.sent_actions()[-1] == "FirmwareStatusNotification"
+    assert calls_after(link, t, "FirmwareStatusNotification")[-1]["status"] == "Installed"
+
+
+def sim_wall(link: Link, seconds_from_now: float) -> str:
+    """An ISO date `seconds_from_now` on the simulated clock."""
+    return v16.iso_timestamp(link.now + seconds_from_now + WALL_OFFSET)

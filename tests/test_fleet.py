@@ -139,8 +139,7 @@ JUNK = [
     "[7, \"x\", {}]",
     '[2, "call-1", "MakeCoffee", {}]',
     '[2, "call-2", "Reset", []]',
-    '[2, "call-3", "UpdateFirmware", {"location": "ftp://x",'
-    ' "retrieveDate": "2026-01-01T00:00:00Z"}]',
+    '[2, "call-3", "ClearChargingProfile", {}]',
     '[3, "no-such-call", {}]',
     '[4, "no-such-call", "InternalError", "", {}]',
 ]
@@ -201,7 +200,7 @@ async def test_a_misbehaving_csms_is_answered_counted_and_survived(
     csms_calls = report["csms_calls"]
     assert within(csms_calls["<unknown>"]["callerror_sent"]["NotImplemented"])
     assert within(csms_calls["<malformed>"]["callerror_sent"]["FormationViolation"])
-    assert within(csms_calls["UpdateFirmware"]["callerror_sent"]["NotSupported"])
+    assert within(csms_calls["ClearChargingProfile"]["callerror_sent"]["NotSupported"])
     _assert_balanced(report)
 
 

@@ -9,6 +9,7 @@ the wire demands.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from fleetsim.ocpp.frames import ErrorCode
@@ -59,6 +60,19 @@ def _connector_id(payload: dict[str, Any], *, required: bool) -> int | None:
     if value is not None and value < 0:
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "connectorId must be >= 0")
     return value
+
+
+def _date(payload: dict[str, Any], key: str) -> float:
+    """A required ISO 8601 date-time field, as Unix seconds."""
+    text = _field(payload, key, str)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                        f"{key} must be an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
 
 
 def get_configuration(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
@@ -165,18 +179,60 @@ def change_availability(core: ChargerCore, payload: dict[str, Any],
     return {"status": core.set_availability(connector_id, kind == "Operative", now)}
 
 
+def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    connector_id = _connector_id(payload, required=True)
+    expiry = _date(payload, "expiryDate")
+    id_tag = _field(payload, "idTag", str, max_length=20)
+    _field(payload, "parentIdTag", str, required=False, max_length=20)
+    reservation_id = _field(payload, "reservationId", int)
+    assert connector_id is not None
+    if not core.has_connector(connector_id):  # connector 0: ReserveConnectorZeroSupported=false
+        return {"status": "Rejected"}
+    return {"status": core.reserve(connector_id, reservation_id, id_tag, expiry, now)}
+
+
+def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
+                       now: float) -> dict[str, Any]:
+    reservation_id = _field(payload, "reservationId", int)
+    cancelled = core.cancel_reservation(reservation_id, now)
+    return {"status": "Accepted" if cancelled else "Rejected"}
+
+
+def get_diagnostics(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    _field(payload, "location", str)
+    for key in ("retries", "retryInterval"):
+        _field(payload, key, int, required=False)
+    for key in ("startTime", "stopTime"):
+        if key in payload:
+            _date(payload, key)
+    return {"fileName": core.upload_diagnostics(now)}
+
+
+def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    _field(payload, "location", str)
+    retrieve = _date(payload, "retrieveDate")
+    for key in ("retries", "retryInterval"):
+        _field(payload, key, int, required=False)
+    core.update_firmware(retrieve, now)
+    return {}
+
+
 Command = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
 COMMANDS: Final[dict[str, Command]] = {
+    "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability,
     "ChangeConfiguration": change_configuration,
     "ClearCache": clear_cache,
     "DataTransfer": data_transfer,
     "GetConfiguration": get_configuration,
+    "GetDiagnostics": get_diagnostics,
     "GetLocalListVersion": get_local_list_version,
     "RemoteStartTransaction": remote_start_transaction,
     "RemoteStopTransaction": remote_stop_transaction,
+    "ReserveNow": reserve_now,
     "Reset": reset,
     "SendLocalList": send_local_list,
     "TriggerMessage": trigger_message,
     "UnlockConnector": unlock_connector,
+    "UpdateFirmware": update_firmware,
 }

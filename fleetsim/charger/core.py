@@ -14,6 +14,8 @@ response time it records is honest when the CSMS is slow (DESIGN.md, "open sched
 from __future__ import annotations
 
 import enum
+import heapq
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +44,12 @@ from fleetsim.ocpp.frames import (
 __all__ = ["NEVER", "ChargerCore", "ChargerSpec", "ChargerState", "ConnectorState"]
 
 NEVER: Final = float("inf")
+_JOB_ORDER = itertools.count()
+DIAGNOSTICS_STEPS: Final = (("Uploading", 1.0), ("Uploaded", 4.0))
+"""(status, seconds after the request) of a GetDiagnostics upload."""
+FIRMWARE_STEPS: Final = (("Downloading", 0.0), ("Downloaded", 5.0), ("Installing", 6.0))
+"""(status, seconds after the retrieve date) of an UpdateFirmware; a reboot follows."""
+FIRMWARE_INSTALL_S: Final = 5.0
 
 
 def _check_range(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -116,8 +124,9 @@ _STATUS_BY_STATE: Final = {
 
 class _Connector:
     __slots__ = (
-        "connector_id", "due", "id_tag", "meter_wh", "operative", "power_w", "sampled_at",
-        "scheduled_operative", "session_end", "state", "stop_reason", "transaction_id",
+        "connector_id", "due", "id_tag", "meter_wh", "operative", "power_w", "reservation",
+        "sampled_at", "scheduled_operative", "session_end", "state", "stop_reason",
+        "transaction_id",
     )
 
     def __init__(self, connector_id: int) -> None:
@@ -133,12 +142,15 @@ class _Connector:
         self.operative = True
         self.scheduled_operative: bool | None = None
         self.stop_reason = "EVDisconnected"
+        self.reservation: tuple[int, str] | None = None
 
     @property
     def status(self) -> str:
         """The OCPP 1.6 ChargePointStatus this connector would report now."""
         if self.state is ConnectorState.IDLE:
-            return "Available" if self.operative else "Unavailable"
+            if not self.operative:
+                return "Unavailable"
+            return "Available" if self.reservation is None else "Reserved"
         return _STATUS_BY_STATE[self.state]
 
     def fire(self, event: _ConnectorEvent) -> None:
@@ -175,10 +187,10 @@ class ChargerCore:
     """One OCPP 1.6 charge point: boot, heartbeat, status, and a charging-session loop."""
 
     __slots__ = (
-        "_abandoned", "_boot_due", "_connectors", "_drain_deadline", "_heartbeat_due",
-        "_heartbeat_s", "_ids", "_local_list", "_meter_interval_s", "_metrics", "_pending",
-        "_queue", "_resetting", "_rng", "_spec", "_wall_offset", "charger_id", "config", "id_tag",
-        "state", "wants_reconnect",
+        "_abandoned", "_after_boot", "_boot_due", "_connectors", "_drain_deadline",
+        "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
+        "_metrics", "_pending", "_queue", "_resetting", "_rng", "_spec", "_wall_offset",
+        "charger_id", "config", "id_tag", "state", "wants_reconnect",
     )
 
     def __init__(
@@ -204,6 +216,8 @@ class ChargerCore:
         self._local_list: LocalList | None = None
         self._resetting = ""
         self.wants_reconnect = False
+        self._jobs: list[tuple[float, int, str, Any]] = []
+        self._after_boot: str | None = None
         self._heartbeat_due = NEVER
         self._boot_due = NEVER
         self._drain_deadline: float | None = None
@@ -248,6 +262,10 @@ class ChargerCore:
         if now >= self._boot_due:
             self._boot_due = NEVER
             self._enqueue_boot(now)
+        jobs = self._jobs
+        while jobs and now >= jobs[0][0]:
+            _, _, kind, arg = heapq.heappop(jobs)
+            self._run_job(kind, arg, now)
         if self.state is ChargerState.BOOTED:
             while now >= self._heartbeat_due:
                 self._send_later("Heartbeat", v16.heartbeat(), self._heartbeat_due)
@@ -272,7 +290,9 @@ class ChargerCore:
         self._heartbeat_due = self._boot_due = NEVER
         self._resetting = ""
         self.wants_reconnect = False
+        self._jobs.clear()
         for connector in self._connectors:
+            connector.reservation = None
             connector.fire(_ConnectorEvent.RESET)
             connector.due = connector.session_end = NEVER
             connector.transaction_id = None
@@ -291,6 +311,7 @@ class ChargerCore:
             self._metrics.queued_at_shutdown[item.action] += 1
         self._queue.clear()
         self._heartbeat_due = self._boot_due = NEVER
+        self._jobs.clear()
         for connector in self._connectors:
             connector.due = NEVER
 
@@ -323,6 +344,8 @@ class ChargerCore:
             deadline = self._drain_deadline
         if self._pending is not None and self._pending.deadline < deadline:
             deadline = self._pending.deadline
+        if self._jobs and self._jobs[0][0] < deadline:
+            deadline = self._jobs[0][0]
         if self.state is ChargerState.BOOTED:
             if self._heartbeat_due < deadline:
                 deadline = self._heartbeat_due
@@ -465,6 +488,61 @@ class ChargerCore:
             return "NotImplemented"
         return "Accepted"
 
+    def _schedule(self, due: float, kind: str, arg: Any) -> None:
+        heapq.heappush(self._jobs, (due, next(_JOB_ORDER), kind, arg))
+
+    def _run_job(self, kind: str, arg: Any, now: float) -> None:
+        if kind == "expire":
+            connector_id, reservation_id = arg
+            connector = self._connectors[connector_id - 1]
+            if connector.reservation is not None and connector.reservation[0] == reservation_id:
+                connector.reservation = None
+                if connector.state is ConnectorState.IDLE:
+                    self._status(connector, connector.status, now)
+        elif kind == "FirmwareInstalled":
+            self._after_boot = "Installed"
+            self.reset("Hard", now)
+        else:
+            self._send_later(kind, {"status": arg}, now)
+
+    def reserve(self, connector_id: int, reservation_id: int, id_tag: str, expiry_wall: float,
+                now: float) -> str:
+        """ReserveNow: hold an idle connector for `id_tag` until the expiry date."""
+        connector = self._connectors[connector_id - 1]
+        if not connector.operative:
+            return "Unavailable"
+        if connector.state is not ConnectorState.IDLE:
+            return "Occupied"
+        if connector.reservation is not None and connector.reservation[0] != reservation_id:
+            return "Occupied"
+        connector.reservation = (reservation_id, id_tag)
+        self._schedule(expiry_wall - self._wall_offset, "expire", (connector_id, reservation_id))
+        self._status(connector, connector.status, now)
+        return "Accepted"
+
+    def cancel_reservation(self, reservation_id: int, now: float) -> bool:
+        for connector in self._connectors:
+            if connector.reservation is not None and connector.reservation[0] == reservation_id:
+                connector.reservation = None
+                if connector.state is ConnectorState.IDLE:
+                    self._status(connector, connector.status, now)
+                return True
+        return False
+
+    def upload_diagnostics(self, now: float) -> str:
+        """GetDiagnostics: the upload's status notifications follow; returns the file name."""
+        for status, after in DIAGNOSTICS_STEPS:
+            self._schedule(now + after, "DiagnosticsStatusNotification", status)
+        return f"diagnostics-{self.charger_id}-{int(self._wall(now))}.log"
+
+    def update_firmware(self, retrieve_wall: float, now: float) -> None:
+        """UpdateFirmware: download and install from the retrieve date, then reboot."""
+        start = max(now, retrieve_wall - self._wall_offset)
+        for status, after in FIRMWARE_STEPS:
+            self._schedule(start + after, "FirmwareStatusNotification", status)
+        last = FIRMWARE_STEPS[-1][1]
+        self._schedule(start + last + FIRMWARE_INSTALL_S, "FirmwareInstalled", None)
+
     # -- the send queue ---------------------------------------------------------------------
 
     def _wall(self, now: float) -> float:
@@ -582,6 +660,9 @@ class ChargerCore:
                 connector.connector_id, connector.status, wall), now)
             if connector.operative:
                 connector.due = now + self._rng.uniform(*self._spec.idle_s)
+        if self._after_boot is not None:
+            self._send_later("FirmwareStatusNotification", {"status": self._after_boot}, now)
+            self._after_boot = None
 
     # -- the charging-session loop ----------------------------------------------------------
 
@@ -595,7 +676,8 @@ class ChargerCore:
         if state is ConnectorState.IDLE:
             connector.fire(_ConnectorEvent.PLUG_IN)
             connector.due = NEVER
-            connector.id_tag = self.id_tag
+            connector.id_tag = (self.id_tag if connector.reservation is None
+                                else connector.reservation[1])
             self._send_later("Authorize", v16.authorize(connector.id_tag), due, connector)
         elif state is ConnectorState.CHARGING and due < connector.session_end:
             self._charge(connector, due)
@@ -639,9 +721,12 @@ class ChargerCore:
         if type(info) is dict and info.get("status") == "Accepted" and not self._resetting:
             connector.fire(_ConnectorEvent.AUTHORIZED)
             self._status(connector, "Preparing", now)
-            self._send_later("StartTransaction", v16.start_transaction(
-                connector.connector_id, connector.id_tag, connector.meter_wh, self._wall(now)),
-                now, connector)
+            payload = v16.start_transaction(
+                connector.connector_id, connector.id_tag, connector.meter_wh, self._wall(now))
+            if connector.reservation is not None:
+                payload["reservationId"] = connector.reservation[0]
+                connector.reservation = None
+            self._send_later("StartTransaction", payload, now, connector)
         else:
             connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
             self._idle(connector, now)
