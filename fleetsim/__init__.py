@@ -14,6 +14,7 @@ from fleetsim.config import (
     parse_delay,
     parse_duration,
     parse_range,
+    parse_rate,
 )
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
@@ -59,6 +60,7 @@ __all__ = [
     "parse_delay",
     "parse_duration",
     "parse_range",
+    "parse_rate",
     "run",
     "run_csms",
     "serve_csms",

@@ -28,6 +28,7 @@ from fleetsim import (
     parse_delay,
     parse_duration,
     parse_range,
+    parse_rate,
 )
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "cli", "main"]
@@ -62,6 +63,9 @@ def _csms_options(fn: Any) -> Any:
         click.option("--boot-status", type=click.Choice(["Accepted", "Pending", "Rejected"]),
                      default="Accepted", show_default=True,
                      help="BootNotification status the CSMS answers."),
+        click.option("--commands", default="0", show_default=True,
+                     envvar="FLEETSIM_CSMS_COMMANDS",
+                     help="CSMS-initiated CALLs per second across the fleet: 5/s, 300/m."),
     ]):
         fn = option(fn)
     return fn
@@ -167,6 +171,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
     csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
+                 commands_per_s=parse_rate(options["commands"], "commands"),
                  delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
                  password=_read_password(options["password"], options["password_file"]),
                  seed=options["seed"])
@@ -212,6 +217,7 @@ def csms(**options: Any) -> None:
         delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
         password=options["password"], cert_file=options["cert_file"],
         key_file=options["key_file"] or options["cert_file"],
+        commands_per_s=parse_rate(options["commands"], "commands"),
     )
     every = parse_duration(options["stats_every"], "stats-every")
 

@@ -25,6 +25,7 @@ __all__ = [
     "parse_delay",
     "parse_duration",
     "parse_range",
+    "parse_rate",
     "unstructure_config",
 ]
 
@@ -50,6 +51,19 @@ def parse_duration(text: str, option: str = "duration") -> float:
     if seconds <= 0:
         raise ConfigError(f"{option}: must be positive, got {text!r}")
     return seconds
+
+
+def parse_rate(text: str, option: str) -> float:
+    """Events per second from '5', '5/s', '300/m' or '0'."""
+    number, _, unit = text.strip().partition("/")
+    scale = {"": 1.0, "s": 1.0, "m": 1 / 60, "h": 1 / 3600}.get(unit)
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if scale is None or value < 0:
+        raise ConfigError(f"{option}: expected a rate like 5/s, 300/m or 0; got {text!r}")
+    return value * scale
 
 
 def parse_range(text: str, option: str) -> tuple[float, float]:
@@ -142,6 +156,7 @@ class CsmsConfig:
     cert_file: str | None = None
     key_file: str | None = None
     seed: int = 0
+    commands_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen

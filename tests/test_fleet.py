@@ -7,12 +7,14 @@ import functools
 import itertools
 import json
 import socket
+from collections import Counter
 
 import attrs
 import pytest
 import trio
 
 from fleetsim import SCHEMA, ChargerSpec, CsmsServer, RunConfig, spawn
+from fleetsim.csms.commands import MIX
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
@@ -271,3 +273,29 @@ async def test_reset_reconnects_and_boots_again(nursery: trio.Nursery) -> None:
     assert chargers["disconnects_abnormal"] == 0
     assert csms.core.stats.received["BootNotification"] == 40
     _assert_balanced(result.report)
+
+
+async def test_the_embedded_csms_commands_the_whole_catalogue_under_load(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_csms(nursery, commands_per_s=300.0)
+    config = RunConfig(chargers=100, duration_s=4, url=server.url, charger=BUSY)
+    with trio.fail_after(30):
+        result = await spawn(config, write=False)
+    stats = server.stats
+    assert sum(stats.commands_sent.values()) >= 600
+    assert set(MIX) - {"Reset", "UpdateFirmware"} <= set(stats.commands_sent)
+    errors = Counter({key.split()[0]: n for key, n in stats.commands_callerror.items()})
+    assert {key.split()[1] for key in stats.commands_callerror} <= {"NotSupported"}
+    for action, sent in stats.commands_sent.items():
+        answered = stats.commands_answered[action] + errors[action]
+        assert answered + stats.commands_unanswered[action] == sent, action
+        charger_side = result.report["csms_calls"][action]
+        assert charger_side["received"] >= answered
+    assert sum(stats.commands_unanswered.values()) <= config.chargers  # only those cut by the end
+    report = result.report
+    assert report["chargers"]["internal_errors"] == {}
+    assert report["chargers"]["booted"] == 100
+    ok = {action: s["ok"] for action, s in report["calls"].items()}
+    assert ok == dict(stats.received)
+    _assert_balanced(report)

@@ -4,6 +4,7 @@ official OCPP 1.6 JSON schemas shipped by the `ocpp` package (an independent ora
 from __future__ import annotations
 
 import json
+import random
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -12,6 +13,7 @@ import jsonschema
 import pytest
 
 from fleetsim.charger.core import ChargerSpec
+from fleetsim.csms.commands import MIX, pick_command
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import Call, CallResult
@@ -111,3 +113,14 @@ def test_the_embedded_csms_answers_every_charger_action_validly(action: str) -> 
     assert isinstance(answer, CallResult), answer
     _validator(f"{action}Response").validate(answer.payload)
     assert stats.received[action] == stats.answered[action] == 1
+
+
+def test_every_command_the_embedded_csms_sends_validates() -> None:
+    rng = random.Random(5)
+    seen = set()
+    for n in range(3000):
+        action, payload = pick_command(rng, {17, 42} if n % 2 else set(), 1_764_000_000.0)
+        _validator(action).validate(payload)
+        seen.add(action)
+    assert seen == set(MIX)
+    assert set(MIX) <= v16.CSMS_ACTIONS

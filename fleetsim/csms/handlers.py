@@ -45,6 +45,11 @@ class CsmsStats:
     connections_total: int = 0
     handshakes_rejected: Counter[str] = attrs.field(factory=Counter)
     closes: Counter[str] = attrs.field(factory=Counter)
+    commands_sent: Counter[str] = attrs.field(factory=Counter)
+    commands_answered: Counter[str] = attrs.field(factory=Counter)
+    commands_callerror: Counter[str] = attrs.field(factory=Counter)
+    commands_unanswered: Counter[str] = attrs.field(factory=Counter)
+    commands_skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +61,11 @@ class CsmsStats:
             "connections_total": self.connections_total,
             "handshakes_rejected": dict(self.handshakes_rejected),
             "closes": dict(self.closes),
+            "commands_sent": dict(self.commands_sent),
+            "commands_answered": dict(self.commands_answered),
+            "commands_callerror": dict(self.commands_callerror),
+            "commands_unanswered": dict(self.commands_unanswered),
+            "commands_skipped": self.commands_skipped,
         }
 
 

@@ -9,23 +9,38 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
+import itertools
 import random
 import ssl
 import time
-from typing import Any
 
 import attrs
 import trio
 
 from fleetsim.config import CsmsConfig
+from fleetsim.csms.commands import pick_command
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
-from fleetsim.ocpp.frames import BadFrame, Call, decode_frame, encode_frame
-from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
+from fleetsim.ocpp.frames import BadFrame, Call, CallError, CallResult, decode_frame, encode_frame
+from fleetsim.transport import Connection, ConnectionClosed, PendingConnection, serve_websocket
 
 __all__ = ["CsmsServer", "serve_csms"]
+
+_COMMAND_TIMEOUT_S = 30.0
+
+
+class _Session:
+    """What the CSMS knows of one connected charger, for the commands it sends."""
+
+    __slots__ = ("conn", "pending", "transactions")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.transactions: set[int] = set()
+        self.pending: tuple[str, str, float] | None = None  # unique id, action, sent at
 
 
 @attrs.frozen
@@ -46,6 +61,16 @@ def _server_ssl_context(config: CsmsConfig) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cert-file: cannot load {config.cert_file!r}: {exc}") from None
     return context
+
+
+def _track_transactions(session: _Session, call: Call, answer: CallResult | CallError) -> None:
+    """Remember running transactions so that RemoteStopTransaction can name real ones."""
+    if not isinstance(answer, CallResult):
+        return
+    if call.action == "StartTransaction":
+        session.transactions.add(answer.payload["transactionId"])
+    elif call.action == "StopTransaction":
+        session.transactions.discard(call.payload.get("transactionId", -1))
 
 
 def _authorized(headers: tuple[tuple[str, str], ...], password: str) -> bool:
@@ -69,6 +94,7 @@ async def serve_csms(
     ssl_context = _server_ssl_context(config)
     rng = random.Random(config.seed)
     delay = config.delay
+    sessions: dict[str, _Session] = {}
 
     async def handle(pending: PendingConnection) -> None:
         request = pending.request
@@ -89,23 +115,63 @@ async def serve_csms(
         conn = await pending.accept(v16.SUBPROTOCOL)
         stats.connections += 1
         stats.connections_total += 1
+        session = sessions[charger_id] = _Session(conn)
         try:
             while True:
                 frame = decode_frame(await conn.receive_text())
                 if type(frame) is Call:
                     if delay.kind != "none":
                         await trio.sleep(delay.sample_s(rng))
-                    await conn.send_text(encode_frame(core.answer(frame, time.time())))
+                    answer = core.answer(frame, time.time())
+                    _track_transactions(session, frame, answer)
+                    await conn.send_text(encode_frame(answer))
                 elif isinstance(frame, BadFrame):
                     stats.bad_frames[frame.kind.value] += 1
                     if frame.reply is not None:
                         await conn.send_text(encode_frame(frame.reply))
+                elif session.pending is not None and frame.unique_id == session.pending[0]:
+                    action = session.pending[1]
+                    session.pending = None
+                    if isinstance(frame, CallError):
+                        stats.commands_callerror[f"{action} {frame.error_code}"] += 1
+                    else:
+                        stats.commands_answered[action] += 1
                 else:
                     stats.bad_frames["unknown_id"] += 1
         except ConnectionClosed as exc:
             stats.closes["clean" if exc.clean else "abnormal"] += 1
         finally:
             stats.connections -= 1
+            if sessions.get(charger_id) is session:
+                del sessions[charger_id]
+            if session.pending is not None:
+                stats.commands_unanswered[session.pending[1]] += 1
+
+    async def send_commands() -> None:
+        """Open schedule: CALLs to random idle chargers at `commands_per_s`."""
+        ids = itertools.count(1)
+        interval = 1 / config.commands_per_s
+        due = trio.current_time()
+        while True:
+            due += interval
+            await trio.sleep_until(due)
+            now = trio.current_time()
+            for session in list(sessions.values()):
+                if session.pending is not None and now - session.pending[2] > _COMMAND_TIMEOUT_S:
+                    stats.commands_unanswered[session.pending[1]] += 1
+                    session.pending = None
+            idle = [s for s in rng.sample(list(sessions.values()), min(8, len(sessions)))
+                    if s.pending is None]
+            if not idle:
+                stats.commands_skipped += 1
+                continue
+            session = idle[0]
+            action, payload = pick_command(rng, session.transactions, time.time())
+            unique_id = f"csms-{next(ids)}"
+            session.pending = (unique_id, action, now)
+            stats.commands_sent[action] += 1
+            with contextlib.suppress(ConnectionClosed):
+                await session.conn.send_text(encode_frame(Call(unique_id, action, payload)))
 
     async with trio.open_nursery() as nursery:
         try:
@@ -114,10 +180,10 @@ async def serve_csms(
         except OSError as exc:
             raise FleetsimError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+        if config.commands_per_s > 0:
+            nursery.start_soon(send_commands)
         scheme = "wss" if ssl_context is not None else "ws"
         host = f"[{config.host}]" if ":" in config.host else config.host
         task_status.started(CsmsServer(f"{scheme}://{host}:{ports[0]}/ocpp", ports[0], stats))
 
 
-def stats_line(server: CsmsServer) -> dict[str, Any]:
-    return {"event": "stats", **server.stats.as_dict()}
