@@ -22,7 +22,14 @@ from .test_schemas import _validator
 SPEC = ChargerSpec(connectors=2, meter_interval_s=10, session_s=(600, 600), idle_s=(5, 5))
 _ids = itertools.count()
 
+TX_DEFAULT_16A = {
+    "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileKind": "Absolute", "chargingSchedule": {
+        "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0}]}}
+
 SAMPLES: dict[str, dict[str, Any]] = {
+    "ClearChargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"},
+    "SetChargingProfile": {"connectorId": 0, "csChargingProfiles": TX_DEFAULT_16A},
     "CancelReservation": {"reservationId": 7},
     "GetDiagnostics": {"location": "ftp://logs.example/", "startTime": "2026-01-01T00:00:00Z"},
     "ReserveNow": {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "R1",
@@ -73,6 +80,7 @@ def calls_after(link: Link, t: float, action: str) -> list[dict[str, Any]]:
 
 def test_every_command_has_a_schema_checked_sample() -> None:
     assert set(COMMANDS) == set(SAMPLES), "add a sample (and a test) for every new command"
+    assert set(COMMANDS) == v16.CSMS_ACTIONS
     for action, payload in SAMPLES.items():
         link = booted()
         answer = command(link, action, payload)
@@ -332,3 +340,100 @@ def test_firmware_update_downloads_installs_reboots_and_reports_installed() -> N
 def sim_wall(link: Link, seconds_from_now: float) -> str:
     """An ISO date `seconds_from_now` on the simulated clock."""
     return v16.iso_timestamp(link.now + seconds_from_now + WALL_OFFSET)
+
+
+def profile(purpose: str, limit: float, *, unit: str = "A", stack: int = 0, pid: int = 1,
+            kind: str = "Absolute", periods: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"chargingProfileId": pid, "stackLevel": stack, "chargingProfilePurpose": purpose,
+            "chargingProfileKind": kind, "chargingSchedule": {
+                "chargingRateUnit": unit,
+                "chargingSchedulePeriod": periods or [{"startPeriod": 0, "limit": limit}]}}
+
+
+def reported_power(link: Link, after: float, connector_id: int = 1) -> list[float]:
+    return [float(mv["meterValue"][0]["sampledValue"][1]["value"])
+            for mv in calls_after(link, after, "MeterValues")
+            if mv["connectorId"] == connector_id]
+
+
+CHARGING_22KW = ChargerSpec(connectors=1, idle_s=(5, 5), session_s=(3600, 3600),
+                            power_w=(22_000, 22_000))
+
+
+def test_a_tx_default_profile_limits_the_reported_power() -> None:
+    link = booted(CHARGING_22KW)
+    link.run_until(30)
+    assert min(reported_power(link, 0)) > 19_000
+    answer = command(link, "SetChargingProfile",
+                     {"connectorId": 0, "csChargingProfiles": profile("TxDefaultProfile", 6)})
+    assert answer[2] == {"status": "Accepted"}
+    t = link.now
+    link.run_until(t + 60)
+    limited = reported_power(link, t + 10)
+    assert limited and max(limited) <= 6 * 230 * 3 + 1
+    # the energy register follows the limited power: ~4.1 kW for 10 s is ~11.5 Wh
+    registers = [int(mv["meterValue"][0]["sampledValue"][0]["value"])
+                 for mv in calls_after(link, t + 10, "MeterValues")]
+    steps = [b - a for a, b in itertools.pairwise(registers)]
+    assert steps and all(10 <= step <= 13 for step in steps)
+
+
+def test_stack_levels_tx_profiles_and_the_charge_point_maximum() -> None:
+    link = booted(ChargerSpec(connectors=2, idle_s=(5, 5), session_s=(3600, 3600),
+                              power_w=(22_000, 22_000)))
+    link.run_until(20)
+    set_profile = "SetChargingProfile"
+    for stack, limit in ((0, 16), (3, 10)):
+        assert command(link, set_profile, {"connectorId": 0, "csChargingProfiles": profile(
+            "TxDefaultProfile", limit, stack=stack, pid=10 + stack)})[2]["status"] == "Accepted"
+    # only during a transaction, and only on a connector
+    tx = profile("TxProfile", 5_000, unit="W", pid=20)
+    assert command(link, set_profile, {"connectorId": 0,
+                                       "csChargingProfiles": tx})[2]["status"] == "Rejected"
+    assert command(link, set_profile, {"connectorId": 2,
+                                       "csChargingProfiles": tx})[2]["status"] == "Accepted"
+    maximum = profile("ChargePointMaxProfile", 8_000, unit="W", pid=30)
+    assert command(link, set_profile, {"connectorId": 1,
+                                       "csChargingProfiles": maximum})[2]["status"] == "Rejected"
+    assert command(link, set_profile, {"connectorId": 0,
+                                       "csChargingProfiles": maximum})[2]["status"] == "Accepted"
+    too_high = profile("TxDefaultProfile", 1, stack=9, pid=40)
+    assert command(link, set_profile, {"connectorId": 0,
+                                       "csChargingProfiles": too_high})[2]["status"] == "Rejected"
+    t = link.now
+    link.run_until(t + 30)
+    # connector 1: stack level 3 wins (10 A = 6900 W), capped by half the 8 kW maximum
+    assert set(reported_power(link, t + 10, 1)) == {4000.0}
+    # connector 2: its TxProfile (5 kW) and the same maximum share
+    assert set(reported_power(link, t + 10, 2)) == {4000.0}
+    assert command(link, "ClearChargingProfile", {"chargingProfilePurpose":
+                                                  "ChargePointMaxProfile"})[2] == {
+        "status": "Accepted"}
+    t = link.now
+    link.run_until(t + 30)
+    assert set(reported_power(link, t + 10, 1)) == {6900.0}
+    assert set(reported_power(link, t + 10, 2)) == {5000.0}
+    assert command(link, "ClearChargingProfile", {"id": 99})[2] == {"status": "Unknown"}
+
+
+def test_a_relative_profile_steps_down_during_the_session() -> None:
+    link = booted(CHARGING_22KW)
+    steps = [{"startPeriod": 0, "limit": 11_000}, {"startPeriod": 60, "limit": 3_000}]
+    assert command(link, "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": profile(
+        "TxDefaultProfile", 0, unit="W", kind="Relative", periods=steps)})[2] == {
+        "status": "Accepted"}
+    link.run_until(100)
+    powers = reported_power(link, 0)
+    assert powers[:4] == [11_000.0] * 4 and powers[-3:] == [3_000.0] * 3
+
+
+def test_a_tx_profile_ends_with_its_transaction() -> None:
+    link = booted(ChargerSpec(connectors=1, idle_s=(5, 5), session_s=(30, 30),
+                              power_w=(22_000, 22_000)))
+    link.run_until(10)
+    assert command(link, "SetChargingProfile", {"connectorId": 1, "csChargingProfiles": profile(
+        "TxProfile", 2_000, unit="W")})[2] == {"status": "Accepted"}
+    link.run_until(30)
+    assert set(reported_power(link, 12)) == {2000.0}
+    link.run_until(80)  # the next session is not limited
+    assert min(reported_power(link, 50)) > 19_000

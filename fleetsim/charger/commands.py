@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from fleetsim.charger.smart_charging import parse_profile
 from fleetsim.ocpp.frames import ErrorCode
 
 if TYPE_CHECKING:
@@ -217,12 +218,36 @@ def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> d
     return {}
 
 
+def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
+                         now: float) -> dict[str, Any]:
+    connector_id = _connector_id(payload, required=True)
+    data = _field(payload, "csChargingProfiles", dict)
+    assert connector_id is not None
+    try:
+        profile = parse_profile(connector_id, data, core.wall(now))
+    except ValueError as exc:
+        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
+    return {"status": core.set_charging_profile(connector_id, profile)}
+
+
+def clear_charging_profile(core: ChargerCore, payload: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+    profile_id = _field(payload, "id", int, required=False)
+    connector_id = _connector_id(payload, required=False)
+    purpose = _field(payload, "chargingProfilePurpose", str, required=False,
+                     choices=("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"))
+    stack_level = _field(payload, "stackLevel", int, required=False)
+    return {"status": core.clear_charging_profile(profile_id, connector_id, purpose,
+                                                  stack_level)}
+
+
 Command = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
 COMMANDS: Final[dict[str, Command]] = {
     "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability,
     "ChangeConfiguration": change_configuration,
     "ClearCache": clear_cache,
+    "ClearChargingProfile": clear_charging_profile,
     "DataTransfer": data_transfer,
     "GetConfiguration": get_configuration,
     "GetDiagnostics": get_diagnostics,
@@ -232,6 +257,7 @@ COMMANDS: Final[dict[str, Command]] = {
     "ReserveNow": reserve_now,
     "Reset": reset,
     "SendLocalList": send_local_list,
+    "SetChargingProfile": set_charging_profile,
     "TriggerMessage": trigger_message,
     "UnlockConnector": unlock_connector,
     "UpdateFirmware": update_firmware,

@@ -26,6 +26,7 @@ import attrs
 from fleetsim.charger.commands import COMMANDS, Violation
 from fleetsim.charger.configuration import Configuration
 from fleetsim.charger.local_list import LocalList
+from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
 from fleetsim.errors import LocalProtocolError
 from fleetsim.metrics import Metrics
 from fleetsim.ocpp import v16
@@ -124,9 +125,9 @@ _STATUS_BY_STATE: Final = {
 
 class _Connector:
     __slots__ = (
-        "connector_id", "due", "id_tag", "meter_wh", "operative", "power_w", "reservation",
-        "sampled_at", "scheduled_operative", "session_end", "state", "stop_reason",
-        "transaction_id",
+        "applied_w", "connector_id", "due", "id_tag", "meter_wh", "operative", "power_w",
+        "reservation", "sampled_at", "scheduled_operative", "session_end", "started_wall",
+        "state", "stop_reason", "transaction_id",
     )
 
     def __init__(self, connector_id: int) -> None:
@@ -138,6 +139,8 @@ class _Connector:
         self.id_tag = ""
         self.meter_wh = 0
         self.power_w = 0.0
+        self.applied_w = 0.0
+        self.started_wall: float | None = None
         self.sampled_at = 0.0
         self.operative = True
         self.scheduled_operative: bool | None = None
@@ -189,8 +192,8 @@ class ChargerCore:
     __slots__ = (
         "_abandoned", "_after_boot", "_boot_due", "_connectors", "_drain_deadline",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
-        "_metrics", "_pending", "_queue", "_resetting", "_rng", "_spec", "_wall_offset",
-        "charger_id", "config", "id_tag", "state", "wants_reconnect",
+        "_metrics", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
+        "_wall_offset", "charger_id", "config", "id_tag", "state", "wants_reconnect",
     )
 
     def __init__(
@@ -214,6 +217,7 @@ class ChargerCore:
         self.config = Configuration(spec.connectors, spec.heartbeat_default_s,
                                     spec.meter_interval_s)
         self._local_list: LocalList | None = None
+        self._profiles: ProfileStore | None = None
         self._resetting = ""
         self.wants_reconnect = False
         self._jobs: list[tuple[float, int, str, Any]] = []
@@ -463,7 +467,7 @@ class ChargerCore:
         if connector_id is not None and not self.has_connector(connector_id) and (
                 connector_id != 0 or message == "MeterValues"):
             return "Rejected"
-        wall = self._wall(now)
+        wall = self.wall(now)
         if message == "BootNotification":
             self._enqueue_boot(now)
         elif message == "Heartbeat":
@@ -480,13 +484,42 @@ class ChargerCore:
                 if connector_id in (None, connector.connector_id):
                     self._send_later("MeterValues", v16.meter_values(
                         connector.connector_id, connector.transaction_id, connector.meter_wh,
-                        connector.power_w if connector.state is ConnectorState.CHARGING else 0.0,
+                        connector.applied_w if connector.state is ConnectorState.CHARGING else 0.0,
                         wall, "Trigger"), now, connector)
         elif message == "DiagnosticsStatusNotification" or message == "FirmwareStatusNotification":
             self._send_later(message, {"status": "Idle"}, now)
         else:
             return "NotImplemented"
         return "Accepted"
+
+    def set_charging_profile(self, connector_id: int, profile: ChargingProfile) -> str:
+        """SetChargingProfile, with OCPP 1.6's rules on where each purpose may go."""
+        if connector_id != 0 and not self.has_connector(connector_id):
+            return "Rejected"
+        if profile.purpose == "ChargePointMaxProfile" and connector_id != 0:
+            return "Rejected"
+        if profile.purpose == "TxProfile":
+            if connector_id == 0:
+                return "Rejected"
+            connector = self._connectors[connector_id - 1]
+            if connector.state is not ConnectorState.CHARGING or (
+                    profile.transaction_id not in (None, connector.transaction_id)):
+                return "Rejected"
+        if (profile.stack_level > self.config.integer("ChargeProfileMaxStackLevel")
+                or len(profile.periods) > self.config.integer("ChargingScheduleMaxPeriods")):
+            return "Rejected"
+        if self._profiles is None:
+            self._profiles = ProfileStore()
+        installed = self._profiles.install(
+            profile, self.config.integer("MaxChargingProfilesInstalled"))
+        return "Accepted" if installed else "Rejected"
+
+    def clear_charging_profile(self, profile_id: int | None, connector_id: int | None,
+                               purpose: str | None, stack_level: int | None) -> str:
+        if self._profiles is None:
+            return "Unknown"
+        removed = self._profiles.clear(profile_id, connector_id, purpose, stack_level)
+        return "Accepted" if removed else "Unknown"
 
     def _schedule(self, due: float, kind: str, arg: Any) -> None:
         heapq.heappush(self._jobs, (due, next(_JOB_ORDER), kind, arg))
@@ -533,7 +566,7 @@ class ChargerCore:
         """GetDiagnostics: the upload's status notifications follow; returns the file name."""
         for status, after in DIAGNOSTICS_STEPS:
             self._schedule(now + after, "DiagnosticsStatusNotification", status)
-        return f"diagnostics-{self.charger_id}-{int(self._wall(now))}.log"
+        return f"diagnostics-{self.charger_id}-{int(self.wall(now))}.log"
 
     def update_firmware(self, retrieve_wall: float, now: float) -> None:
         """UpdateFirmware: download and install from the retrieve date, then reboot."""
@@ -545,7 +578,8 @@ class ChargerCore:
 
     # -- the send queue ---------------------------------------------------------------------
 
-    def _wall(self, now: float) -> float:
+    def wall(self, now: float) -> float:
+        """Unix time at monotonic `now`, for timestamps and dates in payloads."""
         return now + self._wall_offset
 
     def _send_later(
@@ -614,13 +648,10 @@ class ChargerCore:
     def _answer(self, call: Call, now: float) -> str:
         handler = COMMANDS.get(call.action)
         if handler is None:
-            if call.action in v16.CSMS_ACTIONS:
-                code, text = ErrorCode.NOT_SUPPORTED, f"{call.action} is not supported yet"
-            else:
-                code, text = ErrorCode.NOT_IMPLEMENTED, f"unknown action {call.action[:40]}"
-            name = call.action if call.action in v16.CSMS_ACTIONS else "<unknown>"
-            self._metrics.csms_call(name, code.value)
-            return encode_frame(CallError(call.unique_id, code.value, text))
+            code = ErrorCode.NOT_IMPLEMENTED
+            self._metrics.csms_call("<unknown>", code.value)
+            return encode_frame(CallError(call.unique_id, code.value,
+                                          f"unknown action {call.action[:40]}"))
         try:
             payload = handler(self, call.payload, now)
         except Violation as exc:
@@ -652,7 +683,7 @@ class ChargerCore:
         if interval_s:
             self.set_heartbeat_interval(interval_s, now)
         self._heartbeat_due = now + self._heartbeat_s
-        wall = self._wall(now)
+        wall = self.wall(now)
         self._send_later("StatusNotification", v16.status_notification(
             0, self._charger_status(), wall), now)
         for connector in self._connectors:
@@ -668,7 +699,7 @@ class ChargerCore:
 
     def _status(self, connector: _Connector, status: str, intended: float) -> None:
         self._send_later("StatusNotification", v16.status_notification(
-            connector.connector_id, status, self._wall(intended)), intended)
+            connector.connector_id, status, self.wall(intended)), intended)
 
     def _connector_due(self, connector: _Connector) -> None:
         due = connector.due
@@ -683,7 +714,7 @@ class ChargerCore:
             self._charge(connector, due)
             self._send_later("MeterValues", v16.meter_values(
                 connector.connector_id, connector.transaction_id, connector.meter_wh,
-                connector.power_w, self._wall(due)), due, connector)
+                connector.applied_w, self.wall(due)), due, connector)
             connector.due = min(due + self._meter_interval_s, connector.session_end)
         elif state is ConnectorState.CHARGING:
             connector.fire(_ConnectorEvent.SESSION_END)
@@ -691,20 +722,30 @@ class ChargerCore:
             self._charge(connector, due)
             self._send_later("StopTransaction", v16.stop_transaction(
                 connector.transaction_id or 0, connector.id_tag, connector.meter_wh,
-                self._wall(due), connector.stop_reason), due, connector)
+                self.wall(due), connector.stop_reason), due, connector)
             self._status(connector, "Finishing", due)
         else:
             connector.due = NEVER
 
     def _charge(self, connector: _Connector, until: float) -> None:
-        """Advance the energy register: power wanders a little, the register never falls."""
+        """Advance the energy register: the EV's demand wanders a little, charging profiles
+        cap it, and the register never falls."""
         connector.power_w = max(0.0, connector.power_w * self._rng.uniform(0.97, 1.03))
-        connector.meter_wh += round(connector.power_w * (until - connector.sampled_at) / 3600)
+        connector.applied_w = connector.power_w
+        if self._profiles is not None:
+            limit = self._profiles.limit_w(connector.connector_id, self.wall(until),
+                                           connector.started_wall, len(self._connectors))
+            if limit is not None:
+                connector.applied_w = min(connector.power_w, limit)
+        connector.meter_wh += round(connector.applied_w * (until - connector.sampled_at) / 3600)
         connector.sampled_at = until
 
     def _idle(self, connector: _Connector, now: float) -> None:
         """Back to idle: apply a scheduled availability change, then wait for the next EV."""
         connector.transaction_id = None
+        connector.started_wall = None
+        if self._profiles is not None:
+            self._profiles.end_transaction(connector.connector_id)
         connector.stop_reason = "EVDisconnected"
         if connector.scheduled_operative is not None:
             connector.operative = connector.scheduled_operative
@@ -722,7 +763,7 @@ class ChargerCore:
             connector.fire(_ConnectorEvent.AUTHORIZED)
             self._status(connector, "Preparing", now)
             payload = v16.start_transaction(
-                connector.connector_id, connector.id_tag, connector.meter_wh, self._wall(now))
+                connector.connector_id, connector.id_tag, connector.meter_wh, self.wall(now))
             if connector.reservation is not None:
                 payload["reservationId"] = connector.reservation[0]
                 connector.reservation = None
@@ -753,7 +794,8 @@ class ChargerCore:
             connector.due = now
             return
         self._status(connector, "Charging", now)
-        connector.power_w = self._rng.uniform(*self._spec.power_w)
+        connector.power_w = connector.applied_w = self._rng.uniform(*self._spec.power_w)
+        connector.started_wall = self.wall(now)
         connector.sampled_at = now
         connector.session_end = now + self._rng.uniform(*self._spec.session_s)
         connector.due = min(now + self._meter_interval_s, connector.session_end)
