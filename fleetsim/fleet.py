@@ -318,6 +318,9 @@ class Fleet:
                 out += core.tick(now)
             if out:
                 await self._send(index, conn, out)
+                if core.answered_action is not None:
+                    self.metrics.csms_call_answered_in(core.answered_action,
+                                                       trio.current_time() - now)
 
     async def _send(self, index: int, conn: Connection, frames: list[str]) -> None:
         """Write frames, noting when: `_cancel_stalled_sends` watches for a CSMS that stopped

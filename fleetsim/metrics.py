@@ -78,14 +78,17 @@ class ActionStats:
 
 
 class CsmsCallStats:
-    """CALLs the CSMS sent to chargers, and how the chargers answered them."""
+    """CALLs the CSMS sent to chargers, how the chargers answered them, and how fast: from
+    the CALL read off the socket to the answer written, so a harness that falls behind under
+    load shows it here."""
 
-    __slots__ = ("answered", "callerror_sent", "received")
+    __slots__ = ("answer", "answered", "callerror_sent", "received")
 
     def __init__(self) -> None:
         self.received = 0
         self.answered = 0
         self.callerror_sent: Counter[str] = Counter()
+        self.answer = new_histogram()
 
 
 class Metrics:
@@ -173,6 +176,11 @@ class Metrics:
             stats.answered += 1
         else:
             stats.callerror_sent[error_code] += 1
+
+    def csms_call_answered_in(self, action: str, seconds: float) -> None:
+        stats = self.csms_calls.get(action)
+        if stats is not None:
+            stats.answer.record_value(max(1, int(seconds * 1e6)))
 
     # -- connections ------------------------------------------------------------------------
 

@@ -82,7 +82,9 @@ def build_report(
         "calls": calls,
         "csms_calls": {
             action: {"received": stats.received, "answered": stats.answered,
-                     "callerror_sent": dict(stats.callerror_sent)}
+                     "callerror_sent": dict(stats.callerror_sent),
+                     "answer_ms": percentiles_ms(stats.answer),
+                     "hdr": stats.answer.encode().decode()}
             for action, stats in sorted(metrics.csms_calls.items())
         },
         "bad_frames": dict(metrics.bad_frames),
@@ -160,8 +162,14 @@ def format_summary(report: dict[str, Any]) -> str:
         f"error rate {totals['error_rate'] * 100:.2f}%",
     ]
     if report["csms_calls"]:
-        received = ", ".join(f"{a} {s['received']}" for a, s in report["csms_calls"].items())
-        lines.append(f"CSMS calls answered: {received}")
+        lines += ["", f"{'CSMS call':<30}{'received':>9}{'answered':>9}{'callerr':>8}"
+                      f"{'answer p50/p99 ms':>20}"]
+        for action, stats in report["csms_calls"].items():
+            answer = stats["answer_ms"]
+            lines.append(
+                f"{action:<30}{stats['received']:>9}{stats['answered']:>9}"
+                f"{sum(stats['callerror_sent'].values()):>8}"
+                f"{_ms(answer['p50']) + ' / ' + _ms(answer['p99']):>20}")
     if chargers["internal_errors"]:
         lines.append("INTERNAL ERRORS (a fleetsim bug; please report it): " + ", ".join(
             f"{kind} x{n}" for kind, n in chargers["internal_errors"].items()))

@@ -193,7 +193,8 @@ class ChargerCore:
         "_abandoned", "_after_boot", "_boot_due", "_connectors", "_drain_deadline",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
         "_metrics", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
-        "_wall_offset", "charger_id", "config", "id_tag", "state", "wants_reconnect",
+        "_wall_offset", "answered_action", "charger_id", "config", "id_tag", "state",
+        "wants_reconnect",
     )
 
     def __init__(
@@ -220,6 +221,8 @@ class ChargerCore:
         self._profiles: ProfileStore | None = None
         self._resetting = ""
         self.wants_reconnect = False
+        self.answered_action: str | None = None
+        """The CSMS CALL the last `receive` answered (its action), if it was one."""
         self._jobs: list[tuple[float, int, str, Any]] = []
         self._after_boot: str | None = None
         self._heartbeat_due = NEVER
@@ -238,6 +241,7 @@ class ChargerCore:
 
     def receive(self, text: str, now: float) -> list[str]:
         """A message arrived from the CSMS: returns the frames to write, in order."""
+        self.answered_action = None
         frame = decode_frame(text)
         if type(frame) is CallResult or type(frame) is CallError:
             self._complete(frame, now)
@@ -249,6 +253,7 @@ class ChargerCore:
         if frame.reply is None:
             return []
         self._metrics.csms_call("<malformed>", frame.reply.error_code)
+        self.answered_action = "<malformed>"
         return [encode_frame(frame.reply)]
 
     def tick(self, now: float) -> list[str]:
@@ -650,8 +655,10 @@ class ChargerCore:
         if handler is None:
             code = ErrorCode.NOT_IMPLEMENTED
             self._metrics.csms_call("<unknown>", code.value)
+            self.answered_action = "<unknown>"
             return encode_frame(CallError(call.unique_id, code.value,
                                           f"unknown action {call.action[:40]}"))
+        self.answered_action = call.action
         try:
             payload = handler(self, call.payload, now)
         except Violation as exc:
