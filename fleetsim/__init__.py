@@ -31,6 +31,7 @@ from fleetsim.fleet import FleetOutcome
 from fleetsim.metrics import Metrics
 from fleetsim.progress import Progress, ProgressMode
 from fleetsim.report import SCHEMA, format_summary
+from fleetsim.thresholds import Threshold, Verdict, evaluate, junit_xml, parse_threshold
 from fleetsim.transport import TRANSPORTS
 
 __all__ = [
@@ -54,13 +55,18 @@ __all__ = [
     "RunConfig",
     "RunResult",
     "TargetUnreachable",
+    "Threshold",
+    "Verdict",
     "__version__",
     "build_config",
+    "evaluate",
     "format_summary",
+    "junit_xml",
     "parse_delay",
     "parse_duration",
     "parse_range",
     "parse_rate",
+    "parse_threshold",
     "run",
     "run_csms",
     "serve_csms",

@@ -16,6 +16,7 @@ from fleetsim.csms.process import embedded_csms
 from fleetsim.fleet import Fleet, FleetOutcome
 from fleetsim.metrics import Metrics
 from fleetsim.report import build_report, default_report_path, write_report
+from fleetsim.thresholds import evaluate, parse_threshold
 
 __all__ = ["RunResult", "run", "spawn"]
 
@@ -27,6 +28,10 @@ class RunResult:
     report: dict[str, Any]
     outcome: FleetOutcome
     report_path: Path | None
+
+    @property
+    def thresholds_failed(self) -> bool:
+        return any(not verdict["ok"] for verdict in self.report.get("thresholds", ()))
 
 
 async def spawn(
@@ -49,6 +54,9 @@ async def spawn(
             url = config.url
             outcome = await Fleet(config, url, metrics, on_second).run()
     report = build_report(config, url, metrics, outcome, embedded_stats)
+    if config.thresholds:
+        verdicts = evaluate([parse_threshold(text) for text in config.thresholds], report)
+        report["thresholds"] = [verdict.as_dict() for verdict in verdicts]
     path = None
     if write:
         path = Path(config.report_path) if config.report_path else default_report_path()

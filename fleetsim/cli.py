@@ -1,7 +1,8 @@
 """The `fleetsim` command: a thin click layer over the library API.
 
-Exit codes follow k6's where they overlap: 0 the run happened, 103 the target could not be
-reached at all, 104 bad options or files, 105 interrupted (the report is still written).
+Exit codes follow k6's where they overlap: 0 the run happened, 99 a threshold failed, 103 the
+target could not be reached at all, 104 bad options or files, 105 interrupted (the report is
+still written).
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ from fleetsim import (
     Progress,
     ProgressMode,
     RunConfig,
+    Verdict,
     build_config,
+    junit_xml,
     parse_delay,
     parse_duration,
     parse_range,
     parse_rate,
+    parse_threshold,
 )
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_UNREACHABLE", "cli", "main"]
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS", "EXIT_UNREACHABLE", "cli",
+           "main"]
 
+EXIT_THRESHOLDS = 99
 EXIT_UNREACHABLE = 103
 EXIT_BAD_CONFIG = 104
 EXIT_INTERRUPTED = 105
@@ -120,6 +126,11 @@ def cli() -> None:
               help="Random seed: the same seed plays the same fleet.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               envvar="FLEETSIM_REPORT", help="JSON report path [default: reports/<UTC time>.json]")
+@click.option("--threshold", "thresholds", multiple=True, metavar="RULE",
+              help="Pass/fail rule, repeatable: 'BootNotification.p99<500ms', "
+                   "'error_rate<0.1%', 'throughput>1500/s'. Any failure exits 99.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
+              help="Write the threshold verdicts as JUnit XML.")
 @click.option("--json", "json_out", is_flag=True,
               help="Print the JSON report on stdout instead of the summary.")
 @click.option("--progress", "progress_mode",
@@ -147,11 +158,17 @@ def spawn(**options: Any) -> None:
     else:
         click.echo(fleetsim.format_summary(result.report))
         click.echo(f"\nreport: {result.report_path}")
+    if options["junit_path"]:
+        verdicts = [Verdict(**verdict) for verdict in result.report.get("thresholds", ())]
+        Path(options["junit_path"]).write_text(
+            junit_xml(verdicts, result.report["duration_s"]))
     stopped_by = result.outcome.stopped_by
     if stopped_by == "unreachable":
         _fail(result.outcome.reason, EXIT_UNREACHABLE)
     if stopped_by == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if result.thresholds_failed:
+        sys.exit(EXIT_THRESHOLDS)
 
 
 def _parse_grace(text: str) -> float:
@@ -191,6 +208,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         graceful_stop_s=_parse_grace(options["graceful_stop"]),
         seed=options["seed"],
         report_path=options["report_path"],
+        thresholds=tuple(parse_threshold(text).text for text in options["thresholds"]),
         charger=spec,
         csms=csms,
     )

@@ -178,6 +178,7 @@ class RunConfig:
     graceful_stop_s: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
     seed: int = 0
     report_path: str | None = None
+    thresholds: tuple[str, ...] = ()
     charger: ChargerSpec = attrs.field(factory=ChargerSpec)
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
 

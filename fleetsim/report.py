@@ -170,6 +170,13 @@ def format_summary(report: dict[str, Any]) -> str:
                 f"{action:<30}{stats['received']:>9}{stats['answered']:>9}"
                 f"{sum(stats['callerror_sent'].values()):>8}"
                 f"{_ms(answer['p50']) + ' / ' + _ms(answer['p99']):>20}")
+    if report.get("thresholds"):
+        lines += ["", "THRESHOLDS"]
+        for verdict in report["thresholds"]:
+            measured = "no samples" if verdict["value"] is None else f"{verdict['value']:g}"
+            mark = "✓" if verdict["ok"] else "✗"
+            lines.append(f"  {mark} {verdict['threshold']:<40} measured {measured} "
+                         f"{verdict['unit']}")
     if chargers["internal_errors"]:
         lines.append("INTERNAL ERRORS (a fleetsim bug; please report it): " + ", ".join(
             f"{kind} x{n}" for kind, n in chargers["internal_errors"].items()))

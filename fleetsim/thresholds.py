@@ -1,0 +1,157 @@
+"""Pass/fail thresholds on a run's report, for pipelines that gate on performance.
+
+Grammar (checked before the run starts)::
+
+    threshold := metric op value
+    metric    := "error_rate" | "throughput"
+               | [ACTION "."] [("service" | "response") "."] STAT
+               | "connect." STAT
+    STAT      := p50 | p90 | p99 | p99.9 | max | mean
+    op        := "<" | "<=" | ">" | ">="
+    value     := NUMBER [ "ms" | "s" | "%" | "/s" ]
+
+Latency without "service." or "response." means response time: what a charger experiences,
+queueing included. A latency without an action is over all actions together, from the merged
+HDR histograms (never an average of percentiles).
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+from xml.etree import ElementTree
+
+import attrs
+from hdrh.histogram import HdrHistogram
+
+from fleetsim.errors import ConfigError
+from fleetsim.metrics import new_histogram, percentiles_ms
+
+__all__ = ["GRAMMAR", "Threshold", "Verdict", "evaluate", "junit_xml", "parse_threshold"]
+
+GRAMMAR: Final = (
+    "METRIC OP VALUE, e.g. 'BootNotification.p99<500ms', 'StartTransaction.response.p99.9<2s', "
+    "'service.p99<200ms', 'connect.p99<1s', 'error_rate<0.1%', 'throughput>1500/s'; "
+    "STAT is p50, p90, p99, p99.9, max or mean; OP is <, <=, > or >="
+)
+_OPS: Final[dict[str, Callable[[float, float], bool]]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_STATS: Final = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p99_9", "max": "max",
+                 "mean": "mean"}
+_PATTERN: Final = re.compile(
+    r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op><=|>=|<|>)\s*"
+    r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|/s)?\s*$")
+
+
+@attrs.frozen
+class Threshold:
+    text: str
+    kind: str  # "latency", "error_rate", "throughput"
+    op: str
+    limit: float  # milliseconds for latency, a fraction for error_rate, calls/s for throughput
+    action: str | None = None
+    timing: str = "response"  # "service", "response", or "connect"
+    stat: str = "p99"
+
+
+@attrs.frozen
+class Verdict:
+    threshold: str
+    ok: bool
+    value: float | None
+    limit: float
+    unit: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _bad(text: str, why: str) -> ConfigError:
+    return ConfigError(f"threshold {text!r}: {why}; expected {GRAMMAR}")
+
+
+def parse_threshold(text: str) -> Threshold:
+    match = _PATTERN.match(text)
+    if match is None:
+        raise _bad(text, "cannot read it")
+    metric, op, unit = match["metric"], match["op"], match["unit"] or ""
+    number = float(match["number"])
+    if metric == "error_rate":
+        if unit not in ("", "%"):
+            raise _bad(text, "error_rate takes a fraction or a percentage")
+        return Threshold(text, "error_rate", op, number / 100 if unit == "%" else number)
+    if metric == "throughput":
+        if unit not in ("", "/s"):
+            raise _bad(text, "throughput takes calls per second")
+        return Threshold(text, "throughput", op, number)
+    if unit not in ("", "ms", "s"):
+        raise _bad(text, "a latency takes ms or s")
+    limit = number * 1000 if unit == "s" else number
+    parts = metric.split(".")
+    stat = parts.pop()
+    if stat == "9" and parts and parts[-1] == "p99":
+        stat = "p99." + stat
+        parts.pop()
+    if stat not in _STATS:
+        raise _bad(text, f"unknown statistic {stat!r}")
+    timing = "response"
+    if parts and parts[-1] in ("service", "response", "connect"):
+        timing = parts.pop()
+    action = parts.pop() if parts else None
+    if parts or (timing == "connect" and action is not None):
+        raise _bad(text, "too many parts before the statistic")
+    return Threshold(text, "latency", op, limit, action, timing, stat)
+
+
+def _merged(report: dict[str, Any], timing: str) -> HdrHistogram:
+    total = new_histogram()
+    for stats in report["calls"].values():
+        total.decode_and_add(stats["hdr"][timing].encode())
+    return total
+
+
+def _measure(threshold: Threshold, report: dict[str, Any]) -> float | None:
+    if threshold.kind == "error_rate":
+        return float(report["totals"]["error_rate"])
+    if threshold.kind == "throughput":
+        return float(report["totals"]["throughput_cps"])
+    stat = _STATS[threshold.stat]
+    if threshold.timing == "connect":
+        figures = report["connect"]["handshake_ms"]
+    elif threshold.action is None:
+        figures = percentiles_ms(_merged(report, threshold.timing))
+    else:
+        stats = report["calls"].get(threshold.action)
+        if stats is None or stats["ok"] + sum(stats["callerror"].values()) == 0:
+            return None
+        figures = stats[f"{threshold.timing}_ms"]
+    return float(figures[stat])
+
+
+def evaluate(thresholds: Sequence[Threshold], report: dict[str, Any]) -> list[Verdict]:
+    """A verdict per threshold; a latency with no samples fails (nothing was shown to hold)."""
+    verdicts = []
+    for threshold in thresholds:
+        value = _measure(threshold, report)
+        ok = value is not None and _OPS[threshold.op](value, threshold.limit)
+        unit = {"latency": "ms", "error_rate": "ratio", "throughput": "calls/s"}[threshold.kind]
+        verdicts.append(Verdict(threshold.text, ok, value, threshold.limit, unit))
+    return verdicts
+
+
+def junit_xml(verdicts: Sequence[Verdict], duration_s: float) -> str:
+    """One JUnit test case per threshold, so CI systems show the verdicts natively."""
+    failures = sum(not verdict.ok for verdict in verdicts)
+    suite = ElementTree.Element("testsuite", name="fleetsim thresholds",
+                                tests=str(len(verdicts)), failures=str(failures),
+                                time=f"{duration_s:.3f}")
+    for verdict in verdicts:
+        case = ElementTree.SubElement(suite, "testcase", classname="fleetsim.thresholds",
+                                      name=verdict.threshold)
+        if not verdict.ok:
+            measured = "no samples" if verdict.value is None else f"{verdict.value:g}"
+            ElementTree.SubElement(case, "failure", message=(
+                f"{verdict.threshold}: measured {measured} {verdict.unit}"))
+    return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
