@@ -6,6 +6,7 @@ The public API; `fleetsim.cli` is a thin layer over it.
 from fleetsim._api import RunResult, run, spawn
 from fleetsim._version import __version__
 from fleetsim.charger.core import ChargerCore, ChargerSpec
+from fleetsim.compare import Comparison, compare, format_comparison, load_report, parse_gate
 from fleetsim.config import (
     CsmsConfig,
     Delay,
@@ -39,6 +40,7 @@ __all__ = [
     "TRANSPORTS",
     "ChargerCore",
     "ChargerSpec",
+    "Comparison",
     "ConfigError",
     "CsmsConfig",
     "CsmsServer",
@@ -59,11 +61,15 @@ __all__ = [
     "Verdict",
     "__version__",
     "build_config",
+    "compare",
     "evaluate",
+    "format_comparison",
     "format_summary",
     "junit_xml",
+    "load_report",
     "parse_delay",
     "parse_duration",
+    "parse_gate",
     "parse_range",
     "parse_rate",
     "parse_threshold",

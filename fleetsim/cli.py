@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
+import attrs
 import click
 import orjson
 import trio
@@ -250,6 +251,31 @@ def csms(**options: Any) -> None:
 
     trio.run(functools.partial(fleetsim.run_csms, config, show, stats_every_s=every),
              restrict_keyboard_interrupt_to_checkpoints=True)
+
+
+@cli.command(name="compare")
+@click.argument("baseline", type=click.Path(dir_okay=False))
+@click.argument("candidate", type=click.Path(dir_okay=False))
+@click.option("--fail-on", "gates", multiple=True, metavar="RULE",
+              help="Regression gate, repeatable: 'p99>+10%', 'error_rate>+0.05pp', "
+                   "'throughput<-5%'. Any breach exits 99.")
+@click.option("--json", "json_out", is_flag=True, help="Print the comparison as JSON.")
+def compare_command(baseline: str, candidate: str, gates: tuple[str, ...],
+                    json_out: bool) -> None:
+    """Compare two run reports per action; gate on regressions."""
+    rules = [fleetsim.parse_gate(text) for text in gates]
+    comparison = fleetsim.compare(fleetsim.load_report(baseline),
+                                  fleetsim.load_report(candidate), rules)
+    for warning in comparison.warnings:
+        click.echo(f"fleetsim: warning: {warning}", err=True)
+    if json_out:
+        sys.stdout.buffer.write(orjson.dumps(comparison.as_dict(), option=orjson.OPT_INDENT_2)
+                                + b"\n")
+    else:
+        click.echo(fleetsim.format_comparison(
+            attrs.evolve(comparison, warnings=[])))
+    if comparison.failed:
+        sys.exit(EXIT_THRESHOLDS)
 
 
 def main(argv: list[str] | None = None) -> None:

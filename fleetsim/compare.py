@@ -1,0 +1,188 @@
+"""Comparing two run reports: per action and overall, with regression gates.
+
+Percentiles come from the HDR histograms stored in the reports (merged exactly for "all
+actions"), never from averaging figures. Gate grammar (`--fail-on`)::
+
+    rule   := metric op change
+    metric := [ACTION "."] [("service" | "response") "."] STAT | "error_rate" | "throughput"
+    op     := ">" | "<"
+    change := ("+" | "-") NUMBER ("%" | "pp")
+
+`p99>+10%` fails when the candidate's p99 response time (all actions) is more than 10 % above
+the baseline's; `error_rate>+0.05pp` when the error rate rose by more than 0.05 percentage
+points; `throughput<-5%` when throughput fell by more than 5 %.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from fleetsim.errors import ConfigError
+from fleetsim.metrics import new_histogram, percentiles_ms
+from fleetsim.report import SCHEMA
+
+__all__ = ["GATE_GRAMMAR", "Comparison", "Gate", "compare", "format_comparison", "load_report",
+           "parse_gate"]
+
+GATE_GRAMMAR: Final = (
+    "METRIC OP CHANGE, e.g. 'p99>+10%', 'BootNotification.service.p99.9>+20%', "
+    "'error_rate>+0.05pp', 'throughput<-5%'"
+)
+_STATS: Final = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p99_9", "max": "max",
+                 "mean": "mean"}
+_GATE: Final = re.compile(
+    r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op>[<>])\s*(?P<change>[+-]\d+(?:\.\d+)?)"
+    r"\s*(?P<unit>%|pp)\s*$")
+_SHOWN: Final = ("p50", "p99", "p99_9")
+
+
+def load_report(path: str) -> dict[str, Any]:
+    """Read a report file; a bad one is a `ConfigError` naming the file and the problem."""
+    try:
+        report: Any = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}") from None
+    if type(report) is not dict or "calls" not in report or "totals" not in report:
+        raise ConfigError(f"{path}: not a fleetsim report (no calls or totals)")
+    return report
+
+
+@attrs.frozen
+class Gate:
+    text: str
+    metric: str  # "latency", "error_rate", "throughput"
+    op: str
+    change: float  # a fraction for "%", an absolute error-rate difference for "pp"
+    relative: bool
+    action: str | None = None
+    timing: str = "response"
+    stat: str = "p99"
+
+
+def parse_gate(text: str) -> Gate:
+    match = _GATE.match(text)
+    if match is None:
+        raise ConfigError(f"fail-on {text!r}: cannot read it; expected {GATE_GRAMMAR}")
+    metric, op, unit = match["metric"], match["op"], match["unit"]
+    relative = unit == "%"
+    change = float(match["change"]) / 100  # 10% is 0.10; 0.05pp is an error rate of 0.0005
+    if metric in ("error_rate", "throughput"):
+        if metric == "throughput" and not relative:
+            raise ConfigError(f"fail-on {text!r}: throughput changes are in %")
+        return Gate(text, metric, op, change, relative)
+    if not relative:
+        raise ConfigError(f"fail-on {text!r}: latency changes are in %")
+    parts = metric.split(".")
+    stat = parts.pop()
+    if stat == "9" and parts and parts[-1] == "p99":
+        stat = "p99.9"
+        parts.pop()
+    timing = parts.pop() if parts and parts[-1] in ("service", "response") else "response"
+    action = parts.pop() if parts else None
+    if stat not in _STATS or parts:
+        raise ConfigError(f"fail-on {text!r}: unknown metric; expected {GATE_GRAMMAR}")
+    return Gate(text, "latency", op, change, True, action, timing, _STATS[stat])
+
+
+def _latency(report: dict[str, Any], action: str | None, timing: str) -> dict[str, float]:
+    histogram = new_histogram()
+    for name, stats in report["calls"].items():
+        if action is None or name == action:
+            histogram.decode_and_add(stats["hdr"][timing].encode())
+    return percentiles_ms(histogram)
+
+
+def _error_rate(stats: dict[str, Any]) -> float:
+    sent = stats["sent"]
+    errors = sum(stats["callerror"].values()) + stats["timeout"]
+    return errors / sent if sent else 0.0
+
+
+@attrs.frozen
+class Comparison:
+    warnings: list[str]
+    rows: list[dict[str, Any]]
+    gates: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> bool:
+        return any(not gate["ok"] for gate in self.gates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _change(base: float, cand: float) -> float | None:
+    return (cand - base) / base if base else None
+
+
+def compare(base: dict[str, Any], cand: dict[str, Any], gates: Sequence[Gate] = ()) -> Comparison:
+    warnings = []
+    if base.get("schema") != cand.get("schema") or base.get("schema") != SCHEMA:
+        warnings.append(f"schemas differ or are unknown: {base.get('schema')} vs "
+                        f"{cand.get('schema')} (this fleetsim reads {SCHEMA})")
+    base_fleet = base.get("config", {}).get("chargers")
+    cand_fleet = cand.get("config", {}).get("chargers")
+    if base_fleet != cand_fleet:
+        warnings.append(f"different fleets: {base_fleet} vs {cand_fleet} chargers")
+    rows = []
+    for action in [None, *sorted(set(base["calls"]) | set(cand["calls"]))]:
+        name = action or "(all actions)"
+        for timing in ("service", "response"):
+            b, c = _latency(base, action, timing), _latency(cand, action, timing)
+            for stat in _SHOWN:
+                rows.append({"action": name, "metric": f"{timing}.{stat}", "base": b[stat],
+                             "cand": c[stat], "change": _change(b[stat], c[stat]),
+                             "worse": c[stat] > b[stat] * 1.1 and c[stat] - b[stat] > 0.01})
+        if action is not None:
+            b_rate = _error_rate(base["calls"][action]) if action in base["calls"] else 0.0
+            c_rate = _error_rate(cand["calls"][action]) if action in cand["calls"] else 0.0
+            rows.append({"action": name, "metric": "error_rate", "base": b_rate,
+                         "cand": c_rate, "change": _change(b_rate, c_rate),
+                         "worse": c_rate > b_rate})
+    for key in ("throughput_cps", "error_rate"):
+        b_total, c_total = base["totals"][key], cand["totals"][key]
+        worse = c_total < b_total * 0.95 if key == "throughput_cps" else c_total > b_total
+        rows.append({"action": "(all actions)", "metric": key, "base": b_total,
+                     "cand": c_total, "change": _change(b_total, c_total), "worse": worse})
+    verdicts = [_judge(gate, base, cand) for gate in gates]
+    return Comparison(warnings, rows, verdicts)
+
+
+def _judge(gate: Gate, base: dict[str, Any], cand: dict[str, Any]) -> dict[str, Any]:
+    if gate.metric == "error_rate":
+        b, c = float(base["totals"]["error_rate"]), float(cand["totals"]["error_rate"])
+    elif gate.metric == "throughput":
+        b, c = float(base["totals"]["throughput_cps"]), float(cand["totals"]["throughput_cps"])
+    else:
+        b = _latency(base, gate.action, gate.timing)[gate.stat]
+        c = _latency(cand, gate.action, gate.timing)[gate.stat]
+    delta = (c - b) / b if gate.relative and b else c - b
+    if gate.relative and not b:
+        delta = 0.0 if not c else float("inf")
+    breached = delta > gate.change if gate.op == ">" else delta < gate.change
+    return {"rule": gate.text, "ok": not breached, "base": b, "cand": c, "delta": delta}
+
+
+def format_comparison(comparison: Comparison) -> str:
+    lines = [f"warning: {warning}" for warning in comparison.warnings]
+    lines.append(f"{'action':<26}{'metric':<20}{'baseline':>12}{'candidate':>12}{'change':>10}")
+    for row in comparison.rows:
+        change = "n/a" if row["change"] is None else f"{row['change'] * 100:+.1f}%"
+        mark = "  ▲ worse" if row["worse"] else ""
+        lines.append(f"{row['action']:<26}{row['metric']:<20}{row['base']:>12.3f}"
+                     f"{row['cand']:>12.3f}{change:>10}{mark}")
+    if comparison.gates:
+        lines += ["", "GATES"]
+        for gate in comparison.gates:
+            mark = "✓" if gate["ok"] else "✗"
+            lines.append(f"  {mark} {gate['rule']:<40} {gate['base']:.4g} -> {gate['cand']:.4g}")
+    return "\n".join(lines)
