@@ -41,6 +41,7 @@ class FleetOutcome:
     started_at: float
     ended_at: float
     reason: str = ""
+    cpu_seconds: float = 0.0
 
 
 def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
@@ -84,6 +85,8 @@ class Fleet:
         self._send_guards: dict[int, trio.CancelScope] = {}
         self._sending: dict[int, float] = {}
         self._chargers_scope = trio.CancelScope()
+        self._cpu_mark = (self._t0, time.process_time())
+        self._cpu_start = self._cpu_mark[1]
 
     def stop(self, stopped_by: str = "interrupted", reason: str = "") -> None:
         """Ask the fleet to wind down; the first reason given wins."""
@@ -97,7 +100,10 @@ class Fleet:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_signals)
             self._t0 = trio.current_time()
+            self._cpu_mark = (self._t0, time.process_time())
+            self._cpu_start = self._cpu_mark[1]
             nursery.start_soon(self._tick_seconds)
+            nursery.start_soon(self._probe_loop_lag)
             async with trio.open_nursery() as chargers:
                 self._chargers_scope = chargers.cancel_scope
                 chargers.start_soon(self._ramp, chargers)
@@ -108,7 +114,8 @@ class Fleet:
                 chargers.cancel_scope.cancel()
             self._close_second(final=True)
             nursery.cancel_scope.cancel()
-        return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason)
+        return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason,
+                            cpu_seconds=time.process_time() - self._cpu_start)
 
     # -- supervision ------------------------------------------------------------------------
 
@@ -165,6 +172,16 @@ class Fleet:
                     self._chargers_scope.cancel()
                 self.stop("interrupted", "interrupted by signal")
 
+    async def _probe_loop_lag(self) -> None:
+        """Wake every 20 ms and note how late: a busy generator cannot keep time."""
+        interval = 0.02
+        due = trio.current_time() + interval
+        while True:
+            await trio.sleep_until(due)
+            now = trio.current_time()
+            self.metrics.loop_lag(now - due)
+            due = max(due + interval, now)
+
     async def _tick_seconds(self) -> None:
         next_tick = self._t0 + 1.0
         while True:
@@ -175,7 +192,11 @@ class Fleet:
 
     def _close_second(self, *, final: bool = False) -> None:
         """Close a timeline row; the last, partial one (the shutdown) is not shown live."""
-        row = self.metrics.close_interval(trio.current_time() - self._t0)
+        now, cpu = trio.current_time(), time.process_time()
+        span = now - self._cpu_mark[0]
+        share = (cpu - self._cpu_mark[1]) / span if span >= 0.5 else None
+        self._cpu_mark = (now, cpu)
+        row = self.metrics.close_interval(now - self._t0, share)
         if self._on_second is not None and not final:
             self._on_second(row)
 

@@ -25,6 +25,10 @@ __all__ = [
 HISTOGRAM_RANGE_US = (1, 3_600_000_000)
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+SATURATED_CPU = 0.9
+SATURATED_LAG_MS = 50.0
+"""A second is flagged when the generator used 90 % of its core or woke a task 50 ms late:
+its latencies then include fleetsim's own delay, not only the CSMS's."""
 
 
 def new_histogram() -> HdrHistogram:
@@ -119,6 +123,8 @@ class Metrics:
         self._interval_sent = 0
         self._interval_ok = 0
         self._interval_errors = 0
+        self._interval_lag = 0.0
+        self.lag = new_histogram()
 
     # -- CALLs sent by chargers -------------------------------------------------------------
 
@@ -225,10 +231,22 @@ class Metrics:
             errors += stats.errors + stats.timeout
         return sent, ok, errors
 
-    def close_interval(self, t: float) -> dict[str, Any]:
-        """End the current one-second interval: append and return its timeline row."""
+    # -- the generator itself ----------------------------------------------------------------
+
+    def loop_lag(self, seconds: float) -> None:
+        """How late the event loop woke a task that was due: the harness's own delay."""
+        self.lag.record_value(max(1, int(seconds * 1e6)))
+        self._interval_lag = max(self._interval_lag, seconds)
+
+    def close_interval(self, t: float, cpu_share: float | None = None) -> dict[str, Any]:
+        """End the current one-second interval: append and return its timeline row.
+
+        `cpu_share` is the generator's CPU time over the interval's wall time (1.0 = a core),
+        None when the interval was too short to tell.
+        """
         count = self._interval.get_total_count()
         p99 = self._interval.get_value_at_percentile(99.0) / 1000 if count else 0.0
+        lag_ms = round(self._interval_lag * 1000, 3)
         row = {
             "t": round(t, 3),
             "connected": self.connected,
@@ -237,8 +255,12 @@ class Metrics:
             "ok": self._interval_ok,
             "errors": self._interval_errors,
             "p99_ms": p99,
+            "cpu": None if cpu_share is None else round(cpu_share, 3),
+            "loop_lag_ms": lag_ms,
+            "saturated": (cpu_share or 0.0) >= SATURATED_CPU or lag_ms >= SATURATED_LAG_MS,
         }
         self.timeline.append(row)
         self._interval.reset()
         self._interval_sent = self._interval_ok = self._interval_errors = 0
+        self._interval_lag = 0.0
         return row

@@ -16,6 +16,7 @@ def format_progress(row: dict[str, Any], chargers: int, errors_total: int) -> st
         f"{row['t']:>7.1f}s  connected {row['connected']:>{len(str(chargers))}}/{chargers}  "
         f"booted {row['booted']}  calls/s {row['ok'] + row['errors']:>6}  "
         f"errors {errors_total}  p99 {row['p99_ms']:.2f} ms"
+        + ("  [generator saturated]" if row.get("saturated") else "")
     )
 
 

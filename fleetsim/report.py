@@ -100,6 +100,12 @@ def build_report(
             "throughput_cps": round((ok + callerrors) / duration, 2),
         },
         "timeline": metrics.timeline,
+        "generator": {
+            "cpu_share": round(outcome.cpu_seconds / duration, 3),
+            "loop_lag_ms": percentiles_ms(metrics.lag),
+            "hdr": metrics.lag.encode().decode(),
+            "saturated_seconds": sum(1 for row in metrics.timeline if row["saturated"]),
+        },
     }
     if embedded_csms is not None:
         report["embedded_csms"] = {k: v for k, v in embedded_csms.items() if k != "event"}
@@ -177,6 +183,15 @@ def format_summary(report: dict[str, Any]) -> str:
             mark = "✓" if verdict["ok"] else "✗"
             lines.append(f"  {mark} {verdict['threshold']:<40} measured {measured} "
                          f"{verdict['unit']}")
+    generator = report["generator"]
+    lag = generator["loop_lag_ms"]
+    lines.append(f"generator  CPU {generator['cpu_share'] * 100:.0f}% of a core, event-loop lag "
+                 f"p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms")
+    if generator["saturated_seconds"]:
+        lines.append(
+            f"WARNING: fleetsim itself was saturated for {generator['saturated_seconds']} s "
+            "(CPU >= 90% or event-loop lag >= 50 ms): latencies in those seconds include the "
+            "generator's own delay; use fewer chargers per process or a slower ramp")
     if chargers["internal_errors"]:
         lines.append("INTERNAL ERRORS (a fleetsim bug; please report it): " + ", ".join(
             f"{kind} x{n}" for kind, n in chargers["internal_errors"].items()))

@@ -7,13 +7,14 @@ import functools
 import itertools
 import json
 import socket
+import time
 from collections import Counter
 
 import attrs
 import pytest
 import trio
 
-from fleetsim import SCHEMA, ChargerSpec, CsmsServer, RunConfig, spawn
+from fleetsim import SCHEMA, ChargerSpec, CsmsServer, RunConfig, format_summary, spawn
 from fleetsim.csms.commands import MIX
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
@@ -300,3 +301,25 @@ async def test_the_embedded_csms_commands_the_whole_catalogue_under_load(
     ok = {action: s["ok"] for action, s in report["calls"].items()}
     assert ok == dict(stats.received)
     _assert_balanced(report)
+
+
+async def test_a_busy_generator_is_flagged_not_blamed_on_the_csms(
+    csms: CsmsServer, nursery: trio.Nursery,
+) -> None:
+    async def hog() -> None:  # blocks the event loop, as an overloaded generator would
+        while True:
+            await trio.sleep(0.5)
+            time.sleep(0.15)
+
+    config = RunConfig(chargers=20, duration_s=3, url=csms.url,
+                       charger=ChargerSpec(idle_s=(100, 100)))
+    quiet = (await spawn(config, write=False)).report["generator"]
+    assert quiet["saturated_seconds"] == 0
+    assert 0 < quiet["cpu_share"] < 2 and quiet["loop_lag_ms"]["max"] < 50
+    nursery.start_soon(hog)
+    with trio.fail_after(20):
+        result = await spawn(config, write=False)
+    generator = result.report["generator"]
+    assert generator["saturated_seconds"] >= 2
+    assert generator["loop_lag_ms"]["max"] >= 140
+    assert "WARNING: fleetsim itself was saturated" in format_summary(result.report)

@@ -67,3 +67,14 @@ def test_timeline_rows_and_interval_reset() -> None:
     assert (empty["sent"], empty["ok"], empty["p99_ms"]) == (0, 0, 0.0)
     assert metrics.totals() == (1001, 1000, 1)
     assert isinstance(metrics.actions["MeterValues"].service, HdrHistogram)
+
+
+def test_seconds_where_the_generator_was_saturated_are_flagged() -> None:
+    metrics = Metrics()
+    metrics.loop_lag(0.002)
+    calm = metrics.close_interval(1.0, cpu_share=0.3)
+    assert (calm["loop_lag_ms"], calm["cpu"], calm["saturated"]) == (2.0, 0.3, False)
+    metrics.loop_lag(0.080)
+    assert metrics.close_interval(2.0, cpu_share=0.3)["saturated"]
+    assert metrics.close_interval(3.0, cpu_share=0.95)["saturated"]
+    assert metrics.lag.get_total_count() == 2
