@@ -176,7 +176,7 @@ class Fleet:
         """Wake every 20 ms and note how late: a busy generator cannot keep time."""
         interval = 0.02
         due = trio.current_time() + interval
-        while True:
+        while not self._quiet:  # closing connections is not measured
             await trio.sleep_until(due)
             now = trio.current_time()
             self.metrics.loop_lag(now - due)
@@ -196,7 +196,7 @@ class Fleet:
         span = now - self._cpu_mark[0]
         share = (cpu - self._cpu_mark[1]) / span if span >= 0.5 else None
         self._cpu_mark = (now, cpu)
-        row = self.metrics.close_interval(now - self._t0, share)
+        row = self.metrics.close_interval(now - self._t0, share, closing=self._quiet)
         if self._on_second is not None and not final:
             self._on_second(row)
 

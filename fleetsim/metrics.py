@@ -238,11 +238,13 @@ class Metrics:
         self.lag.record_value(max(1, int(seconds * 1e6)))
         self._interval_lag = max(self._interval_lag, seconds)
 
-    def close_interval(self, t: float, cpu_share: float | None = None) -> dict[str, Any]:
+    def close_interval(self, t: float, cpu_share: float | None = None, *,
+                       closing: bool = False) -> dict[str, Any]:
         """End the current one-second interval: append and return its timeline row.
 
         `cpu_share` is the generator's CPU time over the interval's wall time (1.0 = a core),
-        None when the interval was too short to tell.
+        None when the interval was too short to tell. While `closing` (the connections are
+        being shut after the last answer) nothing is measured, so nothing is flagged.
         """
         count = self._interval.get_total_count()
         p99 = self._interval.get_value_at_percentile(99.0) / 1000 if count else 0.0
@@ -257,7 +259,8 @@ class Metrics:
             "p99_ms": p99,
             "cpu": None if cpu_share is None else round(cpu_share, 3),
             "loop_lag_ms": lag_ms,
-            "saturated": (cpu_share or 0.0) >= SATURATED_CPU or lag_ms >= SATURATED_LAG_MS,
+            "saturated": not closing and (
+                (cpu_share or 0.0) >= SATURATED_CPU or lag_ms >= SATURATED_LAG_MS),
         }
         self.timeline.append(row)
         self._interval.reset()

@@ -78,3 +78,9 @@ def test_seconds_where_the_generator_was_saturated_are_flagged() -> None:
     assert metrics.close_interval(2.0, cpu_share=0.3)["saturated"]
     assert metrics.close_interval(3.0, cpu_share=0.95)["saturated"]
     assert metrics.lag.get_total_count() == 2
+
+
+def test_nothing_is_flagged_while_connections_close() -> None:
+    metrics = Metrics()
+    metrics.loop_lag(0.5)
+    assert not metrics.close_interval(9.0, cpu_share=1.0, closing=True)["saturated"]
