@@ -278,6 +278,13 @@ def compare_command(baseline: str, candidate: str, gates: tuple[str, ...],
         sys.exit(EXIT_THRESHOLDS)
 
 
+@cli.command(name="report")
+@click.argument("path", type=click.Path(dir_okay=False))
+def report_command(path: str) -> None:
+    """Print the summary of a saved run report again."""
+    click.echo(fleetsim.format_summary(fleetsim.load_report(path)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: clear one-line errors and documented exit codes, no tracebacks."""
     try:

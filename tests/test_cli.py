@@ -44,8 +44,11 @@ def test_spawn_with_the_embedded_csms_writes_the_report(tmp_path: Path) -> None:
     received = report["embedded_csms"]["received"]
     assert received == {action: stats["ok"] for action, stats in report["calls"].items()}
     for key in ("fleetsim_version", "started_at", "ended_at", "duration_s", "config", "calls",
-                "csms_calls", "connect", "totals", "timeline"):
+                "csms_calls", "connect", "totals", "timeline", "generator"):
         assert key in report
+    again = fleetsim("report", str(report_path))
+    assert again.returncode == 0
+    assert again.stdout.strip() == done.stdout.split("\nreport:")[0].strip()
 
 
 def test_json_on_stdout(tmp_path: Path) -> None:
