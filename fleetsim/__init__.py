@@ -14,6 +14,7 @@ from fleetsim.config import (
     build_config,
     parse_delay,
     parse_duration,
+    parse_listen,
     parse_range,
     parse_rate,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "parse_delay",
     "parse_duration",
     "parse_gate",
+    "parse_listen",
     "parse_range",
     "parse_rate",
     "parse_threshold",

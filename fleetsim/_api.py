@@ -13,6 +13,8 @@ import trio
 from fleetsim._groups import single_error
 from fleetsim.config import RunConfig
 from fleetsim.csms.process import embedded_csms
+from fleetsim.errors import ConfigError
+from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet, FleetOutcome
 from fleetsim.metrics import Metrics
 from fleetsim.report import build_report, default_report_path, write_report
@@ -44,15 +46,26 @@ async def spawn(
     """
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
-    with single_error():
-        if config.url is None:
-            async with embedded_csms(config.csms) as csms:
-                url = csms.url
+    exporter = None
+    if config.prometheus is not None:
+        try:
+            exporter = Exporter(metrics, *config.prometheus)
+        except OSError as exc:
+            raise ConfigError(f"prometheus: cannot listen on {config.prometheus[0]}:"
+                              f"{config.prometheus[1]}: {exc.strerror or exc}") from None
+    try:
+        with single_error():
+            if config.url is None:
+                async with embedded_csms(config.csms) as csms:
+                    url = csms.url
+                    outcome = await Fleet(config, url, metrics, on_second).run()
+                embedded_stats = csms.stats
+            else:
+                url = config.url
                 outcome = await Fleet(config, url, metrics, on_second).run()
-            embedded_stats = csms.stats
-        else:
-            url = config.url
-            outcome = await Fleet(config, url, metrics, on_second).run()
+    finally:
+        if exporter is not None:
+            exporter.close()
     report = build_report(config, url, metrics, outcome, embedded_stats)
     if config.thresholds:
         verdicts = evaluate([parse_threshold(text) for text in config.thresholds], report)

@@ -31,6 +31,7 @@ from fleetsim import (
     junit_xml,
     parse_delay,
     parse_duration,
+    parse_listen,
     parse_range,
     parse_rate,
     parse_threshold,
@@ -132,6 +133,9 @@ def cli() -> None:
                    "'error_rate<0.1%', 'throughput>1500/s'. Any failure exits 99.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
               help="Write the threshold verdicts as JUnit XML.")
+@click.option("--prometheus", "prometheus", metavar="[HOST:]PORT", envvar="FLEETSIM_PROMETHEUS",
+              help="Serve live metrics for Prometheus on this port (all interfaces unless "
+                   "HOST is given).")
 @click.option("--json", "json_out", is_flag=True,
               help="Print the JSON report on stdout instead of the summary.")
 @click.option("--progress", "progress_mode",
@@ -210,6 +214,8 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         seed=options["seed"],
         report_path=options["report_path"],
         thresholds=tuple(parse_threshold(text).text for text in options["thresholds"]),
+        prometheus=(parse_listen(options["prometheus"], "prometheus")
+                    if options["prometheus"] else None),
         charger=spec,
         csms=csms,
     )

@@ -24,6 +24,7 @@ __all__ = [
     "build_config",
     "parse_delay",
     "parse_duration",
+    "parse_listen",
     "parse_range",
     "parse_rate",
     "unstructure_config",
@@ -64,6 +65,20 @@ def parse_rate(text: str, option: str) -> float:
     if scale is None or value < 0:
         raise ConfigError(f"{option}: expected a rate like 5/s, 300/m or 0; got {text!r}")
     return value * scale
+
+
+def parse_listen(text: str, option: str) -> tuple[str, int]:
+    """'9100' (all interfaces), '127.0.0.1:9100' or '[::1]:9100' to (host, port)."""
+    host, _, port = text.strip().rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise ConfigError(f"{option}: expected [HOST:]PORT like 9100 or 127.0.0.1:9100; "
+                          f"got {text!r}")
+    return host, number
 
 
 def parse_range(text: str, option: str) -> tuple[float, float]:
@@ -179,6 +194,8 @@ class RunConfig:
     seed: int = 0
     report_path: str | None = None
     thresholds: tuple[str, ...] = ()
+    prometheus: tuple[str, int] | None = None
+    """(host, port) to serve live Prometheus metrics on, if any."""
     charger: ChargerSpec = attrs.field(factory=ChargerSpec)
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
 

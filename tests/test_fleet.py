@@ -8,6 +8,7 @@ import itertools
 import json
 import socket
 import time
+import urllib.request
 from collections import Counter
 
 import attrs
@@ -323,3 +324,31 @@ async def test_a_busy_generator_is_flagged_not_blamed_on_the_csms(
     assert generator["saturated_seconds"] >= 2
     assert generator["loop_lag_ms"]["max"] >= 140
     assert "WARNING: fleetsim itself was saturated" in format_summary(result.report)
+
+
+async def test_live_metrics_for_prometheus(csms: CsmsServer) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = RunConfig(chargers=20, duration_s=3, url=csms.url,
+                       prometheus=("127.0.0.1", port), charger=ChargerSpec(idle_s=(100, 100)))
+    scraped: list[str] = []
+
+    async def scrape() -> None:
+        await trio.sleep(1.5)
+        url = f"http://127.0.0.1:{port}/metrics"
+        body = await trio.to_thread.run_sync(
+            lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+        scraped.append(body)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(scrape)
+        with trio.fail_after(20):
+            await spawn(config, write=False)
+    [text] = scraped
+    assert "fleetsim_chargers_connected 20.0" in text
+    assert 'fleetsim_calls_total{action="BootNotification",outcome="ok"} 20.0' in text
+    assert 'fleetsim_call_response_seconds{action="StatusNotification",quantile="0.99"}' in text
+    assert "fleetsim_generator_loop_lag_seconds" in text
+    with pytest.raises(OSError):  # the endpoint is gone with the run
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
