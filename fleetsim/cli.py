@@ -71,6 +71,10 @@ def _csms_options(fn: Any) -> Any:
         click.option("--boot-status", type=click.Choice(["Accepted", "Pending", "Rejected"]),
                      default="Accepted", show_default=True,
                      help="BootNotification status the CSMS answers."),
+        click.option("--capacity", default="0", show_default=True,
+                     envvar="FLEETSIM_CSMS_CAPACITY",
+                     help="CSMS capacity model: CALLs per second it can serve (32 workers); "
+                          "beyond it CALLs queue and latency climbs. 0: unlimited."),
         click.option("--commands", default="0", show_default=True,
                      envvar="FLEETSIM_CSMS_COMMANDS",
                      help="CSMS-initiated CALLs per second across the fleet: 5/s, 300/m."),
@@ -194,6 +198,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
     csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
                  commands_per_s=parse_rate(options["commands"], "commands"),
+                 capacity_per_s=parse_rate(options["capacity"], "capacity"),
                  delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
                  password=_read_password(options["password"], options["password_file"]),
                  seed=options["seed"])
@@ -243,6 +248,7 @@ def csms(**options: Any) -> None:
         password=options["password"], cert_file=options["cert_file"],
         key_file=options["key_file"] or options["cert_file"],
         commands_per_s=parse_rate(options["commands"], "commands"),
+        capacity_per_s=parse_rate(options["capacity"], "capacity"),
     )
     every = parse_duration(options["stats_every"], "stats-every")
 

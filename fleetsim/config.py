@@ -148,6 +148,8 @@ def _check_url(_instance: object, _attribute: object, value: str | None) -> None
         raise ConfigError(f"url: expected ws://host:port/path or wss://...; got {value!r}")
 
 
+CAPACITY_WORKERS = 32
+
 _IDENTITY = re.compile(r"[A-Za-z0-9._~-]{0,40}")
 
 
@@ -172,6 +174,9 @@ class CsmsConfig:
     key_file: str | None = None
     seed: int = 0
     commands_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    capacity_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    """0: answer at once. Otherwise a pool of `CAPACITY_WORKERS` serves CALLs, each taking
+    workers / capacity seconds, so latency climbs and CALLs queue once load passes it."""
 
 
 @attrs.frozen

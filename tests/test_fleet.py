@@ -352,3 +352,16 @@ async def test_live_metrics_for_prometheus(csms: CsmsServer) -> None:
     assert "fleetsim_generator_loop_lag_seconds" in text
     with pytest.raises(OSError):  # the endpoint is gone with the run
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+async def test_the_csms_capacity_model_caps_throughput_and_queues(nursery: trio.Nursery) -> None:
+    server = await start_csms(nursery, capacity_per_s=200.0)
+    config = RunConfig(chargers=64, duration_s=4, url=server.url,
+                       charger=ChargerSpec(connectors=1, idle_s=(1000, 1000), closed_loop=True))
+    with trio.fail_after(30):
+        result = await spawn(config, write=False)
+    steady = [row["ok"] for row in result.report["timeline"][2:-2]]
+    assert steady and all(150 <= ok <= 230 for ok in steady), steady
+    # 64 chargers share 32 workers of 0.16 s each: every CALL waits for a worker
+    heartbeat = result.report["calls"]["Heartbeat"]["service_ms"]
+    assert 250 <= heartbeat["p50"] <= 400, heartbeat

@@ -19,7 +19,7 @@ import time
 import attrs
 import trio
 
-from fleetsim.config import CsmsConfig
+from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms.commands import pick_command
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.errors import ConfigError, FleetsimError
@@ -95,6 +95,8 @@ async def serve_csms(
     rng = random.Random(config.seed)
     delay = config.delay
     sessions: dict[str, _Session] = {}
+    workers = trio.CapacityLimiter(CAPACITY_WORKERS)
+    service_s = CAPACITY_WORKERS / config.capacity_per_s if config.capacity_per_s else 0.0
 
     async def handle(pending: PendingConnection) -> None:
         request = pending.request
@@ -122,6 +124,9 @@ async def serve_csms(
                 if type(frame) is Call:
                     if delay.kind != "none":
                         await trio.sleep(delay.sample_s(rng))
+                    if service_s:
+                        async with workers:
+                            await trio.sleep(service_s)
                     answer = core.answer(frame, time.time())
                     _track_transactions(session, frame, answer)
                     await conn.send_text(encode_frame(answer))
