@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import trio
 
 from fleetsim._groups import single_error
 from fleetsim.config import RunConfig
-from fleetsim.csms.process import embedded_csms
+from fleetsim.csms.process import EmbeddedCsms, embedded_csms
 from fleetsim.errors import ConfigError
 from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet, FleetOutcome
@@ -36,6 +37,16 @@ class RunResult:
         return any(not verdict["ok"] for verdict in self.report.get("thresholds", ()))
 
 
+@asynccontextmanager
+async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
+    """The CSMS to run against: the given URL, or the embedded CSMS in a child process."""
+    if config.url is not None:
+        yield EmbeddedCsms(url=config.url)
+        return
+    async with embedded_csms(config.csms) as csms:
+        yield csms
+
+
 async def spawn(
     config: RunConfig, *, on_second: Callable[[dict[str, Any]], None] | None = None,
     write: bool = True,
@@ -55,14 +66,11 @@ async def spawn(
                               f"{config.prometheus[1]}: {exc.strerror or exc}") from None
     try:
         with single_error():
+            async with _target(config) as target:
+                outcome = await Fleet(config, target.url, metrics, on_second).run()
+            url = target.url
             if config.url is None:
-                async with embedded_csms(config.csms) as csms:
-                    url = csms.url
-                    outcome = await Fleet(config, url, metrics, on_second).run()
-                embedded_stats = csms.stats
-            else:
-                url = config.url
-                outcome = await Fleet(config, url, metrics, on_second).run()
+                embedded_stats = target.stats
     finally:
         if exporter is not None:
             exporter.close()
