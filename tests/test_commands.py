@@ -286,11 +286,15 @@ def test_a_reservation_holds_the_connector_for_its_user() -> None:
         "status": "Occupied"}
 
 
+def reserve(link: Link, connector_id: int, reservation_id: int, expires_in: float) -> None:
+    request = {"connectorId": connector_id, "expiryDate": sim_wall(link, expires_in),
+               "idTag": "R", "reservationId": reservation_id}
+    assert command(link, "ReserveNow", request)[2] == {"status": "Accepted"}
+
+
 def test_an_unused_reservation_expires() -> None:
     link = booted(ChargerSpec(connectors=1, idle_s=(1000, 1000)))
-    request = {"connectorId": 1, "expiryDate": sim_wall(link, 2), "idTag": "R",
-               "reservationId": 5}
-    assert command(link, "ReserveNow", request)[2] == {"status": "Accepted"}
+    reserve(link, 1, 5, expires_in=2)
     t = link.now
     link.run_until(t + 3)
     assert [s["status"] for s in calls_after(link, t, "StatusNotification")] == ["Available"]
@@ -299,9 +303,7 @@ def test_an_unused_reservation_expires() -> None:
 
 def test_cancel_reservation() -> None:
     link = booted(ChargerSpec(connectors=2, idle_s=(1000, 1000)))
-    request = {"connectorId": 2, "expiryDate": sim_wall(link, 100), "idTag": "R",
-               "reservationId": 9}
-    assert command(link, "ReserveNow", request)[2] == {"status": "Accepted"}
+    reserve(link, 2, 9, expires_in=100)
     t = link.now
     assert command(link, "CancelReservation", {"reservationId": 9})[2] == {"status": "Accepted"}
     link.run_until(t + 1)

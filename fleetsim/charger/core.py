@@ -532,11 +532,7 @@ class ChargerCore:
     def _run_job(self, kind: str, arg: Any, now: float) -> None:
         if kind == "expire":
             connector_id, reservation_id = arg
-            connector = self._connectors[connector_id - 1]
-            if connector.reservation is not None and connector.reservation[0] == reservation_id:
-                connector.reservation = None
-                if connector.state is ConnectorState.IDLE:
-                    self._status(connector, connector.status, now)
+            self.cancel_reservation(reservation_id, now, connector_id)
         elif kind == "FirmwareInstalled":
             self._after_boot = "Installed"
             self.reset("Hard", now)
@@ -558,8 +554,12 @@ class ChargerCore:
         self._status(connector, connector.status, now)
         return "Accepted"
 
-    def cancel_reservation(self, reservation_id: int, now: float) -> bool:
+    def cancel_reservation(self, reservation_id: int, now: float,
+                           connector_id: int | None = None) -> bool:
+        """CancelReservation, or its expiry (then only on the connector it was made for)."""
         for connector in self._connectors:
+            if connector_id not in (None, connector.connector_id):
+                continue
             if connector.reservation is not None and connector.reservation[0] == reservation_id:
                 connector.reservation = None
                 if connector.state is ConnectorState.IDLE:
