@@ -24,8 +24,8 @@ from typing import Any, Final
 import attrs
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import new_histogram, percentiles_ms
 from fleetsim.report import SCHEMA
+from fleetsim.thresholds import STATS, latency_ms, split_latency
 
 __all__ = ["GATE_GRAMMAR", "Comparison", "Gate", "compare", "format_comparison", "load_report",
            "parse_gate"]
@@ -34,8 +34,6 @@ GATE_GRAMMAR: Final = (
     "METRIC OP CHANGE, e.g. 'p99>+10%', 'BootNotification.service.p99.9>+20%', "
     "'error_rate>+0.05pp', 'throughput<-5%'"
 )
-_STATS: Final = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p99_9", "max": "max",
-                 "mean": "mean"}
 _GATE: Final = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op>[<>])\s*(?P<change>[+-]\d+(?:\.\d+)?)"
     r"\s*(?P<unit>%|pp)\s*$")
@@ -80,24 +78,11 @@ def parse_gate(text: str) -> Gate:
         return Gate(text, metric, op, change, relative)
     if not relative:
         raise ConfigError(f"fail-on {text!r}: latency changes are in %")
-    parts = metric.split(".")
-    stat = parts.pop()
-    if stat == "9" and parts and parts[-1] == "p99":
-        stat = "p99.9"
-        parts.pop()
-    timing = parts.pop() if parts and parts[-1] in ("service", "response") else "response"
-    action = parts.pop() if parts else None
-    if stat not in _STATS or parts:
+    latency = split_latency(metric, ("service", "response"))
+    if latency is None:
         raise ConfigError(f"fail-on {text!r}: unknown metric; expected {GATE_GRAMMAR}")
-    return Gate(text, "latency", op, change, True, action, timing, _STATS[stat])
-
-
-def _latency(report: dict[str, Any], action: str | None, timing: str) -> dict[str, float]:
-    histogram = new_histogram()
-    for name, stats in report["calls"].items():
-        if action is None or name == action:
-            histogram.decode_and_add(stats["hdr"][timing].encode())
-    return percentiles_ms(histogram)
+    action, timing, stat = latency
+    return Gate(text, "latency", op, change, True, action, timing, STATS[stat])
 
 
 def _error_rate(stats: dict[str, Any]) -> float:
@@ -137,7 +122,7 @@ def compare(base: dict[str, Any], cand: dict[str, Any], gates: Sequence[Gate] = 
     for action in [None, *sorted(set(base["calls"]) | set(cand["calls"]))]:
         name = action or "(all actions)"
         for timing in ("service", "response"):
-            b, c = _latency(base, action, timing), _latency(cand, action, timing)
+            b, c = latency_ms(base, action, timing), latency_ms(cand, action, timing)
             for stat in _SHOWN:
                 rows.append({"action": name, "metric": f"{timing}.{stat}", "base": b[stat],
                              "cand": c[stat], "change": _change(b[stat], c[stat]),
@@ -163,8 +148,8 @@ def _judge(gate: Gate, base: dict[str, Any], cand: dict[str, Any]) -> dict[str, 
     elif gate.metric == "throughput":
         b, c = float(base["totals"]["throughput_cps"]), float(cand["totals"]["throughput_cps"])
     else:
-        b = _latency(base, gate.action, gate.timing)[gate.stat]
-        c = _latency(cand, gate.action, gate.timing)[gate.stat]
+        b = latency_ms(base, gate.action, gate.timing)[gate.stat]
+        c = latency_ms(cand, gate.action, gate.timing)[gate.stat]
     delta = (c - b) / b if gate.relative and b else c - b
     if gate.relative and not b:
         delta = 0.0 if not c else float("inf")

@@ -24,12 +24,12 @@ from typing import Any, Final
 from xml.etree import ElementTree
 
 import attrs
-from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import new_histogram, percentiles_ms
 
-__all__ = ["GRAMMAR", "Threshold", "Verdict", "evaluate", "junit_xml", "parse_threshold"]
+__all__ = ["GRAMMAR", "STATS", "Threshold", "Verdict", "evaluate", "junit_xml", "latency_ms",
+           "parse_threshold", "split_latency"]
 
 GRAMMAR: Final = (
     "METRIC OP VALUE, e.g. 'BootNotification.p99<500ms', 'StartTransaction.response.p99.9<2s', "
@@ -38,8 +38,9 @@ GRAMMAR: Final = (
 )
 _OPS: Final[dict[str, Callable[[float, float], bool]]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_STATS: Final = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p99_9", "max": "max",
-                 "mean": "mean"}
+STATS: Final = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p99_9", "max": "max",
+                "mean": "mean"}
+"""Statistic names in rules, and their keys in the report's percentile objects."""
 _PATTERN: Final = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op><=|>=|<|>)\s*"
     r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|/s)?\s*$")
@@ -89,27 +90,37 @@ def parse_threshold(text: str) -> Threshold:
     if unit not in ("", "ms", "s"):
         raise _bad(text, "a latency takes ms or s")
     limit = number * 1000 if unit == "s" else number
-    parts = metric.split(".")
-    stat = parts.pop()
-    if stat == "9" and parts and parts[-1] == "p99":
-        stat = "p99." + stat
-        parts.pop()
-    if stat not in _STATS:
-        raise _bad(text, f"unknown statistic {stat!r}")
-    timing = "response"
-    if parts and parts[-1] in ("service", "response", "connect"):
-        timing = parts.pop()
-    action = parts.pop() if parts else None
-    if parts or (timing == "connect" and action is not None):
-        raise _bad(text, "too many parts before the statistic")
+    latency = split_latency(metric, ("service", "response", "connect"))
+    if latency is None or (latency[1] == "connect" and latency[0] is not None):
+        raise _bad(text, f"unknown latency metric {metric!r}")
+    action, timing, stat = latency
     return Threshold(text, "latency", op, limit, action, timing, stat)
 
 
-def _merged(report: dict[str, Any], timing: str) -> HdrHistogram:
-    total = new_histogram()
-    for stats in report["calls"].values():
-        total.decode_and_add(stats["hdr"][timing].encode())
-    return total
+def split_latency(metric: str, timings: tuple[str, ...]) -> tuple[str | None, str, str] | None:
+    """'[Action.][timing.]stat' to (action, timing, stat); None when it is not one.
+
+    The timing defaults to response time; 'p99.9' keeps its dot.
+    """
+    parts = metric.split(".")
+    stat = parts.pop()
+    if stat == "9" and parts and parts[-1] == "p99":
+        stat = "p99.9"
+        parts.pop()
+    timing = parts.pop() if parts and parts[-1] in timings else "response"
+    action = parts.pop() if parts else None
+    if stat not in STATS or parts:
+        return None
+    return action, timing, stat
+
+
+def latency_ms(report: dict[str, Any], action: str | None, timing: str) -> dict[str, float]:
+    """Percentiles of one action, or of all actions together, from the stored histograms."""
+    histogram = new_histogram()
+    for name, stats in report["calls"].items():
+        if action is None or name == action:
+            histogram.decode_and_add(stats["hdr"][timing].encode())
+    return percentiles_ms(histogram)
 
 
 def _measure(threshold: Threshold, report: dict[str, Any]) -> float | None:
@@ -117,17 +128,15 @@ def _measure(threshold: Threshold, report: dict[str, Any]) -> float | None:
         return float(report["totals"]["error_rate"])
     if threshold.kind == "throughput":
         return float(report["totals"]["throughput_cps"])
-    stat = _STATS[threshold.stat]
     if threshold.timing == "connect":
         figures = report["connect"]["handshake_ms"]
-    elif threshold.action is None:
-        figures = percentiles_ms(_merged(report, threshold.timing))
     else:
-        stats = report["calls"].get(threshold.action)
-        if stats is None or stats["ok"] + sum(stats["callerror"].values()) == 0:
+        stats = report["calls"].get(threshold.action) if threshold.action else None
+        if threshold.action and (
+                stats is None or stats["ok"] + sum(stats["callerror"].values()) == 0):
             return None
-        figures = stats[f"{threshold.timing}_ms"]
-    return float(figures[stat])
+        figures = latency_ms(report, threshold.action, threshold.timing)
+    return float(figures[STATS[threshold.stat]])
 
 
 def evaluate(thresholds: Sequence[Threshold], report: dict[str, Any]) -> list[Verdict]:
