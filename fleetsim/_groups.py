@@ -11,17 +11,18 @@ from contextlib import contextmanager
 
 import trio
 
-__all__ = ["single_error"]
+__all__ = ["leaves", "single_error"]
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    leaves: list[BaseException] = []
+def leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    """Every exception in a (nested) group, groups flattened away."""
+    found: list[BaseException] = []
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            leaves.extend(_leaves(exc))
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    return leaves
+            found.extend(leaves(exc))
+        else:
+            found.append(exc)
+    return found
 
 
 @contextmanager
@@ -30,7 +31,7 @@ def single_error() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        if len(leaves) == 1:
-            raise leaves[0] from None
+        errors = [exc for exc in leaves(group) if not isinstance(exc, trio.Cancelled)]
+        if len(errors) == 1:
+            raise errors[0] from None
         raise

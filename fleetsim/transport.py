@@ -42,6 +42,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from fleetsim._groups import leaves
+
 __all__ = [
     "MAX_MESSAGE_SIZE",
     "TRANSPORTS",
@@ -702,22 +704,15 @@ def _pick_error(
     target: _Target,
 ) -> BaseException:
     """Unwrap the nursery's exception group into the single exception callers expect."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, BaseExceptionGroup):
-            pending.extend(item.exceptions)
-        else:
-            leaves.append(item)
-    errors = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+    found = leaves(group)
+    errors = [leaf for leaf in found if not isinstance(leaf, trio.Cancelled)]
     if body_error is not None and (not isinstance(body_error, trio.Cancelled) or not errors):
         return body_error
     if errors:
         if not entered and isinstance(errors[0], Exception):
             return _connect_error(errors[0], target)
         return errors[0]
-    return leaves[0]
+    return found[0]
 
 
 @asynccontextmanager
