@@ -9,6 +9,7 @@ never touches its siblings: every error a connection can raise is caught and cou
 from __future__ import annotations
 
 import base64
+import gc
 import random
 import signal
 import ssl
@@ -76,6 +77,7 @@ class Fleet:
         self._reason = ""
         self._t0 = trio.current_time()
         self._draining = False
+        self._frozen = False
         self._quiet = False
         self._conversing: dict[int, ChargerCore] = {}
         self._undrained: set[int] = set()
@@ -114,6 +116,8 @@ class Fleet:
                 chargers.cancel_scope.cancel()
             self._close_second(final=True)
             nursery.cancel_scope.cancel()
+        if self._frozen:
+            gc.unfreeze()  # the run is over: let the collector have the fleet back
         return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason,
                             cpu_seconds=time.process_time() - self._cpu_start)
 
@@ -187,6 +191,11 @@ class Fleet:
         while True:
             await trio.sleep_until(next_tick)
             next_tick += 1.0
+            if not self._frozen and self.metrics.booted_now >= self.config.chargers:
+                # Thousands of long-lived charger objects make each full garbage collection a
+                # pause of hundreds of milliseconds, measured as latency: park them outside it.
+                self._frozen = True
+                gc.freeze()
             self._cancel_stalled_sends()
             self._close_second()
 

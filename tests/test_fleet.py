@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import itertools
 import json
 import socket
@@ -52,6 +53,7 @@ async def test_fleet_boots_runs_sessions_and_counts_match_the_csms(
     assert report["calls"]["MeterValues"]["ok"] > 200
     # the stop closed every connection with a completed close handshake
     assert csms.stats.closes == {"clean": 200}
+    assert gc.get_freeze_count() == 0  # the booted fleet was frozen out of the GC, then back
     ok = {action: stats["ok"] for action, stats in report["calls"].items()}
     assert ok == dict(csms.stats.received)
     _assert_balanced(report)
