@@ -5,6 +5,16 @@ The public API; `fleetsim.cli` is a thin layer over it.
 
 from fleetsim._api import RunResult, run, spawn
 from fleetsim._version import __version__
+from fleetsim.behaviour.distributions import Distribution
+from fleetsim.behaviour.profile import (
+    Behaviour,
+    Profile,
+    estimate_rate,
+    load_profile,
+    resolve_profile,
+    shipped_profiles,
+)
+from fleetsim.behaviour.schedule import Backoff
 from fleetsim.charger.core import ChargerCore, ChargerSpec
 from fleetsim.compare import Comparison, compare, format_comparison, load_report, parse_gate
 from fleetsim.config import (
@@ -39,6 +49,8 @@ from fleetsim.transport import TRANSPORTS
 __all__ = [
     "SCHEMA",
     "TRANSPORTS",
+    "Backoff",
+    "Behaviour",
     "ChargerCore",
     "ChargerSpec",
     "Comparison",
@@ -47,10 +59,12 @@ __all__ = [
     "CsmsServer",
     "CsmsStats",
     "Delay",
+    "Distribution",
     "FleetOutcome",
     "FleetsimError",
     "LocalProtocolError",
     "Metrics",
+    "Profile",
     "Progress",
     "ProgressMode",
     "ProtocolError",
@@ -63,10 +77,12 @@ __all__ = [
     "__version__",
     "build_config",
     "compare",
+    "estimate_rate",
     "evaluate",
     "format_comparison",
     "format_summary",
     "junit_xml",
+    "load_profile",
     "load_report",
     "parse_delay",
     "parse_duration",
@@ -75,8 +91,10 @@ __all__ = [
     "parse_range",
     "parse_rate",
     "parse_threshold",
+    "resolve_profile",
     "run",
     "run_csms",
     "serve_csms",
+    "shipped_profiles",
     "spawn",
 ]

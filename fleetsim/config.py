@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import attrs
 import cattrs
 
+from fleetsim.behaviour.profile import Profile, unstructure_profile
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.errors import ConfigError
 
@@ -194,7 +195,6 @@ class RunConfig:
     ca_file: str | None = None
     insecure: bool = False
     connect_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    backoff_s: tuple[float, float] = (1.0, 60.0)
     graceful_stop_s: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
     seed: int = 0
     report_path: str | None = None
@@ -202,7 +202,25 @@ class RunConfig:
     prometheus: tuple[str, int] | None = None
     """(host, port) to serve live Prometheus metrics on, if any."""
     charger: ChargerSpec = attrs.field(factory=ChargerSpec)
+    """What every charger plays when there is no `profile` (library and tests)."""
+    profile: Profile | None = None
+    time_scale: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
+
+    def __attrs_post_init__(self) -> None:
+        if self.profile is None and self.time_scale != 1.0:
+            raise ConfigError("time-scale: applies to a profile's behaviours; give a profile")
+
+    def behaviours(self) -> tuple[tuple[str, ...], tuple[ChargerSpec, ...], list[float]]:
+        """(names, the spec each plays in real seconds, weights)."""
+        profile = self.profile
+        if profile is None:
+            return ("default",), (self.charger,), [1.0]
+        specs = tuple(
+            behaviour.charger_spec(profile.event, self.time_scale, self.charger.call_timeout_s,
+                                   self.charger.closed_loop)
+            for behaviour in profile.behaviour)
+        return tuple(b.name for b in profile.behaviour), specs, profile.weights
 
     def charger_id(self, index: int) -> str:
         """IDs are 1-based and zero-padded: CP00001 ... CP05000."""
@@ -218,6 +236,9 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
     data["password"] = "***" if config.password else None
     data["csms"]["password"] = "***" if config.csms.password else None
     data["csms"]["delay"] = str(config.csms.delay)
+    if config.profile is not None:
+        data["profile"] = unstructure_profile(config.profile)
+        del data["charger"]
     if config.url is not None:
         del data["csms"]
     return data

@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import trio
 
+from fleetsim.behaviour.schedule import assign_behaviours
 from fleetsim.charger.core import ChargerCore, ChargerState
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
@@ -43,6 +44,8 @@ class FleetOutcome:
     ended_at: float
     reason: str = ""
     cpu_seconds: float = 0.0
+    behaviours: dict[str, int] = attrs.field(factory=dict)
+    """Chargers per behaviour."""
 
 
 def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
@@ -89,6 +92,20 @@ class Fleet:
         self._chargers_scope = trio.CancelScope()
         self._cpu_mark = (self._t0, time.process_time())
         self._cpu_start = self._cpu_mark[1]
+        self.behaviour_names, self._specs, weights = config.behaviours()
+        self._assignment = assign_behaviours(weights, config.chargers, config.seed)
+
+    def behaviour_counts(self) -> dict[str, int]:
+        """How many chargers play each behaviour."""
+        counts = dict.fromkeys(self.behaviour_names, 0)
+        for index in self._assignment:
+            counts[self.behaviour_names[index]] += 1
+        return counts
+
+    @property
+    def t0(self) -> float:
+        """When the run started (trio clock): timeline rows and profile events count from it."""
+        return self._t0
 
     def stop(self, stopped_by: str = "interrupted", reason: str = "") -> None:
         """Ask the fleet to wind down; the first reason given wins."""
@@ -119,7 +136,8 @@ class Fleet:
         if self._frozen:
             gc.unfreeze()  # the run is over: let the collector have the fleet back
         return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason,
-                            cpu_seconds=time.process_time() - self._cpu_start)
+                            cpu_seconds=time.process_time() - self._cpu_start,
+                            behaviours=self.behaviour_counts())
 
     # -- supervision ------------------------------------------------------------------------
 
@@ -235,7 +253,9 @@ class Fleet:
         config = self.config
         charger_id = config.charger_id(index)
         rng = random.Random(f"{config.seed}:{charger_id}")
-        core = ChargerCore(charger_id, config.charger, self.metrics, rng, self._wall_offset)
+        spec = self._specs[self._assignment[index - 1]]
+        core = ChargerCore(charger_id, spec, self.metrics, rng, self._wall_offset,
+                           origin=self._t0)
         headers: list[tuple[str, str]] = []
         if config.password:
             token = base64.b64encode(f"{charger_id}:{config.password}".encode()).decode()
@@ -259,9 +279,7 @@ class Fleet:
                 failures = 0 if connected else failures + 1
                 if self._draining:
                     return
-                low, high = config.backoff_s
-                delay = min(high, low * 2 ** min(failures, 30)) * rng.uniform(0.5, 1.0)
-                await trio.sleep(delay)
+                await trio.sleep(spec.backoff.delay(failures, rng))
         finally:
             core.finish()
 
@@ -296,12 +314,16 @@ class Fleet:
         try:
             with trio.CancelScope() as guard:
                 self._send_guards[index] = guard
-                if await self._converse(index, conn, core):
+                ending = await self._converse(index, conn, core)
+                if ending == "drained":
                     clean = shutdown = True
                     core.finish()
-                else:  # the CSMS asked for a Reset: close, reconnect and boot again
+                elif ending == "reset":  # the CSMS asked for a Reset: reconnect, boot again
                     clean = True
                     self.metrics.resets += 1
+                    core.disconnected(trio.current_time(), reboot=True)
+                else:  # the behaviour drops the link, as a network outage would
+                    await conn.abort()
                     core.disconnected(trio.current_time())
             if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
                 core.disconnected(trio.current_time())
@@ -320,11 +342,11 @@ class Fleet:
             self._sending.pop(index, None)
             self.metrics.disconnected(clean=clean, shutdown=shutdown)
 
-    async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> bool:
-        """Talk until the connection closes (raises), the fleet has drained (returns True) or
-        the charger wants to reconnect after a Reset (returns False)."""
+    async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> str:
+        """Talk until the connection closes (raises), the fleet has drained ("drained"), the
+        charger reboots after a Reset ("reset") or its behaviour drops the link ("drop")."""
         if self._draining:
-            return True
+            return "drained"
         await self._send(index, conn, core.connected(trio.current_time()))
         while True:
             if self._draining:
@@ -333,9 +355,11 @@ class Fleet:
                 if core.drained:
                     self._note_drained(index)
                     if self._quiet:
-                        return True
+                        return "drained"
             elif core.wants_reconnect:
-                return False
+                return "reset"
+            elif core.wants_drop:
+                return "drop"
             deadline = core.next_deadline()
             received: str | None = None
             if deadline > trio.current_time():

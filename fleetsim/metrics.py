@@ -18,6 +18,7 @@ __all__ = [
     "ActionStats",
     "CsmsCallStats",
     "Metrics",
+    "StormStats",
     "new_histogram",
     "percentiles_ms",
 ]
@@ -57,8 +58,8 @@ class ActionStats:
     """
 
     __slots__ = (
-        "callerror", "dropped_samples", "in_flight", "late", "lost", "ok", "response", "sent",
-        "service", "timeout",
+        "callerror", "dropped_samples", "in_flight", "late", "lateness", "lost", "ok",
+        "response", "sent", "service", "timeout",
     )
 
     def __init__(self) -> None:
@@ -72,6 +73,8 @@ class ActionStats:
         self.dropped_samples = 0
         self.service = new_histogram()
         self.response = new_histogram()
+        self.lateness = new_histogram()
+        """Written minus intended: how long CALLs waited in the charger's queue."""
 
     @property
     def errors(self) -> int:
@@ -93,6 +96,25 @@ class CsmsCallStats:
         self.answered = 0
         self.callerror_sent: Counter[str] = Counter()
         self.answer = new_histogram()
+
+
+class StormStats:
+    """One reconnect storm: who it dropped and when each was booted again (seconds after the
+    storm's start), exact rather than histogrammed: storms are hundreds to thousands of
+    chargers, and the report wants their exact 50/95/99 % recovery times."""
+
+    __slots__ = ("connect_failures", "dropped", "recovery_s", "start", "waiting")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.dropped = 0
+        self.waiting: set[str] = set()
+        self.recovery_s: list[float] = []
+        self.connect_failures = 0
+
+    def recovered(self, charger_id: str, now: float) -> None:
+        self.waiting.discard(charger_id)
+        self.recovery_s.append(now - self.start)
 
 
 class Metrics:
@@ -118,6 +140,19 @@ class Metrics:
         self.booted_now = 0
         self.boots = 0
         self.booted_ids: set[str] = set()
+        self.scheduled: Counter[str] = Counter()
+        """Messages the chargers' schedules produced, sent or not (the open-schedule ledger)."""
+        self.queued = 0
+        """Messages waiting in chargers' queues right now."""
+        self.queued_peak = 0
+        self.held_offline: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.arrivals = 0
+        self.arrivals_missed = 0
+        self.storms: dict[int, StormStats] = {}
+        self._recovering: dict[str, list[StormStats]] = {}
+        self._interval_connects = 0
+        self._interval_connect_failures = 0
         self.timeline: list[dict[str, Any]] = []
         self._interval = new_histogram()
         self._interval_sent = 0
@@ -134,8 +169,10 @@ class Metrics:
             stats = self.actions[action] = ActionStats()
         return stats
 
-    def call_sent(self, action: str) -> None:
-        self.action(action).sent += 1
+    def call_sent(self, action: str, late_s: float = 0.0) -> None:
+        stats = self.action(action)
+        stats.sent += 1
+        stats.lateness.record_value(max(1, int(late_s * 1e6)))
         self._interval_sent += 1
 
     def _record(self, stats: ActionStats, service_s: float, response_s: float) -> None:
@@ -195,12 +232,17 @@ class Metrics:
         self.reconnects += reconnect
 
     def connect_ok(self, handshake_s: float) -> None:
+        self._interval_connects += 1
         self.connected += 1
         self.connected_peak = max(self.connected_peak, self.connected)
         self.handshake.record_value(max(1, int(handshake_s * 1e6)))
 
     def connect_failed(self, reason: str) -> None:
         self.connect_failures[reason] += 1
+        self._interval_connect_failures += 1
+        for storm in self.storms.values():
+            if storm.waiting:
+                storm.connect_failures += 1
 
     def disconnected(self, *, clean: bool, shutdown: bool = False) -> None:
         """A connection ended; closing it because the run is over is not a disconnect."""
@@ -212,10 +254,23 @@ class Metrics:
         else:
             self.disconnects_abnormal += 1
 
-    def charger_booted(self, charger_id: str) -> None:
+    def charger_booted(self, charger_id: str, now: float = 0.0) -> None:
         self.booted_now += 1
         self.boots += 1
         self.booted_ids.add(charger_id)
+        if self._recovering:
+            for storm in self._recovering.pop(charger_id, ()):
+                storm.recovered(charger_id, now)
+
+    def storm_drop(self, index: int, charger_id: str, start: float) -> None:
+        """A reconnect storm took this charger down; its next boot is its recovery."""
+        self.drops["storm"] += 1
+        storm = self.storms.get(index)
+        if storm is None:
+            storm = self.storms[index] = StormStats(start)
+        storm.dropped += 1
+        storm.waiting.add(charger_id)
+        self._recovering.setdefault(charger_id, []).append(storm)
 
     def charger_unbooted(self) -> None:
         self.booted_now -= 1
@@ -257,6 +312,9 @@ class Metrics:
             "ok": self._interval_ok,
             "errors": self._interval_errors,
             "p99_ms": p99,
+            "queued": self.queued,
+            "connects": self._interval_connects,
+            "connect_failures": self._interval_connect_failures,
             "cpu": None if cpu_share is None else round(cpu_share, 3),
             "loop_lag_ms": lag_ms,
             "saturated": not closing and (
@@ -266,4 +324,6 @@ class Metrics:
         self._interval.reset()
         self._interval_sent = self._interval_ok = self._interval_errors = 0
         self._interval_lag = 0.0
+        self._interval_connects = self._interval_connect_failures = 0
+        self.queued_peak = max(self.queued_peak, self.queued)
         return row

@@ -6,6 +6,7 @@ freely, never rename or remove one without bumping the schema version.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 import orjson
 
 from fleetsim._version import __version__
+from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
 from fleetsim.config import RunConfig, unstructure_config
 from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics, percentiles_ms
+from fleetsim.metrics import Metrics, StormStats, percentiles_ms
 
 __all__ = ["SCHEMA", "build_report", "default_report_path", "format_summary", "write_report"]
 
@@ -48,6 +50,9 @@ def build_report(
             "queued_at_shutdown": metrics.queued_at_shutdown.get(action, 0),
             "discarded_on_disconnect": metrics.discarded_unsent.get(action, 0),
             "dropped_samples": stats.dropped_samples,
+            "scheduled": metrics.scheduled.get(action, 0),
+            "held_offline": metrics.held_offline.get(action, 0),
+            "lateness_ms": percentiles_ms(stats.lateness),
             "service_ms": percentiles_ms(stats.service),
             "response_ms": percentiles_ms(stats.response),
             "hdr": {"service": stats.service.encode().decode(),
@@ -107,9 +112,66 @@ def build_report(
             "saturated_seconds": sum(1 for row in metrics.timeline if row["saturated"]),
         },
     }
+    report.update(_behaviour_sections(config, metrics, outcome))
     if embedded_csms is not None:
         report["embedded_csms"] = {k: v for k, v in embedded_csms.items() if k != "event"}
     return report
+
+
+def _behaviour_sections(config: RunConfig, metrics: Metrics,
+                        outcome: FleetOutcome) -> dict[str, Any]:
+    """What the profile made the fleet do: who played what, sessions, drops and storms."""
+    profile = config.profile
+    behaviours: dict[str, Any] = {}
+    for position, (name, count) in enumerate(outcome.behaviours.items()):
+        entry: dict[str, Any] = {"chargers": count}
+        if profile is not None:
+            behaviour = profile.behaviour[position]
+            entry["weight"] = behaviour.weight
+            entry["ocpp"] = behaviour.ocpp
+            entry["estimated_calls_per_charger_hour"] = round(
+                sum(estimate_rate(behaviour, config.csms.heartbeat_interval_s
+                                  if config.url is None else None).values()), 1)
+        behaviours[name] = entry
+    storms = []
+    if profile is not None:
+        events = [e for e in profile.event if isinstance(e, ReconnectStorm)]
+        for index, event in enumerate(events):
+            stats = metrics.storms.get(index, StormStats(0.0))
+            storms.append(_storm_report(event.name or f"storm {index + 1}",
+                                        event.at / config.time_scale, stats, metrics.timeline))
+    return {
+        "behaviours": behaviours,
+        "sessions": {"arrivals": metrics.arrivals, "missed": metrics.arrivals_missed},
+        "drops": dict(metrics.drops),
+        "queue": {"peak": metrics.queued_peak},
+        "storms": storms,
+    }
+
+
+def _storm_report(name: str, at_s: float, stats: StormStats,
+                  timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """Exact recovery times (the k-th fastest of the dropped chargers), the peak connect rate
+    and the connect failures while the storm's chargers were coming back."""
+    times = sorted(stats.recovery_s)
+
+    def until(share: float) -> float | None:
+        needed = math.ceil(share * stats.dropped)
+        return round(times[needed - 1], 3) if stats.dropped and len(times) >= needed else None
+
+    end = at_s + (times[-1] if times else 0.0) + 1.0
+    window = [row for row in timeline if at_s < row["t"] <= end + 1.0]
+    return {
+        "name": name,
+        "at_s": round(at_s, 3),
+        "dropped": stats.dropped,
+        "recovered": len(times),
+        "not_recovered": len(stats.waiting),
+        "recovery_s": {"p50": until(0.5), "p95": until(0.95), "p99": until(0.99),
+                       "max": round(times[-1], 3) if times else None},
+        "peak_connects_per_s": max((row["connects"] for row in window), default=0),
+        "connect_failures": stats.connect_failures,
+    }
 
 
 def default_report_path(directory: str = "reports") -> Path:
@@ -124,6 +186,37 @@ def write_report(report: dict[str, Any], path: Path) -> None:
 
 def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _behaviour_lines(report: dict[str, Any]) -> list[str]:
+    behaviours = report.get("behaviours")
+    if not behaviours:
+        return []
+    lines = ["behaviours " + "   ".join(f"{name} {entry['chargers']}"
+                                       for name, entry in behaviours.items())]
+    sessions = report["sessions"]
+    late = max(report["calls"].items(), key=lambda item: item[1]["lateness_ms"]["p99"],
+               default=None)
+    line = (f"sessions   {sessions['arrivals']} started, {sessions['missed']} EVs found no "
+            f"free connector or the charger offline   queue peak {report['queue']['peak']}")
+    if late is not None and late[1]["lateness_ms"]["p99"] >= 1:
+        line += f"   most queued: {late[0]} lateness p99 {_ms(late[1]['lateness_ms']['p99'])} ms"
+    lines.append(line)
+    if report["drops"]:
+        lines.append("drops      " + "   ".join(f"{k} {v}" for k, v in report["drops"].items()))
+    for storm in report["storms"]:
+        recovery = storm["recovery_s"]
+
+        def seconds(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1f} s"
+
+        lines.append(
+            f"storm      {storm['name']} at {storm['at_s']:.0f} s: {storm['dropped']} dropped, "
+            f"{storm['recovered']} booted again (50% {seconds(recovery['p50'])}, "
+            f"95% {seconds(recovery['p95'])}, 99% {seconds(recovery['p99'])}), "
+            f"peak {storm['peak_connects_per_s']} connects/s, "
+            f"{storm['connect_failures']} connect failures")
+    return lines
 
 
 def format_summary(report: dict[str, Any]) -> str:
@@ -167,6 +260,7 @@ def format_summary(report: dict[str, Any]) -> str:
         f"throughput {totals['throughput_cps']:.1f} calls/s   "
         f"error rate {totals['error_rate'] * 100:.2f}%",
     ]
+    lines += _behaviour_lines(report)
     if report["csms_calls"]:
         lines += ["", f"{'CSMS call':<30}{'received':>9}{'answered':>9}{'callerr':>8}"
                       f"{'answer p50/p99 ms':>20}"]

@@ -104,6 +104,9 @@ class Connection(Protocol):
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
 
+    async def abort(self) -> None:
+        """Drop the TCP connection without a close handshake, as a network outage does."""
+
 
 _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
@@ -294,6 +297,12 @@ class _WsprotoConnection:
                 with contextlib.suppress(ConnectionClosed):
                     await self._send_data(proto.send(reply))
 
+    async def abort(self) -> None:
+        self._closing = self._broken = True
+        if self._closed is None:
+            self._closed = (None, "aborted", False)
+        await trio.aclose_forcefully(self._stream)
+
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close handshake bounded by 2 s, then close the stream; never raises.
 
@@ -376,6 +385,10 @@ class _TrioWebsocketConnection:
         if isinstance(message, str):
             return message
         return message.decode("utf-8", "replace")
+
+    async def abort(self) -> None:
+        await trio.aclose_forcefully(self._stream)
+        await self._ws._recv_channel.aclose()
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         try:

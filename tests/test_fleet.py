@@ -16,7 +16,7 @@ import attrs
 import pytest
 import trio
 
-from fleetsim import SCHEMA, ChargerSpec, CsmsServer, RunConfig, format_summary, spawn
+from fleetsim import SCHEMA, Backoff, ChargerSpec, CsmsServer, RunConfig, format_summary, spawn
 from fleetsim.csms.commands import MIX
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
@@ -180,7 +180,9 @@ async def test_a_misbehaving_csms_is_answered_counted_and_survived(
     ports = await nursery.start(functools.partial(
         serve_websocket, functools.partial(_misbehave, state), "127.0.0.1", 0))
     config = RunConfig(chargers=3, duration_s=3, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
-                       backoff_s=(0.05, 0.2), charger=ChargerSpec(idle_s=(100, 100)))
+                       charger=ChargerSpec(idle_s=(100, 100), backoff=Backoff(
+                           "exponential", wait_minimum_s=0.05, random_range_s=0.05,
+                           repeat_times=2)))
     with trio.fail_after(20):
         result = await spawn(config, write=False)
     report = result.report
@@ -227,8 +229,8 @@ async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.N
     ports = await nursery.start(functools.partial(
         serve_websocket, _flood_and_never_read, "127.0.0.1", 0))
     config = RunConfig(chargers=1, duration_s=4, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
-                       backoff_s=(0.1, 0.2),
-                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=1))
+                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=1,
+                                           backoff=Backoff("fixed", 0.1, 0.1)))
     started = trio.current_time()
     with trio.fail_after(15):
         result = await spawn(config, write=False)

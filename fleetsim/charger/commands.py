@@ -97,6 +97,8 @@ def change_configuration(core: ChargerCore, payload: dict[str, Any],
         core.set_heartbeat_interval(int(value), now)
     elif status == "Accepted" and key == "MeterValueSampleInterval":
         core.set_meter_interval(int(value))
+    elif status == "Accepted" and key == "ClockAlignedDataInterval":
+        core.set_aligned_interval(int(value), now)
     return {"status": status.value}
 
 

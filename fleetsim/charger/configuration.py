@@ -71,13 +71,14 @@ GET_CONFIGURATION_MAX_KEYS: Final = 64
 
 
 @functools.cache
-def _defaults(connectors: int, heartbeat_s: float, meter_interval_s: float) -> dict[str, str]:
+def _defaults(connectors: int, heartbeat_s: float, meter_interval_s: float,
+              aligned_s: float) -> dict[str, str]:
     """Shared by every charger of one shape; each charger stores only what it changed."""
     return {
         "AllowOfflineTxForUnknownId": "false",
         "AuthorizationCacheEnabled": "true",
         "AuthorizeRemoteTxRequests": "true",
-        "ClockAlignedDataInterval": "0",
+        "ClockAlignedDataInterval": f"{aligned_s:g}",
         "ConnectionTimeOut": "60",
         "ConnectorPhaseRotation": ",".join(f"{n}.RST" for n in range(connectors + 1)),
         "GetConfigurationMaxKeys": str(GET_CONFIGURATION_MAX_KEYS),
@@ -124,8 +125,9 @@ class Configuration:
 
     __slots__ = ("_changed", "_defaults")
 
-    def __init__(self, connectors: int, heartbeat_s: float, meter_interval_s: float) -> None:
-        self._defaults = _defaults(connectors, heartbeat_s, meter_interval_s)
+    def __init__(self, connectors: int, heartbeat_s: float, meter_interval_s: float,
+                 aligned_s: float = 0.0) -> None:
+        self._defaults = _defaults(connectors, heartbeat_s, meter_interval_s, aligned_s)
         self._changed: dict[str, str] | None = None
 
     def value(self, key: str) -> str:

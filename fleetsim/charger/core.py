@@ -23,6 +23,15 @@ from typing import Any, Final
 
 import attrs
 
+from fleetsim.behaviour.distributions import Distribution, as_distribution
+from fleetsim.behaviour.schedule import (
+    Backoff,
+    Burst,
+    Storm,
+    Surge,
+    next_aligned,
+    next_poisson,
+)
 from fleetsim.charger.commands import COMMANDS, Violation
 from fleetsim.charger.configuration import Configuration
 from fleetsim.charger.local_list import LocalList
@@ -51,6 +60,8 @@ DIAGNOSTICS_STEPS: Final = (("Uploading", 1.0), ("Uploaded", 4.0))
 FIRMWARE_STEPS: Final = (("Downloading", 0.0), ("Downloaded", 5.0), ("Installing", 6.0))
 """(status, seconds after the retrieve date) of an UpdateFirmware; a reboot follows."""
 FIRMWARE_INSTALL_S: Final = 5.0
+_BATTERY_WH: Final = 60_000.0
+"""The EV battery behind the SoC measurand."""
 
 
 def _check_range(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -59,19 +70,53 @@ def _check_range(_instance: object, attribute: attrs.Attribute[Any], value: Any)
         raise ValueError(f"{attribute.name} must be (low, high) with 0 <= low <= high, got {value}")
 
 
+def _check_measurands(_instance: object, _attribute: object, value: tuple[str, ...]) -> None:
+    unknown = [name for name in value if name not in v16.MEASURANDS]
+    if unknown:
+        raise ValueError(f"unknown measurand {unknown[0]!r}; known: {', '.join(v16.MEASURANDS)}")
+
+
+_ZERO: Final = Distribution()
+_DEFAULT_BACKOFF: Final = Backoff()
+
+
 @attrs.frozen
 class ChargerSpec:
-    """How a charger behaves: hardware, its charging-session loop and its timeouts."""
+    """How a charger behaves, in real seconds (a profile's behaviour after `--time-scale`).
+
+    Sessions arrive as a Poisson process at `arrivals_per_s` per charger (an open schedule:
+    an EV that finds every connector busy, or the charger offline, is counted as missed). With
+    `arrivals_per_s == 0` each connector instead waits `idle_s` after a session for the next EV,
+    which makes session timing deterministic for tests.
+    """
 
     connectors: int = attrs.field(default=2, validator=attrs.validators.in_(range(1, 100)))
     vendor: str = "fleetsim"
     model: str = "VirtualAC"
     firmware: str = "0.1.0"
     meter_interval_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
-    session_s: tuple[float, float] = attrs.field(default=(30.0, 90.0), validator=_check_range)
+    measurands: tuple[str, ...] = attrs.field(default=v16.DEFAULT_MEASURANDS,
+                                              validator=_check_measurands)
+    clock_aligned_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    """OCPP's ClockAlignedDataInterval (0: off): samples on shared wall-clock boundaries."""
+    arrivals_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    session_s: Distribution = attrs.field(default=Distribution("uniform", low=30.0, high=90.0),
+                                          converter=as_distribution)
     idle_s: tuple[float, float] = attrs.field(default=(5.0, 30.0), validator=_check_range)
-    power_w: tuple[float, float] = attrs.field(default=(7_400.0, 22_000.0),
-                                               validator=_check_range)
+    energy_wh: Distribution | None = None
+    """Energy the EV wants; once delivered it stays plugged in (SuspendedEV) until it leaves."""
+    power_w: Distribution = attrs.field(
+        default=Distribution("uniform", low=7_400.0, high=22_000.0), converter=as_distribution)
+    drops_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    answer_delay_s: Distribution = attrs.field(default=_ZERO, converter=as_distribution)
+    data_transfer_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    data_transfer_vendor: str = "fleetsim"
+    backoff: Backoff = _DEFAULT_BACKOFF
+    time_scale: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+    """Energy accrues this much faster than real time (`--time-scale`)."""
+    surges: tuple[Surge, ...] = ()
+    storms: tuple[Storm, ...] = ()
+    bursts: tuple[Burst, ...] = ()
     call_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     heartbeat_default_s: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
     boot_retry_default_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
@@ -125,9 +170,9 @@ _STATUS_BY_STATE: Final = {
 
 class _Connector:
     __slots__ = (
-        "applied_w", "connector_id", "due", "id_tag", "meter_wh", "operative", "power_w",
-        "reservation", "sampled_at", "scheduled_operative", "session_end", "started_wall",
-        "state", "stop_reason", "transaction_id",
+        "applied_w", "connector_id", "due", "id_tag", "meter_start", "meter_wh", "operative",
+        "power_w", "reservation", "sampled_at", "scheduled_operative", "session_end", "soc_start",
+        "started_wall", "state", "stop_reason", "suspended", "target_wh", "transaction_id",
     )
 
     def __init__(self, connector_id: int) -> None:
@@ -137,7 +182,11 @@ class _Connector:
         self.session_end = NEVER
         self.transaction_id: int | None = None
         self.id_tag = ""
-        self.meter_wh = 0
+        self.meter_wh = 0.0
+        self.meter_start = 0.0
+        self.target_wh = NEVER
+        self.suspended = False
+        self.soc_start = 0.0
         self.power_w = 0.0
         self.applied_w = 0.0
         self.started_wall: float | None = None
@@ -154,7 +203,14 @@ class _Connector:
             if not self.operative:
                 return "Unavailable"
             return "Available" if self.reservation is None else "Reserved"
+        if self.suspended and self.state is ConnectorState.CHARGING:
+            return "SuspendedEV"
         return _STATUS_BY_STATE[self.state]
+
+    @property
+    def meter(self) -> int:
+        """The energy register as the Wh integer OCPP carries."""
+        return round(self.meter_wh)
 
     def fire(self, event: _ConnectorEvent) -> None:
         if event is _ConnectorEvent.RESET:
@@ -172,7 +228,8 @@ class _Connector:
 class _Outgoing:
     """A CALL the charger wants to send: queued, then pending until answered."""
 
-    __slots__ = ("action", "connector", "deadline", "intended", "payload", "unique_id", "written")
+    __slots__ = ("action", "connector", "deadline", "held", "intended", "keep", "payload",
+                 "unique_id", "written")
 
     def __init__(
         self, action: str, payload: dict[str, Any], intended: float, connector: _Connector | None
@@ -184,22 +241,38 @@ class _Outgoing:
         self.unique_id = ""
         self.written = 0.0
         self.deadline = NEVER
+        self.keep = action in _TRANSACTION_ACTIONS or (
+            action == "MeterValues" and "transactionId" in payload)
+        """A transaction message: kept across a lost connection and delivered after reboot."""
+        self.held = False
+        """Made while the charger could not send: its response clock starts at the next boot."""
+
+    def again(self) -> _Outgoing:
+        """A fresh CALL with the same content, to retry after the connection was lost."""
+        item = _Outgoing(self.action, self.payload, self.intended, self.connector)
+        item.held = True
+        return item
+
+
+_TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
 
 
 class ChargerCore:
-    """One OCPP 1.6 charge point: boot, heartbeat, status, and a charging-session loop."""
+    """One OCPP 1.6 charge point: boot, heartbeat, status, sessions and the clocks of its
+    behaviour (arrivals, drops, DataTransfer, clock-aligned samples, fleet-wide events)."""
 
     __slots__ = (
-        "_abandoned", "_after_boot", "_boot_due", "_connectors", "_drain_deadline",
+        "_abandoned", "_after_boot", "_aligned_due", "_aligned_s", "_arrival_due", "_boot_due",
+        "_clock_due", "_connected_at", "_connectors", "_drain_deadline", "_drop_due", "_events",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
-        "_metrics", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
-        "_wall_offset", "answered_action", "charger_id", "config", "id_tag", "state",
-        "wants_reconnect",
+        "_metrics", "_origin", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
+        "_started", "_transfer_due", "_wall_offset", "answered_action", "charger_id", "config",
+        "id_tag", "state", "wants_drop", "wants_reconnect",
     )
 
     def __init__(
         self, charger_id: str, spec: ChargerSpec, metrics: Metrics, rng: random.Random,
-        wall_offset: float,
+        wall_offset: float, origin: float = 0.0,
     ) -> None:
         self.charger_id = charger_id
         self.id_tag = f"TAG-{charger_id}"[:20]
@@ -208,19 +281,25 @@ class ChargerCore:
         self._metrics = metrics
         self._rng = rng
         self._wall_offset = wall_offset
+        self._origin = origin
+        """The run's start (monotonic): fleet-wide events are timed from it."""
         self._ids = UniqueIds()
         self._queue: deque[_Outgoing] = deque()
         self._pending: _Outgoing | None = None
         self._abandoned: deque[tuple[str, str]] = deque(maxlen=4)
         self._connectors = [_Connector(n) for n in range(1, spec.connectors + 1)]
+        scale = spec.time_scale
         self._heartbeat_s = spec.heartbeat_default_s
         self._meter_interval_s = spec.meter_interval_s
-        self.config = Configuration(spec.connectors, spec.heartbeat_default_s,
-                                    spec.meter_interval_s)
+        self._aligned_s = spec.clock_aligned_s
+        self.config = Configuration(spec.connectors, spec.heartbeat_default_s * scale,
+                                    spec.meter_interval_s * scale, spec.clock_aligned_s * scale)
         self._local_list: LocalList | None = None
         self._profiles: ProfileStore | None = None
         self._resetting = ""
         self.wants_reconnect = False
+        self.wants_drop = False
+        """The behaviour drops the connection now (a flaky link or a reconnect storm)."""
         self.answered_action: str | None = None
         """The CSMS CALL the last `receive` answered (its action), if it was one."""
         self._jobs: list[tuple[float, int, str, Any]] = []
@@ -228,14 +307,30 @@ class ChargerCore:
         self._heartbeat_due = NEVER
         self._boot_due = NEVER
         self._drain_deadline: float | None = None
+        self._started = False
+        self._connected_at = NEVER
+        self._arrival_due = self._drop_due = self._transfer_due = self._aligned_due = NEVER
+        events: list[tuple[float, str, int]] = []
+        for index, storm in enumerate(spec.storms):
+            if rng.random() < storm.share:
+                events.append((origin + storm.at_s + rng.uniform(0.0, storm.within_s),
+                               "storm", index))
+        for burst in spec.bursts:
+            if rng.random() < burst.share:
+                events.append((origin + burst.at_s, "burst", 0))
+        self._events = deque(sorted(events))
+        self._clock_due = self._events[0][0] if events else NEVER
 
     # -- inputs from the shell --------------------------------------------------------------
 
     def connected(self, now: float) -> list[str]:
-        """The WebSocket is open: boot."""
+        """The WebSocket is open: boot (what was kept from the last connection waits)."""
         if self.state is not ChargerState.DISCONNECTED:
             raise LocalProtocolError(f"can't connect when charger is {self.state.value}")
         self.state = ChargerState.BOOTING
+        self._connected_at = now
+        if not self._started:
+            self._start_clocks(now)
         self._enqueue_boot(now)
         return self._pump(now)
 
@@ -247,7 +342,13 @@ class ChargerCore:
             self._complete(frame, now)
             return self._pump(now)
         if type(frame) is Call:
-            return [self._answer(frame, now), *self._pump(now)]
+            answer = self._answer(frame, now)
+            delay = self._spec.answer_delay_s
+            if delay.kind == "fixed" and not delay.mean:
+                return [answer, *self._pump(now)]
+            self.answered_action = None  # answered later, on purpose: not the harness's lag
+            self._schedule(now + delay.sample(self._rng), "answer", answer)
+            return self._pump(now)
         assert isinstance(frame, BadFrame)
         self._metrics.bad_frames[frame.kind.value] += 1
         if frame.reply is None:
@@ -271,40 +372,70 @@ class ChargerCore:
         if now >= self._boot_due:
             self._boot_due = NEVER
             self._enqueue_boot(now)
+        out: list[str] = []
         jobs = self._jobs
         while jobs and now >= jobs[0][0]:
             _, _, kind, arg = heapq.heappop(jobs)
-            self._run_job(kind, arg, now)
+            if kind == "answer":
+                out.append(arg)
+            else:
+                self._run_job(kind, arg, now)
+        if now >= self._clock_due:
+            self._run_clocks(now)
         if self.state is ChargerState.BOOTED:
             while now >= self._heartbeat_due:
                 self._send_later("Heartbeat", v16.heartbeat(), self._heartbeat_due)
                 self._heartbeat_due += self._heartbeat_s
-            for connector in self._connectors:
-                while now >= connector.due:
-                    self._connector_due(connector)
+        for connector in self._connectors:
+            while now >= connector.due:
+                self._connector_due(connector)
+        if out:
+            return [*out, *self._pump(now)]
         return self._pump(now)
 
-    def disconnected(self, now: float) -> None:
-        """The connection is gone: what was pending can never be answered; sessions end."""
+    def disconnected(self, now: float, *, reboot: bool = False) -> None:
+        """The connection is gone. What was pending can never be answered. Transaction
+        messages stay queued (the pending one is queued again) and sessions go on, as on a real
+        charger that lost its network; a `reboot` (Reset) starts from scratch."""
+        reboot = reboot or bool(self._resetting)
         pending = self._pending
+        metrics = self._metrics
+        kept: deque[_Outgoing] = deque()
         if pending is not None:
             self._pending = None
-            self._metrics.call_timeout(pending.action, lost=True)
+            metrics.call_timeout(pending.action, lost=True)
+            if pending.keep and not reboot:
+                kept.append(pending.again())
+                metrics.queued += 1
         for item in self._queue:
-            self._metrics.discarded_unsent[item.action] += 1
-        self._queue.clear()
+            if item.keep and not reboot:
+                item.held = True
+                kept.append(item)
+            else:
+                metrics.discarded_unsent[item.action] += 1
+                metrics.queued -= 1
+        self._queue = kept
         if self.state is ChargerState.BOOTED:
-            self._metrics.charger_unbooted()
+            metrics.charger_unbooted()
         self.state = ChargerState.DISCONNECTED
         self._heartbeat_due = self._boot_due = NEVER
         self._resetting = ""
-        self.wants_reconnect = False
+        self.wants_reconnect = self.wants_drop = False
+        if not reboot:
+            self._jobs = [job for job in self._jobs if job[2] != "answer"]
+            heapq.heapify(self._jobs)
+            for connector in self._connectors:
+                if connector.state is ConnectorState.AUTHORIZING:  # its Authorize is gone
+                    connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
+                    self._idle(connector, now)
+            return
         self._jobs.clear()
         for connector in self._connectors:
             connector.reservation = None
             connector.fire(_ConnectorEvent.RESET)
             connector.due = connector.session_end = NEVER
             connector.transaction_id = None
+            connector.suspended = False
             if connector.scheduled_operative is not None:
                 connector.operative = connector.scheduled_operative
                 connector.scheduled_operative = None
@@ -316,11 +447,10 @@ class ChargerCore:
         counts and the CSMS's agree; what is still unanswered after the grace is in flight.
         """
         self._drain_deadline = now + grace_s
-        for item in self._queue:
-            self._metrics.queued_at_shutdown[item.action] += 1
-        self._queue.clear()
+        self._clear_queue()
         self._heartbeat_due = self._boot_due = NEVER
         self._jobs.clear()
+        self._stop_clocks()
         for connector in self._connectors:
             connector.due = NEVER
 
@@ -339,29 +469,139 @@ class ChargerCore:
             self._metrics.call_in_flight(self._pending.action)
             self._abandoned.append((self._pending.unique_id, self._pending.action))
             self._pending = None
-        for item in self._queue:
-            self._metrics.queued_at_shutdown[item.action] += 1
-        self._queue.clear()
+        self._clear_queue()
+        self._stop_clocks()
         if self.state is ChargerState.BOOTED:
             self._metrics.charger_unbooted()
         self.state = ChargerState.DISCONNECTED
 
+    def _clear_queue(self) -> None:
+        metrics = self._metrics
+        for item in self._queue:
+            metrics.queued_at_shutdown[item.action] += 1
+        metrics.queued -= len(self._queue)
+        self._queue.clear()
+
     def next_deadline(self) -> float:
         """The monotonic instant at which `tick` has something to do (NEVER if nothing)."""
         deadline = self._boot_due
+        if self._clock_due < deadline:
+            deadline = self._clock_due
         if self._drain_deadline is not None and self._drain_deadline < deadline:
             deadline = self._drain_deadline
         if self._pending is not None and self._pending.deadline < deadline:
             deadline = self._pending.deadline
         if self._jobs and self._jobs[0][0] < deadline:
             deadline = self._jobs[0][0]
-        if self.state is ChargerState.BOOTED:
-            if self._heartbeat_due < deadline:
-                deadline = self._heartbeat_due
-            for connector in self._connectors:
-                if connector.due < deadline:
-                    deadline = connector.due
+        if self.state is ChargerState.BOOTED and self._heartbeat_due < deadline:
+            deadline = self._heartbeat_due
+        for connector in self._connectors:
+            if connector.due < deadline:
+                deadline = connector.due
         return deadline
+
+    # -- the behaviour's clocks -------------------------------------------------------------
+
+    def _start_clocks(self, now: float) -> None:
+        """The behaviour's own processes start when the charger first comes online."""
+        self._started = True
+        spec, rng = self._spec, self._rng
+        self._arrival_due = next_poisson(now, spec.arrivals_per_s, rng, spec.surges,
+                                         self._origin)
+        if spec.drops_per_s:
+            self._drop_due = now + rng.expovariate(spec.drops_per_s)
+        if spec.data_transfer_per_s:
+            self._transfer_due = now + rng.expovariate(spec.data_transfer_per_s)
+        self._schedule_aligned(now)
+        self._refresh_clock()
+
+    def _stop_clocks(self) -> None:
+        self._arrival_due = self._drop_due = self._transfer_due = self._aligned_due = NEVER
+        self._events.clear()
+        self._clock_due = NEVER
+
+    def _refresh_clock(self) -> None:
+        self._clock_due = min(self._arrival_due, self._drop_due, self._transfer_due,
+                              self._aligned_due, self._events[0][0] if self._events else NEVER)
+
+    def _schedule_aligned(self, now: float) -> None:
+        if self._aligned_s > 0:
+            boundary = next_aligned(self.wall(now) + 1e-6, self._aligned_s)
+            self._aligned_due = boundary - self._wall_offset
+        else:
+            self._aligned_due = NEVER
+
+    def _online_at(self, due: float) -> bool:
+        """Was the charger booted and connected at `due`? (Clocks catch up after an outage.)"""
+        return self.state is ChargerState.BOOTED and due >= self._connected_at
+
+    def _run_clocks(self, now: float) -> None:
+        spec, rng, metrics = self._spec, self._rng, self._metrics
+        while now >= self._arrival_due:
+            due = self._arrival_due
+            self._arrive(due)
+            self._arrival_due = next_poisson(due, spec.arrivals_per_s, rng, spec.surges,
+                                             self._origin)
+        while now >= self._drop_due:
+            due = self._drop_due
+            if self.state is not ChargerState.DISCONNECTED and due >= self._connected_at:
+                self.wants_drop = True
+                metrics.drops["flaky"] += 1
+            self._drop_due = due + rng.expovariate(spec.drops_per_s)
+        while now >= self._transfer_due:
+            due = self._transfer_due
+            if self._online_at(due):
+                self._send_later("DataTransfer", v16.data_transfer(
+                    spec.data_transfer_vendor, "Telemetry", f"{self.wall(due):.0f}"), due)
+            self._transfer_due = due + rng.expovariate(spec.data_transfer_per_s)
+        while now >= self._aligned_due:
+            due = self._aligned_due
+            if self._online_at(due):
+                self._aligned_sample(due)
+            self._schedule_aligned(due)
+        events = self._events
+        while events and now >= events[0][0]:
+            due, kind, index = events.popleft()
+            if kind == "storm":
+                if self.state is not ChargerState.DISCONNECTED and due >= self._connected_at:
+                    self.wants_drop = True
+                    metrics.storm_drop(index, self.charger_id,
+                                       self._origin + spec.storms[index].at_s)
+            elif self._online_at(due):
+                self._aligned_sample(due)
+        self._refresh_clock()
+
+    def _arrive(self, due: float) -> None:
+        """An EV arrives: it takes the first free connector, or leaves (counted as missed)."""
+        if self._online_at(due) and not self._resetting and self._drain_deadline is None:
+            for connector in self._connectors:
+                if (connector.state is ConnectorState.IDLE and connector.operative
+                        and connector.reservation is None):
+                    self._metrics.arrivals += 1
+                    self._plug_in(connector, self.id_tag, due)
+                    return
+        self._metrics.arrivals_missed += 1
+
+    def _aligned_sample(self, due: float) -> None:
+        """A clock-aligned MeterValues per connector (context Sample.Clock)."""
+        for connector in self._connectors:
+            charging = connector.state is ConnectorState.CHARGING
+            if charging:
+                self._charge(connector, due)
+            self._send_later("MeterValues", self._meter_values(
+                connector, due, "Sample.Clock", charging), due, connector)
+
+    def _meter_values(self, connector: _Connector, due: float, context: str,
+                      charging: bool) -> dict[str, Any]:
+        spec = self._spec
+        soc = None
+        if charging and "SoC" in spec.measurands:
+            soc = min(100.0, connector.soc_start
+                      + (connector.meter_wh - connector.meter_start) / _BATTERY_WH * 100)
+        return v16.meter_values(
+            connector.connector_id, connector.transaction_id if charging else None,
+            connector.meter, connector.applied_w if charging else 0.0, self.wall(due), context,
+            spec.measurands, connector.power_w if charging else 0.0, soc)
 
     @property
     def connectors(self) -> list[ConnectorState]:
@@ -391,14 +631,22 @@ class ChargerCore:
         return "Available" if any(c.operative for c in self._connectors) else "Unavailable"
 
     def set_heartbeat_interval(self, seconds: float, now: float) -> None:
-        self._heartbeat_s = seconds
+        """In profile time: `--time-scale` shortens it like every other behaviour clock."""
+        self._heartbeat_s = seconds / self._spec.time_scale
         self.config.set_internal("HeartbeatInterval", f"{seconds:g}")
         if self.state is ChargerState.BOOTED and self._drain_deadline is None:
-            self._heartbeat_due = now + seconds
+            self._heartbeat_due = now + self._heartbeat_s
 
     def set_meter_interval(self, seconds: float) -> None:
         """Takes effect from the next sample on."""
-        self._meter_interval_s = seconds
+        self._meter_interval_s = seconds / self._spec.time_scale
+
+    def set_aligned_interval(self, seconds: float, now: float) -> None:
+        """ClockAlignedDataInterval: 0 stops clock-aligned samples."""
+        self._aligned_s = seconds / self._spec.time_scale
+        if self._started and self._drain_deadline is None:
+            self._schedule_aligned(now)
+            self._refresh_clock()
 
     def start_remote(self, connector_id: int | None, id_tag: str, now: float) -> bool:
         """RemoteStartTransaction: start a session on a free connector, as if an EV arrived."""
@@ -408,16 +656,22 @@ class ChargerCore:
                       else [self._connectors[connector_id - 1]])
         for connector in candidates:
             if connector.state is ConnectorState.IDLE and connector.operative:
-                connector.id_tag = id_tag
-                connector.fire(_ConnectorEvent.PLUG_IN)
-                connector.due = NEVER
                 if self.config.flag("AuthorizeRemoteTxRequests"):
-                    self._send_later("Authorize", v16.authorize(id_tag), now, connector)
+                    self._plug_in(connector, id_tag, now)
                 else:
+                    connector.id_tag = id_tag
+                    connector.fire(_ConnectorEvent.PLUG_IN)
+                    connector.due = NEVER
                     self._on_authorize(_Outgoing("Authorize", {}, now, connector),
                                        {"idTagInfo": {"status": "Accepted"}}, now)
                 return True
         return False
+
+    def _plug_in(self, connector: _Connector, id_tag: str, now: float) -> None:
+        connector.fire(_ConnectorEvent.PLUG_IN)
+        connector.due = NEVER
+        connector.id_tag = id_tag
+        self._send_later("Authorize", v16.authorize(id_tag), now, connector)
 
     def stop_transaction(self, transaction_id: int, reason: str, now: float) -> bool:
         """RemoteStopTransaction and friends: end the matching session now."""
@@ -487,10 +741,9 @@ class ChargerCore:
         elif message == "MeterValues":
             for connector in self._connectors:
                 if connector_id in (None, connector.connector_id):
-                    self._send_later("MeterValues", v16.meter_values(
-                        connector.connector_id, connector.transaction_id, connector.meter_wh,
-                        connector.applied_w if connector.state is ConnectorState.CHARGING else 0.0,
-                        wall, "Trigger"), now, connector)
+                    self._send_later("MeterValues", self._meter_values(
+                        connector, now, "Trigger",
+                        connector.state is ConnectorState.CHARGING), now, connector)
         elif message == "DiagnosticsStatusNotification" or message == "FirmwareStatusNotification":
             self._send_later(message, {"status": "Idle"}, now)
         else:
@@ -589,22 +842,37 @@ class ChargerCore:
 
     def _send_later(
         self, action: str, payload: dict[str, Any], intended: float,
-        connector: _Connector | None = None,
+        connector: _Connector | None = None, *, first: bool = False,
     ) -> None:
+        metrics = self._metrics
+        metrics.scheduled[action] += 1
         if self._drain_deadline is not None:
-            self._metrics.queued_at_shutdown[action] += 1
+            metrics.queued_at_shutdown[action] += 1
             return
-        self._queue.append(_Outgoing(action, payload, intended, connector))
+        item = _Outgoing(action, payload, intended, connector)
+        if self.state is not ChargerState.BOOTED:
+            if self.state is ChargerState.DISCONNECTED and not item.keep:
+                metrics.discarded_unsent[action] += 1
+                return
+            item.held = action != "BootNotification"
+        metrics.queued += 1
+        if first:
+            self._queue.appendleft(item)
+        else:
+            self._queue.append(item)
 
     def _pump(self, now: float) -> list[str]:
-        if self._pending is not None:
+        if self._pending is not None or self.state is ChargerState.DISCONNECTED:
             return []
-        if self._resetting and not self._queue and all(
+        queue = self._queue
+        if self._resetting and not queue and all(
                 c.state is ConnectorState.IDLE for c in self._connectors):
             self.wants_reconnect = True
             return []
-        if self._queue:
-            item = self._queue.popleft()
+        if queue and (self.state is ChargerState.BOOTED
+                      or queue[0].action == "BootNotification"):
+            item = queue.popleft()
+            self._metrics.queued -= 1
         elif (self._spec.closed_loop and self.state is ChargerState.BOOTED
               and self._drain_deadline is None):
             item = _Outgoing("Heartbeat", v16.heartbeat(), now, None)
@@ -614,7 +882,7 @@ class ChargerCore:
         item.written = now
         item.deadline = now + self._spec.call_timeout_s
         self._pending = item
-        self._metrics.call_sent(item.action)
+        self._metrics.call_sent(item.action, now - item.intended)
         return [encode_frame(Call(item.unique_id, item.action, item.payload))]
 
     def _complete(self, frame: CallResult | CallError, now: float) -> None:
@@ -670,9 +938,11 @@ class ChargerCore:
     # -- boot and heartbeat -----------------------------------------------------------------
 
     def _enqueue_boot(self, now: float) -> None:
+        """Before the boot is accepted it jumps the queue: nothing else may be sent first."""
         spec = self._spec
         self._send_later("BootNotification", v16.boot_notification(
-            spec.vendor, spec.model, f"SN-{self.charger_id}"[:25], spec.firmware), now)
+            spec.vendor, spec.model, f"SN-{self.charger_id}"[:25], spec.firmware), now,
+            first=self.state is not ChargerState.BOOTED)
 
     def _on_boot(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         status = payload.get("status")
@@ -686,18 +956,30 @@ class ChargerCore:
         if self.state is not ChargerState.BOOTING:
             return
         self.state = ChargerState.BOOTED
-        self._metrics.charger_booted(self.charger_id)
+        metrics = self._metrics
+        metrics.charger_booted(self.charger_id, now)
         if interval_s:
             self.set_heartbeat_interval(interval_s, now)
         self._heartbeat_due = now + self._heartbeat_s
+        held = list(self._queue)  # kept while offline: their response clock starts now
+        self._queue.clear()
+        for item in held:
+            if item.held:
+                item.held = False
+                item.intended = now
+                metrics.held_offline[item.action] += 1
         wall = self.wall(now)
         self._send_later("StatusNotification", v16.status_notification(
             0, self._charger_status(), wall), now)
         for connector in self._connectors:
             self._send_later("StatusNotification", v16.status_notification(
                 connector.connector_id, connector.status, wall), now)
-            if connector.operative:
-                connector.due = now + self._rng.uniform(*self._spec.idle_s)
+        self._queue.extend(held)
+        if not self._spec.arrivals_per_s:
+            for connector in self._connectors:
+                if (connector.operative and connector.state is ConnectorState.IDLE
+                        and connector.due == NEVER):
+                    connector.due = now + self._rng.uniform(*self._spec.idle_s)
         if self._after_boot is not None:
             self._send_later("FirmwareStatusNotification", {"status": self._after_boot}, now)
             self._after_boot = None
@@ -712,23 +994,29 @@ class ChargerCore:
         due = connector.due
         state = connector.state
         if state is ConnectorState.IDLE:
-            connector.fire(_ConnectorEvent.PLUG_IN)
             connector.due = NEVER
-            connector.id_tag = (self.id_tag if connector.reservation is None
-                                else connector.reservation[1])
-            self._send_later("Authorize", v16.authorize(connector.id_tag), due, connector)
+            if self._online_at(due):
+                self._metrics.arrivals += 1
+                self._plug_in(connector, self.id_tag if connector.reservation is None
+                              else connector.reservation[1], due)
+            else:
+                self._metrics.arrivals_missed += 1
+                self._idle(connector, due)
         elif state is ConnectorState.CHARGING and due < connector.session_end:
             self._charge(connector, due)
-            self._send_later("MeterValues", v16.meter_values(
-                connector.connector_id, connector.transaction_id, connector.meter_wh,
-                connector.applied_w, self.wall(due)), due, connector)
+            if connector.applied_w == 0.0 and connector.meter_wh >= (
+                    connector.meter_start + connector.target_wh) and not connector.suspended:
+                connector.suspended = True
+                self._status(connector, "SuspendedEV", due)
+            self._send_later("MeterValues", self._meter_values(
+                connector, due, "Sample.Periodic", True), due, connector)
             connector.due = min(due + self._meter_interval_s, connector.session_end)
         elif state is ConnectorState.CHARGING:
             connector.fire(_ConnectorEvent.SESSION_END)
             connector.due = NEVER
             self._charge(connector, due)
             self._send_later("StopTransaction", v16.stop_transaction(
-                connector.transaction_id or 0, connector.id_tag, connector.meter_wh,
+                connector.transaction_id or 0, connector.id_tag, connector.meter,
                 self.wall(due), connector.stop_reason), due, connector)
             self._status(connector, "Finishing", due)
         else:
@@ -736,7 +1024,7 @@ class ChargerCore:
 
     def _charge(self, connector: _Connector, until: float) -> None:
         """Advance the energy register: the EV's demand wanders a little, charging profiles
-        cap it, and the register never falls."""
+        cap it, a full battery stops it, and the register never falls."""
         connector.power_w = max(0.0, connector.power_w * self._rng.uniform(0.97, 1.03))
         connector.applied_w = connector.power_w
         if self._profiles is not None:
@@ -744,20 +1032,28 @@ class ChargerCore:
                                            connector.started_wall, len(self._connectors))
             if limit is not None:
                 connector.applied_w = min(connector.power_w, limit)
-        connector.meter_wh += round(connector.applied_w * (until - connector.sampled_at) / 3600)
+        energy = connector.applied_w * (until - connector.sampled_at) * self._spec.time_scale
+        remaining = connector.meter_start + connector.target_wh - connector.meter_wh
+        if energy / 3600 >= remaining:
+            connector.meter_wh += max(remaining, 0.0)
+            connector.applied_w = 0.0
+        else:
+            connector.meter_wh += energy / 3600
         connector.sampled_at = until
 
     def _idle(self, connector: _Connector, now: float) -> None:
         """Back to idle: apply a scheduled availability change, then wait for the next EV."""
         connector.transaction_id = None
         connector.started_wall = None
+        connector.suspended = False
         if self._profiles is not None:
             self._profiles.end_transaction(connector.connector_id)
         connector.stop_reason = "EVDisconnected"
         if connector.scheduled_operative is not None:
             connector.operative = connector.scheduled_operative
             connector.scheduled_operative = None
-        if connector.operative and not self._resetting:
+        if (connector.operative and not self._resetting and not self._spec.arrivals_per_s
+                and self._drain_deadline is None):
             connector.due = now + self._rng.uniform(*self._spec.idle_s)
         else:
             connector.due = NEVER
@@ -770,7 +1066,7 @@ class ChargerCore:
             connector.fire(_ConnectorEvent.AUTHORIZED)
             self._status(connector, "Preparing", now)
             payload = v16.start_transaction(
-                connector.connector_id, connector.id_tag, connector.meter_wh, self.wall(now))
+                connector.connector_id, connector.id_tag, connector.meter, self.wall(now))
             if connector.reservation is not None:
                 payload["reservationId"] = connector.reservation[0]
                 connector.reservation = None
@@ -801,10 +1097,14 @@ class ChargerCore:
             connector.due = now
             return
         self._status(connector, "Charging", now)
-        connector.power_w = connector.applied_w = self._rng.uniform(*self._spec.power_w)
+        spec, rng = self._spec, self._rng
+        connector.power_w = connector.applied_w = spec.power_w.sample(rng)
         connector.started_wall = self.wall(now)
         connector.sampled_at = now
-        connector.session_end = now + self._rng.uniform(*self._spec.session_s)
+        connector.meter_start = connector.meter_wh
+        connector.target_wh = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng)
+        connector.soc_start = rng.uniform(10.0, 60.0)
+        connector.session_end = now + spec.session_s.sample(rng)
         connector.due = min(now + self._meter_interval_s, connector.session_end)
 
     def _on_stop(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:

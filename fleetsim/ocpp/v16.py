@@ -12,12 +12,16 @@ from typing import Any, Final
 __all__ = [
     "CHARGER_ACTIONS",
     "CSMS_ACTIONS",
+    "DEFAULT_MEASURANDS",
+    "MEASURANDS",
     "SUBPROTOCOL",
     "authorize",
     "boot_notification",
+    "data_transfer",
     "heartbeat",
     "iso_timestamp",
     "meter_values",
+    "sampled_values",
     "start_transaction",
     "status_notification",
     "stop_transaction",
@@ -81,23 +85,62 @@ def start_transaction(connector_id: int, id_tag: str, meter_wh: int, wall: float
     }
 
 
+MEASURANDS: Final = {
+    "Energy.Active.Import.Register": ("Outlet", "Wh"),
+    "Power.Active.Import": ("Outlet", "W"),
+    "Power.Offered": ("Outlet", "W"),
+    "Current.Import": ("Outlet", "A"),
+    "Voltage": ("Outlet", "V"),
+    "SoC": ("EV", "Percent"),
+    "Temperature": ("Body", "Celsius"),
+}
+"""The measurands a charger can sample, with the location and unit it reports them in."""
+DEFAULT_MEASURANDS: Final = ("Energy.Active.Import.Register", "Power.Active.Import")
+_VOLTS: Final = 230.0
+_PHASES: Final = 3
+
+
+def sampled_values(
+    measurands: tuple[str, ...], context: str, meter_wh: int, power_w: float,
+    offered_w: float = 0.0, soc: float | None = None,
+) -> list[dict[str, str]]:
+    """One sampledValue per measurand, derived from the meter register and the power drawn."""
+    values = {
+        "Energy.Active.Import.Register": str(meter_wh),
+        "Power.Active.Import": f"{power_w:.0f}",
+        "Power.Offered": f"{offered_w:.0f}",
+        "Current.Import": f"{power_w / (_VOLTS * _PHASES):.1f}",
+        "Voltage": f"{_VOLTS:.1f}",
+        "SoC": f"{soc or 0.0:.0f}",
+        "Temperature": "25.0",
+    }
+    result = []
+    for measurand in measurands:
+        if measurand == "SoC" and soc is None:
+            continue
+        location, unit = MEASURANDS[measurand]
+        result.append({"value": values[measurand], "context": context, "format": "Raw",
+                       "measurand": measurand, "location": location, "unit": unit})
+    return result
+
+
 def meter_values(
     connector_id: int, transaction_id: int | None, meter_wh: int, power_w: float, wall: float,
-    context: str = "Sample.Periodic",
+    context: str = "Sample.Periodic", measurands: tuple[str, ...] = DEFAULT_MEASURANDS,
+    offered_w: float = 0.0, soc: float | None = None,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {"connectorId": connector_id}
     if transaction_id is not None:
         payload["transactionId"] = transaction_id
     payload["meterValue"] = [{
         "timestamp": iso_timestamp(wall),
-        "sampledValue": [
-            {"value": str(meter_wh), "context": context, "format": "Raw",
-             "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"},
-            {"value": f"{power_w:.0f}", "context": context, "format": "Raw",
-             "measurand": "Power.Active.Import", "location": "Outlet", "unit": "W"},
-        ],
+        "sampledValue": sampled_values(measurands, context, meter_wh, power_w, offered_w, soc),
     }]
     return payload
+
+
+def data_transfer(vendor_id: str, message_id: str, data: str) -> dict[str, Any]:
+    return {"vendorId": vendor_id, "messageId": message_id, "data": data}
 
 
 def stop_transaction(

@@ -1,0 +1,1 @@
+"""Behaviour profiles: specs read from TOML files and the schedules they play."""

@@ -1,0 +1,84 @@
+"""Random quantities a behaviour draws: session lengths, energies, powers, answer delays.
+
+A `Distribution` is a small frozen value with a `sample(rng)` and an analytic `mean`, so that
+profile summaries can say what a fleet will do before it runs and tests can check what it did.
+Truncation (`low`/`high`) clamps samples, as real EV sessions have floors and ceilings.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Literal
+
+import attrs
+
+__all__ = ["Distribution", "as_distribution"]
+
+Kind = Literal["fixed", "uniform", "normal", "lognormal", "exponential"]
+
+
+def _finite_non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+@attrs.frozen
+class Distribution:
+    """`fixed` (mean), `uniform` (low..high), `normal`/`lognormal` (mean, sd) and `exponential`
+    (mean); every kind is clamped to [low, high]."""
+
+    kind: Kind = "fixed"
+    mean: float = attrs.field(default=0.0, validator=_finite_non_negative)
+    sd: float = attrs.field(default=0.0, validator=_finite_non_negative)
+    low: float = attrs.field(default=0.0, validator=_finite_non_negative)
+    high: float = attrs.field(default=math.inf)
+
+    def __attrs_post_init__(self) -> None:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high:g}) must not be below low ({self.low:g})")
+        if self.kind == "uniform" and not math.isfinite(self.high):
+            raise ValueError("a uniform distribution needs both low and high")
+        if self.kind in ("normal", "lognormal") and self.sd <= 0:
+            raise ValueError(f"a {self.kind} distribution needs sd > 0")
+        if self.kind in ("lognormal", "exponential") and self.mean <= 0:
+            raise ValueError(f"a {self.kind} distribution needs mean > 0")
+
+    def sample(self, rng: random.Random) -> float:
+        kind = self.kind
+        if kind == "fixed":
+            value = self.mean
+        elif kind == "uniform":
+            return rng.uniform(self.low, self.high)
+        elif kind == "exponential":
+            value = rng.expovariate(1.0 / self.mean)
+        elif kind == "normal":
+            value = rng.gauss(self.mean, self.sd)
+        else:
+            sigma2 = math.log1p((self.sd / self.mean) ** 2)
+            value = rng.lognormvariate(math.log(self.mean) - sigma2 / 2, math.sqrt(sigma2))
+        return min(max(value, self.low), self.high)
+
+    @property
+    def expected(self) -> float:
+        """The mean before clamping (after it for uniform): good enough for rate estimates."""
+        if self.kind == "uniform":
+            return (self.low + self.high) / 2
+        return min(max(self.mean, self.low), self.high)
+
+    def scaled(self, factor: float) -> Distribution:
+        """The same shape in other units (seconds / time scale, kWh to Wh...)."""
+        return Distribution(self.kind, self.mean * factor, self.sd * factor, self.low * factor,
+                            self.high * factor)
+
+
+def as_distribution(value: Distribution | float | tuple[float, float]) -> Distribution:
+    """A number is a fixed value; a (low, high) pair is uniform, as the CLI's LOW-HIGH ranges."""
+    if isinstance(value, Distribution):
+        return value
+    if isinstance(value, tuple):
+        low, high = value
+        if low == high:
+            return Distribution("fixed", float(low), low=float(low), high=float(high))
+        return Distribution("uniform", low=float(low), high=float(high))
+    return Distribution("fixed", float(value))
