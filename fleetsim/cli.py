@@ -16,25 +16,35 @@ import attrs
 import click
 import orjson
 import trio
+from click.core import ParameterSource
 
 import fleetsim
 from fleetsim import (
+    Behaviour,
     ChargerSpec,
     ConfigError,
     CsmsConfig,
+    Distribution,
     FleetsimError,
+    Profile,
     Progress,
     ProgressMode,
     RunConfig,
+    Sessions,
     Verdict,
     build_config,
+    estimate_rate,
+    event_kind,
     junit_xml,
+    load_profile,
     parse_delay,
     parse_duration,
     parse_listen,
     parse_range,
     parse_rate,
     parse_threshold,
+    resolve_profile,
+    shipped_profiles,
 )
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS", "EXIT_UNREACHABLE", "cli",
@@ -114,14 +124,22 @@ def cli() -> None:
               show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine.")
 @click.option("--ocpp", type=click.Choice(["1.6"]), default="1.6", show_default=True,
               help="OCPP version the chargers speak.")
+@click.option("-p", "--profile", envvar="FLEETSIM_PROFILE", metavar="NAME|FILE",
+              help="Behaviour profile: a TOML file or a shipped profile's name (see "
+                   "`fleetsim profiles`). Without it every charger plays one behaviour made "
+                   "of the four options below.")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, envvar="FLEETSIM_TIME_SCALE",
+              help="Play the profile K times faster: intervals, durations, event times and "
+                   "rates scale together (protocol timeouts and back-off do not).")
 @click.option("--connectors", type=click.IntRange(1, 99), default=2, show_default=True,
               envvar="FLEETSIM_CONNECTORS", help="Connectors per charger.")
 @click.option("--meter-interval", default="10s", show_default=True,
               help="MeterValues sampling interval during a session.")
 @click.option("--session", default="30s-90s", show_default=True,
               help="Session length, uniform in LOW-HIGH.")
-@click.option("--idle", default="5s-30s", show_default=True,
-              help="Idle gap between sessions, uniform in LOW-HIGH.")
+@click.option("--arrivals", default="1/m", show_default=True,
+              help="EVs arriving per charger (a Poisson process): 1/m, 2/h.")
 @click.option("--call-timeout", default="30s", show_default=True,
               envvar="FLEETSIM_CALL_TIMEOUT", help="Time a CALL may wait for its answer.")
 @click.option("--connect-timeout", default="10s", show_default=True,
@@ -184,16 +202,43 @@ def _parse_grace(text: str) -> float:
     return 0.0 if text.strip() in ("0", "0s") else parse_duration(text, "graceful-stop")
 
 
+_BEHAVIOUR_OPTIONS = ("connectors", "meter_interval", "session", "arrivals")
+
+
+def _profile(options: dict[str, Any]) -> Profile:
+    """The named profile, or a one-behaviour profile made of the command-line options."""
+    context = click.get_current_context()
+    given = [name for name in _BEHAVIOUR_OPTIONS
+             if context.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)]
+    if options["profile"]:
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise ConfigError(f"{flags}: the profile sets how chargers behave; "
+                              "change it in the profile file instead")
+        return load_profile(resolve_profile(options["profile"]))
+    low, high = parse_range(options["session"], "session")
+    behaviour = build_config(
+        Behaviour, name="default", weight=1.0, connectors=options["connectors"],
+        meter_interval=parse_duration(options["meter_interval"], "meter-interval"),
+        sessions=Sessions(arrivals_per_hour=parse_rate(options["arrivals"], "arrivals") * 3600,
+                          duration=Distribution("uniform", low=low, high=high)))
+    return Profile(behaviour=(behaviour,), name="default",
+                   description="one behaviour from the command-line options")
+
+
 def _spawn_config(options: dict[str, Any]) -> RunConfig:
+    profile = _profile(options)
     spec = build_config(
         ChargerSpec,
-        connectors=options["connectors"],
-        meter_interval_s=parse_duration(options["meter_interval"], "meter-interval"),
-        session_s=parse_range(options["session"], "session"),
-        idle_s=parse_range(options["idle"], "idle"),
         call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
         closed_loop=options["closed_loop"],
     )
+    thresholds = [parse_threshold(text).text for text in options["thresholds"]]
+    for rule in profile.threshold_rules:
+        try:
+            thresholds.append(parse_threshold(rule).text)
+        except ConfigError as exc:
+            raise ConfigError(f"{profile.source}: thresholds: {exc}") from None
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
     csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
@@ -218,10 +263,12 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         graceful_stop_s=_parse_grace(options["graceful_stop"]),
         seed=options["seed"],
         report_path=options["report_path"],
-        thresholds=tuple(parse_threshold(text).text for text in options["thresholds"]),
+        thresholds=tuple(thresholds),
         prometheus=(parse_listen(options["prometheus"], "prometheus")
                     if options["prometheus"] else None),
         charger=spec,
+        profile=profile,
+        time_scale=options["time_scale"],
         csms=csms,
     )
     return config
@@ -288,6 +335,29 @@ def compare_command(baseline: str, candidate: str, gates: tuple[str, ...],
             attrs.evolve(comparison, warnings=[])))
     if comparison.failed:
         sys.exit(EXIT_THRESHOLDS)
+
+
+@cli.command(name="profiles")
+@click.argument("names", nargs=-1)
+def profiles_command(names: tuple[str, ...]) -> None:
+    """List the shipped profiles (or check the given files) with their expected load."""
+    paths = [resolve_profile(name) for name in names] or shipped_profiles()
+    for path in paths:
+        profile = load_profile(path)
+        total = 0.0
+        parts = []
+        weights = sum(profile.weights)
+        for behaviour in profile.behaviour:
+            rate = sum(estimate_rate(behaviour, heartbeat_s=300).values())
+            total += rate * behaviour.weight / weights
+            parts.append(f"{behaviour.weight / weights:.0%} {behaviour.name} "
+                         f"({rate:.0f}/h)")
+        events = ", ".join(sorted({event_kind(e) for e in profile.event})) or "no events"
+        click.echo(f"{profile.name:<14}{profile.description}")
+        click.echo(f"{'':<14}{total:.0f} calls per charger-hour at a 300 s heartbeat "
+                   f"({total / 3.6:.0f} calls/s per 1000 chargers); "
+                   f"{'; '.join(parts)}; {events}")
+        click.echo(f"{'':<14}{path}")
 
 
 @cli.command(name="report")

@@ -24,15 +24,20 @@ WALL_OFFSET = 1_764_000_000.0
 class Link:
     """Charger and CSMS joined by a wire with a fixed one-way latency.
 
-    `csms_answers` may be replaced to make the CSMS misbehave (delay, drop, answer oddly);
-    every frame on the wire is kept in `wire` as (time, direction, decoded JSON).
+    `csms_delay` may be replaced to make the CSMS misbehave (delay, drop, answer oddly);
+    every frame on the wire is kept in `wire` as (time, direction, decoded JSON). When the
+    charger's behaviour drops the link, frames in flight are lost and it reconnects after its
+    back-off, as the fleet shell does; `drops` records (dropped at, reconnected at).
     """
 
     def __init__(self, spec: ChargerSpec | None = None, *, seed: int = 1, latency: float = 0.001,
-                 heartbeat_interval_s: int = 60, boot_status: str = "Accepted") -> None:
-        self.metrics = Metrics()
-        self.charger = ChargerCore("CP00001", spec or ChargerSpec(), self.metrics,
-                                   random.Random(seed), WALL_OFFSET)
+                 heartbeat_interval_s: int = 60, boot_status: str = "Accepted",
+                 charger_id: str = "CP00001", metrics: Metrics | None = None,
+                 record: bool = True) -> None:
+        self.metrics = metrics or Metrics()
+        self.spec = spec or ChargerSpec()
+        self.rng = random.Random(seed)
+        self.charger = ChargerCore(charger_id, self.spec, self.metrics, self.rng, WALL_OFFSET)
         self.csms_stats = CsmsStats()
         self.csms = CsmsCore(self.csms_stats, heartbeat_interval_s=heartbeat_interval_s,
                              boot_status=boot_status)
@@ -42,20 +47,40 @@ class Link:
         self.csms_delay: Callable[[Call], float | None] = lambda call: 0.0
         self._events: list[tuple[float, int, str, str]] = []
         self._seq = itertools.count()
+        self.online = False
+        self.record = record
+        self.drops: list[list[float]] = []
 
     def _at(self, when: float, kind: str, text: str) -> None:
         heapq.heappush(self._events, (when, next(self._seq), kind, text))
 
     def _charger_out(self, frames: list[str]) -> None:
         for text in frames:
-            self.wire.append((self.now, "cp->csms", orjson.loads(text)))
+            if self.record:
+                self.wire.append((self.now, "cp->csms", orjson.loads(text)))
             self._at(self.now + self.latency, "to_csms", text)
 
     def send_to_charger(self, text: str, when: float | None = None) -> None:
         self._at(self.now if when is None else when, "to_charger", text)
 
     def connect(self) -> None:
+        self.online = True
+        if self.drops:
+            self.drops[-1].append(self.now)
         self._charger_out(self.charger.connected(self.now))
+
+    def drop(self) -> None:
+        """The link goes down: frames in flight are lost; reconnect after the back-off."""
+        self.online = False
+        self._events = [event for event in self._events if event[2] == "reconnect"]
+        heapq.heapify(self._events)
+        self.charger.disconnected(self.now)
+        self.drops.append([self.now])
+        self._at(self.now + self.spec.backoff.delay(0, self.rng), "reconnect", "")
+
+    def _after_step(self) -> None:
+        if self.online and self.charger.wants_drop:
+            self.drop()
 
     def run_until(self, end: float) -> None:
         while True:
@@ -67,14 +92,19 @@ class Link:
             if deadline <= when:
                 self.now = deadline
                 self._charger_out(self.charger.tick(self.now))
+                self._after_step()
                 continue
             self.now, _, kind, text = heapq.heappop(self._events)
-            if kind == "to_charger":
+            if kind == "reconnect":
+                self.connect()
+            elif kind == "to_charger":
                 try:
-                    self.wire.append((self.now, "csms->cp", orjson.loads(text)))
+                    if self.record:
+                        self.wire.append((self.now, "csms->cp", orjson.loads(text)))
                 except orjson.JSONDecodeError:
                     self.wire.append((self.now, "csms->cp", [text]))
                 self._charger_out(self.charger.receive(text, self.now))
+                self._after_step()
             else:
                 self._csms_receive(text)
 

@@ -32,7 +32,9 @@ __all__ = [
     "Profile",
     "ReconnectStorm",
     "SessionSurge",
+    "Sessions",
     "estimate_rate",
+    "event_kind",
     "load_profile",
     "resolve_profile",
     "shipped_profiles",
@@ -208,6 +210,11 @@ Event = ReconnectStorm | MeterBurst | SessionSurge
 _EVENT_KINDS: Final[dict[type, str]] = {
     ReconnectStorm: "reconnect_storm", MeterBurst: "meter_burst", SessionSurge: "session_surge",
 }
+
+
+def event_kind(event: Event) -> str:
+    """The `kind` a profile file gives this event."""
+    return _EVENT_KINDS[type(event)]
 
 
 @attrs.frozen
