@@ -107,7 +107,7 @@ def run_one(transport: str, chargers: int, mode: str, duration: int, ramp: float
         "--progress", "jsonl", "--report", str(report_path),
     ]
     if mode in ("idle", "closed"):
-        command += ["--idle", "1h-1h"]
+        command += ["--arrivals", "0"]
     if mode == "closed":
         command += ["--closed-loop"]
     try:

@@ -30,7 +30,7 @@ def closed_port() -> int:
 
 def test_spawn_with_the_embedded_csms_writes_the_report(tmp_path: Path) -> None:
     report_path = tmp_path / "run.json"
-    done = fleetsim("spawn", "--chargers", "50", "--duration", "3s", "--idle", "0.2-0.5",
+    done = fleetsim("spawn", "--chargers", "50", "--duration", "3s", "--arrivals", "200/m",
                     "--session", "0.5-1", "--meter-interval", "0.2", "--report",
                     str(report_path), "--progress", "plain")
     assert done.returncode == 0, done.stderr
