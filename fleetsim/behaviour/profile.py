@@ -302,6 +302,9 @@ def _describe(exc: BaseException) -> str:
         return f"unknown key(s) {', '.join(sorted(exc.extra_fields))}"
     if isinstance(exc, KeyError):
         return f"required key {exc.args[0]!r} is missing"
+    literal = re.fullmatch(r"(.*) not in literal typing\.Literal\[(.*)\]", str(exc))
+    if literal:
+        return f"{literal[1]!r} is not one of {literal[2]}"
     if isinstance(exc, TypeError) and "iterable" in str(exc):
         return "expected a list ([[table]] or [...])"
     if isinstance(exc, ValueError | TypeError) and str(exc):
