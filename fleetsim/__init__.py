@@ -30,6 +30,7 @@ from fleetsim.errors import (
     TargetUnreachable,
 )
 from fleetsim.fleet import FleetOutcome
+from fleetsim.html_report import render_html, write_html
 from fleetsim.metrics import Metrics
 from fleetsim.progress import Progress, ProgressMode
 from fleetsim.report import SCHEMA, format_summary
@@ -75,8 +76,10 @@ __all__ = [
     "parse_range",
     "parse_rate",
     "parse_threshold",
+    "render_html",
     "run",
     "run_csms",
     "serve_csms",
     "spawn",
+    "write_html",
 ]
