@@ -310,7 +310,12 @@ def report_command(path: str, html_path: str | None, baseline: str | None) -> No
                           "reports as text)")
     report = fleetsim.load_report(path)
     if html_path is None:
-        click.echo(fleetsim.format_summary(report))
+        try:
+            summary = fleetsim.format_summary(report)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a complete fleetsim report, cannot summarise it "
+                              f"({type(exc).__name__}: {exc})") from None
+        click.echo(summary)
         return
     _write_html(report, html_path, fleetsim.load_report(baseline) if baseline else None)
     click.echo(f"html: {html_path}")

@@ -270,6 +270,7 @@ def test_percentile_curve_follows_the_histogram() -> None:
      "corrupt.json: not JSON"),
     (["sparse.json", "--baseline", "sparse.json"], "baseline: only applies with --html"),
     (["sparse.json", "--html", "other.json/out.html"], "html: cannot write"),
+    (["sparse.json"], "sparse.json: not a complete fleetsim report"),
 ])
 def test_bad_files_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "corrupt.json").write_text('{"calls": {"Heartbeat": ')
