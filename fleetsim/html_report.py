@@ -42,6 +42,7 @@ _SATURATED: Final = "#d62728"
 _SHORT_INTERVAL_S: Final = 0.5
 """A timeline row shorter than this (the sliver while connections close) is folded into the
 row before it, so that a handful of calls in 10 ms does not show as a spike in calls/s."""
+_DOTS_UP_TO: Final = 300
 _COUNTED: Final = ("sent", "ok", "errors")
 _DECODE_ERRORS: Final = (ValueError, TypeError, zlib.error, HdrCookieException,
                          HdrLengthException, IndexError)
@@ -244,15 +245,20 @@ def _intervals(rows: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, di
 
 
 def _saturated_spans(axes: Axes, rows: Sequence[Mapping[str, Any]], *, label: bool) -> None:
+    """Shade the saturated seconds, a run of them as one span (an hour has 3600 rows)."""
+    spans: list[tuple[float, float]] = []
     start = 0.0
-    labelled = not label
     for row in rows:
         end = float(row["t"])
         if row.get("saturated") is True:
-            axes.axvspan(start, end, color=_SATURATED, alpha=0.12, linewidth=0,
-                         label=None if labelled else "generator saturated")
-            labelled = True
+            if spans and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
         start = end
+    for index, (first, last) in enumerate(spans):
+        axes.axvspan(first, last, color=_SATURATED, alpha=0.12, linewidth=0,
+                     label="generator saturated" if label and index == 0 else None)
 
 
 def _timeline_chart(runs: Sequence[_Run]) -> str | None:
@@ -277,7 +283,9 @@ def _timeline_chart(runs: Sequence[_Run]) -> str | None:
                     color=colour, linestyle=run.line, label=run.label)
         # a second with no answers has no p99: a gap, not a reassuring zero
         p99.plot(ts, [(_num(row.get("p99_ms")) or math.nan) for row in rows], color=colour,
-                 linestyle=run.line, marker=".", markersize=3, label=run.label)
+                 linestyle=run.line, label=run.label,
+                 # dots show lone seconds between gaps; past a few minutes they are clutter
+                 marker="." if len(rows) <= _DOTS_UP_TO else None, markersize=3)
         if index == 0:
             for axes in (connected, calls, errors, p99):
                 _saturated_spans(axes, rows, label=axes is connected)
@@ -576,7 +584,8 @@ def _connect(runs: Sequence[_Run]) -> str:
             series.append((f"handshake ({run.label})" if index else "handshake",
                            _SERVICE if index == 0 else _RESPONSE, run.line, histogram))
     return _table(head, rows) + _figure_or_note(
-        _percentile_chart("connect", "WebSocket handshake (TCP + TLS + upgrade)", series),
+        _percentile_chart("connect", "WebSocket handshake: TCP connect, TLS if any, HTTP "
+                          "upgrade", series),
         "No completed handshakes: no connect latency to plot.")
 
 

@@ -248,6 +248,18 @@ def test_partial_and_odd_reports_render(run: Run) -> None:
     assert page.sections["all-actions"]["svgs"] == 1  # the readable histograms still merge
 
 
+def test_ten_saturated_minutes_stay_a_small_page(run: Run) -> None:
+    """A run of saturated seconds is one shaded span, not one per second and chart."""
+    long = copy.deepcopy(run.report)
+    long["timeline"] = [{"t": float(t), "connected": 10, "booted": 10, "sent": 100, "ok": 100,
+                         "errors": 0, "p99_ms": 5.0 + t % 7, "cpu": 0.95, "loop_lag_ms": 60.0,
+                         "saturated": True} for t in range(1, 601)]
+    raw = render_html(long)
+    [timeline] = re.findall(r'<section id="timeline">.*?</section>', raw, flags=re.S)
+    assert len(timeline) < 100_000  # 620 kB with a span per second
+    assert Page(timeline).chart_text.count("generator saturated") == 1
+
+
 def test_percentile_curve_follows_the_histogram() -> None:
     histogram = new_histogram()
     for ms in range(1, 1001):
