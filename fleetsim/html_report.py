@@ -6,7 +6,7 @@ The charts are matplotlib figures saved as SVG and embedded inline: the file nee
 network, no JavaScript and no files beside it. Reports are read tolerantly (a missing section
 shows as "n/a"), because an older or partial report is still worth looking at.
 
-matplotlib is imported only when a report is rendered: it takes most of a second to import,
+matplotlib is imported only when a report is rendered: it takes about half a second to import,
 and neither a run nor the embedded CSMS process should pay that.
 """
 
@@ -26,7 +26,7 @@ import attrs
 from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 
-from fleetsim.metrics import new_histogram
+from fleetsim.metrics import new_histogram, percentiles_ms
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,13 +36,14 @@ __all__ = ["percentile_curve", "render_html", "write_html"]
 
 _TICKS_PER_HALF_DISTANCE: Final = 5
 """Points per halving of the distance to 100 %: HdrHistogram's usual plotting resolution."""
-_SERVICE: Final = "#1f77b4"  # also the run, in charts of one figure per run
-_RESPONSE: Final = "#ff7f0e"  # also the baseline
+_SERVICE: Final = "#1f77b4"  # and the run, in the charts over time
+_RESPONSE: Final = "#ff7f0e"  # and the baseline, in the charts over time
 _SATURATED: Final = "#d62728"
 _SHORT_INTERVAL_S: Final = 0.5
-"""A timeline row shorter than this (the sliver while connections close) is folded into the
-row before it, so that a handful of calls in 10 ms does not show as a spike in calls/s."""
+"""A timeline row shorter than this (the sliver while connections close, or a stalled loop's
+odd interval) is folded into a neighbour, so a few calls in 10 ms do not spike calls/s."""
 _DOTS_UP_TO: Final = 300
+"""Timelines up to this many rows mark each p99 point; past it the dots are clutter."""
 _COUNTED: Final = ("sent", "ok", "errors")
 _DECODE_ERRORS: Final = (ValueError, TypeError, zlib.error, HdrCookieException,
                          HdrLengthException, IndexError)
@@ -109,12 +110,6 @@ def _merged(report: Mapping[str, Any], timing: str, action: str | None = None) -
                 with contextlib.suppress(*_DECODE_ERRORS):
                     merged.add(histogram)
     return merged
-
-
-def _percentile_ms(histogram: HdrHistogram, percentile: float) -> float | None:
-    if histogram.get_total_count() == 0:
-        return None
-    return float(histogram.get_value_at_percentile(percentile)) / 1000
 
 
 def percentile_curve(histogram: HdrHistogram) -> tuple[list[float], list[float]]:
@@ -284,7 +279,6 @@ def _timeline_chart(runs: Sequence[_Run]) -> str | None:
         # a second with no answers has no p99: a gap, not a reassuring zero
         p99.plot(ts, [(_num(row.get("p99_ms")) or math.nan) for row in rows], color=colour,
                  linestyle=run.line, label=run.label,
-                 # dots show lone seconds between gaps; past a few minutes they are clutter
                  marker="." if len(rows) <= _DOTS_UP_TO else None, markersize=3)
         if index == 0:
             for axes in (connected, calls, errors, p99):
@@ -363,47 +357,47 @@ def _figure_or_note(svg: str | None, note: str) -> str:
 @attrs.frozen
 class _Headline:
     label: str
-    value: Callable[[Mapping[str, Any]], float | None]
+    key: str  # in _headline_figures
     show: Callable[[float | None], str]
     worse_when: int = 0  # +1: higher is worse, -1: lower is worse, 0: neither
 
 
-def _total(key: str) -> Callable[[Mapping[str, Any]], float | None]:
-    return lambda report: _num(_obj(report.get("totals")).get(key))
-
-
-def _charger(key: str) -> Callable[[Mapping[str, Any]], float | None]:
-    return lambda report: _num(_obj(report.get("chargers")).get(key))
-
-
-def _latency(timing: str, percentile: float) -> Callable[[Mapping[str, Any]], float | None]:
-    return lambda report: _percentile_ms(_merged(report, timing), percentile)
-
-
-def _handshake_p99(report: Mapping[str, Any]) -> float | None:
-    histogram = _decode(_obj(report.get("connect")).get("hdr"))
-    return None if histogram is None else _percentile_ms(histogram, 99.0)
+def _fixed(digits: int, scale: float = 1.0, suffix: str = "") -> Callable[[float | None], str]:
+    return lambda v: "n/a" if v is None else f"{v * scale:,.{digits}f}{suffix}"
 
 
 _HEADLINES: Final = (
-    _Headline("chargers (target)", _charger("target"), _count),
-    _Headline("connected peak", _charger("connected_peak"), _count),
-    _Headline("booted", _charger("booted"), _count),
-    _Headline("duration (s)", lambda r: _num(r.get("duration_s")),
-              lambda v: "n/a" if v is None else f"{v:.1f}"),
-    _Headline("calls sent", _total("sent"), _count),
-    _Headline("answered ok", _total("ok"), _count),
-    _Headline("errors (CALLERRORs + timeouts)", _total("errors"), _count, +1),
-    _Headline("error rate", _total("error_rate"),
-              lambda v: "n/a" if v is None else f"{v * 100:.3f}%", +1),
-    _Headline("throughput (answered calls/s)", _total("throughput_cps"),
-              lambda v: "n/a" if v is None else f"{v:,.1f}", -1),
-    _Headline("response p50 (ms), all actions", _latency("response", 50.0), _ms, +1),
-    _Headline("response p99 (ms), all actions", _latency("response", 99.0), _ms, +1),
-    _Headline("response p99.9 (ms), all actions", _latency("response", 99.9), _ms, +1),
-    _Headline("service p99 (ms), all actions", _latency("service", 99.0), _ms, +1),
-    _Headline("handshake p99 (ms)", _handshake_p99, _ms, +1),
+    _Headline("chargers (target)", "target", _count),
+    _Headline("connected peak", "connected_peak", _count),
+    _Headline("booted", "booted", _count),
+    _Headline("duration (s)", "duration_s", _fixed(1)),
+    _Headline("calls sent", "sent", _count),
+    _Headline("answered ok", "ok", _count),
+    _Headline("errors (CALLERRORs + timeouts)", "errors", _count, +1),
+    _Headline("error rate", "error_rate", _fixed(3, 100, "%"), +1),
+    _Headline("throughput (answered calls/s)", "throughput_cps", _fixed(1), -1),
+    _Headline("response p50 (ms), all actions", "response.p50", _ms, +1),
+    _Headline("response p99 (ms), all actions", "response.p99", _ms, +1),
+    _Headline("response p99.9 (ms), all actions", "response.p99_9", _ms, +1),
+    _Headline("service p99 (ms), all actions", "service.p99", _ms, +1),
+    _Headline("handshake p99 (ms)", "handshake.p99", _ms, +1),
 )
+
+
+def _headline_figures(report: Mapping[str, Any]) -> dict[str, float | None]:
+    """The figures of the summary table, latencies from the merged stored histograms."""
+    chargers, totals = _obj(report.get("chargers")), _obj(report.get("totals"))
+    figures = {key: _num(chargers.get(key)) for key in ("target", "connected_peak", "booted")}
+    figures |= {key: _num(totals.get(key))
+                for key in ("sent", "ok", "errors", "error_rate", "throughput_cps")}
+    figures["duration_s"] = _num(report.get("duration_s"))
+    histograms = {"service": _merged(report, "service"), "response": _merged(report, "response"),
+                  "handshake": _decode(_obj(report.get("connect")).get("hdr"))}
+    for name, histogram in histograms.items():
+        if histogram is not None and histogram.get_total_count():
+            figures |= {f"{name}.{stat}": value
+                        for stat, value in percentiles_ms(histogram).items()}
+    return figures
 
 
 def _change(base: float | None, value: float | None, worse_when: int) -> str:
@@ -423,12 +417,13 @@ def _headline(runs: Sequence[_Run]) -> str:
     head = ["", _e(run.label)]
     if len(runs) > 1:
         head += [_e(runs[1].label), "change"]
+    figures = [_headline_figures(run.report) for run in runs]
     rows = []
     for item in _HEADLINES:
-        value = item.value(run.report)
+        value = figures[0].get(item.key)
         row = [_e(item.label), _e(item.show(value))]
         if len(runs) > 1:
-            base = item.value(runs[1].report)
+            base = figures[1].get(item.key)
             row += [_e(item.show(base)), _change(base, value, item.worse_when)]
         rows.append(row)
     return _table(head, rows)
@@ -452,6 +447,20 @@ def _banners(report: Mapping[str, Any]) -> list[str]:
         kinds = ", ".join(f"{_e(kind)} &times;{_count(n)}" for kind, n in internal.items())
         out.append(f'<div class="banner bad">Internal errors (a fleetsim bug; please report '
                    f"it): {kinds}</div>")
+    return out
+
+
+def _baseline_banners(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[str]:
+    """Differences that make an overlay misleading, as `fleetsim compare` warns of them."""
+    out = []
+    fleets = [_obj(r.get("chargers")).get("target") for r in (report, baseline)]
+    if fleets[0] != fleets[1]:
+        out.append(f'<div class="banner warn">The baseline ran a different fleet: '
+                   f"{_e(fleets[1])} chargers against this run's {_e(fleets[0])}.</div>")
+    schemas = [r.get("schema") for r in (report, baseline)]
+    if schemas[0] != schemas[1]:
+        out.append(f'<div class="banner warn">The reports have different schemas: '
+                   f"{_e(schemas[0])} and, for the baseline, {_e(schemas[1])}.</div>")
     return out
 
 
@@ -690,6 +699,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
         f"<h1>{_e(title)}</h1>",
         *(f'<p class="meta">{_describe(run)}</p>' for run in runs),
         *_banners(report),
+        *(_baseline_banners(report, baseline) if baseline is not None else ()),
         "<nav>" + "".join(f'<a href="#{key}">{name}</a>' for key, name, _ in sections)
         + "</nav>",
         *(f'<section id="{key}"><h2>{name}</h2>{body}</section>'

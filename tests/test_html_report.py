@@ -18,6 +18,7 @@ import pytest
 from fleetsim import format_summary, load_report, render_html
 from fleetsim.html_report import percentile_curve
 from fleetsim.metrics import new_histogram
+from fleetsim.thresholds import latency_ms
 
 FLEETSIM = [sys.executable, "-m", "fleetsim"]
 BUSY = ["--idle", "0.2-0.5", "--session", "0.5-1", "--meter-interval", "0.2", "-q"]
@@ -178,6 +179,9 @@ def test_the_page_shows_the_verdicts_and_headline_numbers(run: Run) -> None:
     totals = run.report["totals"]
     assert f"calls sent {totals['sent']:,}" in summary
     assert f"throughput (answered calls/s) {totals['throughput_cps']:,.1f}" in summary
+    p99 = latency_ms(run.report, None, "response")["p99"]  # the thresholds' own merge
+    shown = f"{p99:.2f}" if p99 < 100 else f"{p99:,.0f}"
+    assert f"response p99 (ms), all actions {shown}" in summary
     generator = page.text("generator")
     assert "CPU" in generator and "saturated seconds" in generator
     assert "No errors" in page.text("errors")
@@ -195,6 +199,7 @@ def test_report_command_overlays_a_baseline(run: Run, baseline: Path, tmp_path: 
     assert page.chart_text.count("baseline") == 2  # the timeline's and the generator's legends
     assert "response (baseline)" in page.chart_text and "handshake (baseline)" in page.chart_text
     assert "run baseline change" in page.text("summary")
+    assert "The baseline ran a different fleet: 5 chargers against this run's 10." in page.text()
     base_report = load_report(str(baseline))
     assert page.actions() == set(run.report["calls"]) | set(base_report["calls"])
     boot = page.text("action-BootNotification")
