@@ -42,6 +42,7 @@ from fleetsim.errors import (
     TargetUnreachable,
 )
 from fleetsim.fleet import FleetOutcome
+from fleetsim.html_report import render_html, write_html
 from fleetsim.metrics import Metrics
 from fleetsim.progress import Progress, ProgressMode
 from fleetsim.report import SCHEMA, format_summary
@@ -95,10 +96,12 @@ __all__ = [
     "parse_range",
     "parse_rate",
     "parse_threshold",
+    "render_html",
     "resolve_profile",
     "run",
     "run_csms",
     "serve_csms",
     "shipped_profiles",
     "spawn",
+    "write_html",
 ]

@@ -160,6 +160,8 @@ def cli() -> None:
                    "HOST is given).")
 @click.option("--json", "json_out", is_flag=True,
               help="Print the JSON report on stdout instead of the summary.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), envvar="FLEETSIM_HTML",
+              help="Also write the report as a self-contained HTML page with charts.")
 @click.option("--progress", "progress_mode",
               type=click.Choice(["auto", "plain", "jsonl", "none"]), default="auto",
               show_default=True, envvar="FLEETSIM_PROGRESS",
@@ -185,6 +187,10 @@ def spawn(**options: Any) -> None:
     else:
         click.echo(fleetsim.format_summary(result.report))
         click.echo(f"\nreport: {result.report_path}")
+    if options["html_path"]:
+        _write_html(result.report, options["html_path"])
+        if not options["json_out"]:
+            click.echo(f"html: {options['html_path']}")
     if options["junit_path"]:
         verdicts = [Verdict(**verdict) for verdict in result.report.get("thresholds", ())]
         Path(options["junit_path"]).write_text(
@@ -362,9 +368,35 @@ def profiles_command(names: tuple[str, ...]) -> None:
 
 @cli.command(name="report")
 @click.argument("path", type=click.Path(dir_okay=False))
-def report_command(path: str) -> None:
-    """Print the summary of a saved run report again."""
-    click.echo(fleetsim.format_summary(fleetsim.load_report(path)))
+@click.option("--html", "html_path", type=click.Path(dir_okay=False),
+              help="Write the report as a self-contained HTML page with charts, instead of "
+                   "printing the summary.")
+@click.option("--baseline", type=click.Path(dir_okay=False),
+              help="With --html: an earlier report to draw over this one in every chart.")
+def report_command(path: str, html_path: str | None, baseline: str | None) -> None:
+    """Print the summary of a saved run report again, or write it as HTML."""
+    if baseline is not None and html_path is None:
+        raise ConfigError("baseline: only applies with --html (fleetsim compare compares two "
+                          "reports as text)")
+    report = fleetsim.load_report(path)
+    if html_path is None:
+        try:
+            summary = fleetsim.format_summary(report)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: not a complete fleetsim report, cannot summarise it "
+                              f"({type(exc).__name__}: {exc})") from None
+        click.echo(summary)
+        return
+    _write_html(report, html_path, fleetsim.load_report(baseline) if baseline else None)
+    click.echo(f"html: {html_path}")
+
+
+def _write_html(report: dict[str, Any], path: str,
+                baseline: dict[str, Any] | None = None) -> None:
+    try:
+        fleetsim.write_html(report, path, baseline)
+    except OSError as exc:
+        raise ConfigError(f"html: cannot write {path!r}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,310 @@
+"""The HTML report: pages written from real runs, read back with an HTML parser."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from fleetsim import format_summary, load_report, render_html
+from fleetsim.html_report import percentile_curve
+from fleetsim.metrics import new_histogram
+from fleetsim.thresholds import latency_ms
+
+FLEETSIM = [sys.executable, "-m", "fleetsim"]
+BUSY = ["--arrivals", "200/m", "--session", "0.5-1", "--meter-interval", "0.2", "-q"]
+
+
+def fleetsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLEETSIM, *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+class Page(HTMLParser):
+    """What a reader of the page gets: sections with their text and charts, links, chart text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.svgs = 0
+        self.sections: dict[str, dict[str, Any]] = {}
+        self.links: list[tuple[str, str, str]] = []
+        self.tags: set[str] = set()
+        self.chart_text: list[str] = []
+        self.title = ""
+        self.body = ""
+        self._open: list[str] = []
+        self._in_svg = 0
+        self._in_title = False
+        self.feed(text)
+        self.close()
+        assert not self._open and not self._in_svg, "unbalanced <section> or <svg>"
+
+    def _gap(self) -> None:
+        """Cells and elements are separate words to a reader."""
+        self.body += " "
+        for key in self._open:
+            self.sections[key]["text"] += " "
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._gap()
+        self.tags.add(tag)
+        found = dict(attrs)
+        for name, value in attrs:
+            if name in ("src", "href", "xlink:href", "action", "data") and value is not None:
+                self.links.append((tag, name, value))
+        if tag == "section":
+            key = found.get("id") or f"section-{len(self.sections)}"
+            self.sections[key] = {"svgs": 0, "text": "", "action": found.get("data-action")}
+            self._open.append(key)
+        elif tag == "svg":
+            self.svgs += 1
+            self._in_svg += 1
+            for key in self._open:
+                self.sections[key]["svgs"] += 1
+        elif tag == "title" and not self._in_svg:
+            self._in_title = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._gap()
+        if tag == "section":
+            self._open.pop()
+        elif tag == "svg":
+            self._in_svg -= 1
+        elif tag == "title":
+            self._in_title = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title += data
+        if self._in_svg:
+            self.chart_text.append(data.strip())
+            return
+        self.body += data
+        for key in self._open:
+            self.sections[key]["text"] += data
+
+    def actions(self) -> set[str]:
+        return {s["action"] for s in self.sections.values() if s["action"] is not None}
+
+    def text(self, section: str | None = None) -> str:
+        """The words of one section, or of the whole page, as a reader sees them."""
+        text = self.body if section is None else str(self.sections[section]["text"])
+        return " ".join(text.split())
+
+
+def assert_offline(page: Page, raw: str) -> None:
+    """Nothing on the page reaches out: no scripts, stylesheets, images or remote links."""
+    assert page.links, "the page should at least link its own sections"
+    for tag, name, value in page.links:
+        assert value.startswith("#"), (tag, name, value)
+        assert not value.startswith(("http://", "https://", "//")), (tag, name, value)
+    assert not page.tags & {"script", "link", "img", "iframe", "object", "embed"}
+    assert "@import" not in raw
+    references = re.findall(r"url\(([^)]*)\)", raw)
+    assert all(ref.startswith("#") for ref in references), references  # SVG clip paths
+
+
+@attrs.frozen
+class Run:
+    report: dict[str, Any]
+    json_path: Path
+    html_path: Path
+    done: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """A short real run against the embedded CSMS, one threshold held and one failed."""
+    directory = tmp_path_factory.mktemp("html-run")
+    json_path, html_path = directory / "run.json", directory / "pages" / "run.html"
+    done = fleetsim("spawn", "-u", "10", "-t", "2", *BUSY, "--report", str(json_path),
+                    "--html", str(html_path), "--threshold", "p99<10s",
+                    "--threshold", "throughput>1000000/s")
+    assert done.returncode == 99, done.stderr  # the impossible throughput failed
+    return Run(load_report(str(json_path)), json_path, html_path, done)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An earlier, slower run: a CSMS that answers after 3 ms."""
+    path = tmp_path_factory.mktemp("html-base") / "base.json"
+    done = fleetsim("spawn", "-u", "5", "-t", "1.5", *BUSY, "--delay-ms", "3",
+                    "--report", str(path))
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def test_spawn_writes_the_page_beside_the_json_report(run: Run) -> None:
+    assert f"html: {run.html_path}" in run.done.stdout
+    assert run.json_path.exists()
+    raw = run.html_path.read_text(encoding="utf-8")
+    page = Page(raw)
+    assert page.title.startswith("fleetsim report: 10 chargers")
+    assert_offline(page, raw)
+    calls = run.report["calls"]
+    assert "StartTransaction" in calls and "Heartbeat" not in calls  # 60 s heartbeats
+    # one section per action the run sent, each with its percentile chart, and no others
+    assert page.actions() == set(calls)
+    for action in calls:
+        section = page.sections[f"action-{action}"]
+        assert section["svgs"] == 1, action
+        assert f"{calls[action]['sent']:,}" in section["text"]
+    assert page.sections["all-actions"]["svgs"] == 1
+    assert page.sections["timeline"]["svgs"] == 1
+    assert page.sections["connect"]["svgs"] == 1
+    assert page.sections["generator"]["svgs"] == 1
+    assert page.svgs == len(calls) + 4
+    # the percentile axis is the "1 in N" one, labelled as HdrHistogram plots are
+    assert {"90%", "99%", "99.9%"} <= set(page.chart_text)
+    assert {"service", "response", "connected chargers", "errors / s"} <= set(page.chart_text)
+    assert not any("baseline" in text for text in page.chart_text)
+
+
+def test_the_page_shows_the_verdicts_and_headline_numbers(run: Run) -> None:
+    page = Page(run.html_path.read_text(encoding="utf-8"))
+    verdicts = page.text("thresholds")
+    assert "1 of 2 thresholds failed" in verdicts
+    assert "✓ pass p99<10s" in verdicts
+    assert "✗ fail throughput>1000000/s" in verdicts
+    summary = page.text("summary")
+    totals = run.report["totals"]
+    assert f"calls sent {totals['sent']:,}" in summary
+    assert f"throughput (answered calls/s) {totals['throughput_cps']:,.1f}" in summary
+    p99 = latency_ms(run.report, None, "response")["p99"]  # the thresholds' own merge
+    shown = f"{p99:.2f}" if p99 < 100 else f"{p99:,.0f}"
+    assert f"response p99 (ms), all actions {shown}" in summary
+    generator = page.text("generator")
+    assert "CPU" in generator and "saturated seconds" in generator
+    assert "No errors" in page.text("errors")
+
+
+def test_report_command_overlays_a_baseline(run: Run, baseline: Path, tmp_path: Path) -> None:
+    out = tmp_path / "compare.html"
+    done = fleetsim("report", str(run.json_path), "--html", str(out),
+                    "--baseline", str(baseline))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"html: {out}"
+    raw = out.read_text(encoding="utf-8")
+    page = Page(raw)
+    assert_offline(page, raw)
+    assert page.chart_text.count("baseline") == 2  # the timeline's and the generator's legends
+    assert "response (baseline)" in page.chart_text and "handshake (baseline)" in page.chart_text
+    assert "run baseline change" in page.text("summary")
+    assert "The baseline ran a different fleet: 5 chargers against this run's 10." in page.text()
+    base_report = load_report(str(baseline))
+    assert page.actions() == set(run.report["calls"]) | set(base_report["calls"])
+    boot = page.text("action-BootNotification")
+    assert "run 10 10" in boot and "baseline 5 5" in boot
+
+
+def test_report_without_html_prints_the_summary_again(run: Run) -> None:
+    done = fleetsim("report", str(run.json_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == format_summary(run.report).strip()
+
+
+def test_a_run_that_made_no_calls_still_gets_a_page(tmp_path: Path) -> None:
+    html_path = tmp_path / "unreachable.html"
+    done = fleetsim("spawn", "--url", "ws://127.0.0.1:9/ocpp", "-u", "3", "-t", "5", "-q",
+                    "--report", str(tmp_path / "r.json"), "--html", str(html_path))
+    assert done.returncode == 103, done.stderr
+    assert "Traceback" not in done.stderr
+    page = Page(html_path.read_text(encoding="utf-8"))
+    assert page.actions() == set()
+    assert "No calls in this report" in page.text("latency")
+    assert "Run stopped (unreachable): no charger could connect" in page.text()
+    assert "connect failed: refused 3" in page.text("errors")
+    assert "No completed handshakes" in page.text("connect")
+
+
+def test_partial_and_odd_reports_render(run: Run) -> None:
+    sparse = render_html({"calls": {}, "totals": {}})
+    page = Page(sparse)
+    assert "No timeline in this report" in page.text("timeline")
+    assert "No thresholds were set" in page.text("thresholds")
+    assert "n/a" in page.text("summary")
+
+    odd = copy.deepcopy(run.report)
+    odd["calls"]["Authorize"]["hdr"] = {"service": "not base64!", "response": 42}
+    odd["calls"]["DataTransfer"] = {"sent": 3, "ok": 0, "callerror": {}, "timeout": 3,
+                                    "in_flight": 0}
+    odd["thresholds"][0]["value"] = None
+    odd["timeline"] = []
+    odd["target"]["url"] = "ws://csms/<script>alert(1)</script>"
+    odd["calls"]["<em>Odd</em>"] = odd["calls"]["BootNotification"]
+    page = Page(render_html(odd))
+    assert "<em>Odd</em>" in page.actions()
+    assert "ws://csms/<script>alert(1)</script>" in page.text()
+    assert "No answered Authorize calls" in page.text("action-Authorize")
+    assert "No answered DataTransfer calls" in page.text("action-DataTransfer")
+    assert "DataTransfer timeout 3" in page.text("errors")
+    assert "no samples" in page.text("thresholds")
+    assert "No timeline in this report" in page.text("timeline")
+    assert not page.tags & {"script", "em"}
+    assert page.sections["all-actions"]["svgs"] == 1  # the readable histograms still merge
+
+
+def test_ten_saturated_minutes_stay_a_small_page(run: Run) -> None:
+    """A run of saturated seconds is one shaded span, not one per second and chart."""
+    long = copy.deepcopy(run.report)
+    long["timeline"] = [{"t": float(t), "connected": 10, "booted": 10, "sent": 100, "ok": 100,
+                         "errors": 0, "p99_ms": 5.0 + t % 7, "cpu": 0.95, "loop_lag_ms": 60.0,
+                         "saturated": True} for t in range(1, 601)]
+    raw = render_html(long)
+    [timeline] = re.findall(r'<section id="timeline">.*?</section>', raw, flags=re.S)
+    assert len(timeline) < 100_000  # 620 kB with a span per second
+    assert Page(timeline).chart_text.count("generator saturated") == 1
+
+
+def test_percentile_curve_follows_the_histogram() -> None:
+    histogram = new_histogram()
+    for ms in range(1, 1001):
+        histogram.record_value(ms * 1000)
+    xs, ys = percentile_curve(histogram)
+    assert xs[0] == 1.0
+    assert all(a < b for a, b in itertools.pairwise(xs))
+    assert all(a <= b for a, b in itertools.pairwise(ys))
+    at_99 = next(y for x, y in zip(xs, ys, strict=True) if x >= 100)
+    assert at_99 == pytest.approx(991, rel=0.01)
+    assert ys[-1] == histogram.get_max_value() / 1000
+    assert percentile_curve(new_histogram()) == ([], [])
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["corrupt.json", "--html", "out.html"], "corrupt.json: not JSON"),
+    (["missing.json", "--html", "out.html"], "missing.json: cannot read it"),
+    (["other.json", "--html", "out.html"], "other.json: not a fleetsim report"),
+    (["sparse.json", "--html", "out.html", "--baseline", "corrupt.json"],
+     "corrupt.json: not JSON"),
+    (["sparse.json", "--baseline", "sparse.json"], "baseline: only applies with --html"),
+    (["sparse.json", "--html", "other.json/out.html"], "html: cannot write"),
+    (["sparse.json"], "sparse.json: not a complete fleetsim report"),
+])
+def test_bad_files_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "corrupt.json").write_text('{"calls": {"Heartbeat": ')
+    (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
+    (tmp_path / "sparse.json").write_text(json.dumps({"calls": {}, "totals": {}}))
+    done = subprocess.run([*FLEETSIM, "report", *args], capture_output=True, text=True,
+                          timeout=60, check=False, cwd=tmp_path)
+    assert done.returncode == 104, done.stderr
+    assert done.stderr.startswith("fleetsim: error:")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out.html").exists()
+
+
+def test_importing_fleetsim_leaves_matplotlib_alone() -> None:
+    """Runs and the embedded CSMS process should not pay matplotlib's import time."""
+    done = subprocess.run([sys.executable, "-c", "import sys, fleetsim, fleetsim.cli; "
+                           "print('matplotlib' in sys.modules)"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "False"
