@@ -210,6 +210,9 @@ def _behaviour_lines(report: dict[str, Any]) -> list[str]:
         def seconds(value: float | None) -> str:
             return "-" if value is None else f"{value:.1f} s"
 
+        if storm["at_s"] > report["duration_s"]:
+            lines.append(f"storm      {storm['name']} at {storm['at_s']:.0f} s: not reached")
+            continue
         lines.append(
             f"storm      {storm['name']} at {storm['at_s']:.0f} s: {storm['dropped']} dropped, "
             f"{storm['recovered']} booted again (50% {seconds(recovery['p50'])}, "
