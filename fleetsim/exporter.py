@@ -29,6 +29,9 @@ METRIC_NAMES = {
                                      "by action",
     "fleetsim_csms_calls_total": "CALLs received from the CSMS, by action",
     "fleetsim_generator_loop_lag_seconds": "event-loop lag quantiles of the generator",
+    "fleetsim_queued_messages": "messages waiting in chargers' queues (the CSMS is behind)",
+    "fleetsim_sessions_total": "EV arrivals, by outcome (started, missed)",
+    "fleetsim_drops_total": "links dropped by the behaviour, by cause (flaky, storm)",
 }
 
 
@@ -84,6 +87,18 @@ class _Collector(Collector):
             for pct in quantiles:
                 lag.add_metric([str(pct / 100)], values[pct] / 1e6)
         yield lag
+        yield GaugeMetricFamily("fleetsim_queued_messages",
+                                METRIC_NAMES["fleetsim_queued_messages"], value=m.queued)
+        sessions = CounterMetricFamily("fleetsim_sessions", METRIC_NAMES["fleetsim_sessions_total"],
+                                       labels=["outcome"])
+        sessions.add_metric(["started"], m.arrivals)
+        sessions.add_metric(["missed"], m.arrivals_missed)
+        yield sessions
+        drops = CounterMetricFamily("fleetsim_drops", METRIC_NAMES["fleetsim_drops_total"],
+                                    labels=["cause"])
+        for cause, count in list(m.drops.items()):
+            drops.add_metric([cause], count)
+        yield drops
 
 
 class Exporter:

@@ -354,6 +354,8 @@ async def test_live_metrics_for_prometheus(csms: CsmsServer) -> None:
     assert 'fleetsim_calls_total{action="BootNotification",outcome="ok"} 20.0' in text
     assert 'fleetsim_call_response_seconds{action="StatusNotification",quantile="0.99"}' in text
     assert "fleetsim_generator_loop_lag_seconds" in text
+    assert "fleetsim_queued_messages " in text
+    assert 'fleetsim_sessions_total{outcome="missed"}' in text
     with pytest.raises(OSError):  # the endpoint is gone with the run
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
 
