@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from fleetsim.behaviour.profile import load_profile, shipped_profiles
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.csms.commands import MIX, pick_command
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
@@ -41,6 +42,15 @@ def _traffic() -> list[tuple[str, list[Any]]]:
         link.run_until(3 * 3600)
         link.charger.finish()
         wire += [(direction, msg) for _, direction, msg in link.wire]
+    for path in shipped_profiles():  # measurands, SuspendedEV, Sample.Clock, DataTransfer...
+        profile = load_profile(path)
+        for seed, behaviour in enumerate(profile.behaviour):
+            link = Link(behaviour.charger_spec(profile.event, time_scale=30), seed=seed,
+                        heartbeat_interval_s=300)
+            link.connect()
+            link.run_until(3600 if behaviour.sessions.arrivals_per_hour < 10 else 300)
+            link.charger.finish()
+            wire += [(direction, msg) for _, direction, msg in link.wire]
     return wire
 
 
@@ -58,12 +68,18 @@ def test_every_charger_call_and_csms_answer_validates() -> None:
             action = pending.pop(msg[1])
             _validator(f"{action}Response").validate(msg[2])
             checked[f"{action}Response"] = checked.get(f"{action}Response", 0) + 1
-    sent = {"Authorize", "BootNotification", "Heartbeat", "MeterValues", "StartTransaction",
-            "StatusNotification", "StopTransaction"}
+    sent = {"Authorize", "BootNotification", "DataTransfer", "Heartbeat", "MeterValues",
+            "StartTransaction", "StatusNotification", "StopTransaction"}
     assert sent <= checked.keys()
     assert {f"{a}Response" for a in sent} <= checked.keys()
-    assert checked["BootNotification"] == 2
     assert min(checked[action] for action in sent - {"BootNotification"}) >= 10
+    payloads = [msg[3] for direction, msg in wire if direction == "cp->csms" and msg[0] == 2]
+    statuses = {p.get("status") for p in payloads if "errorCode" in p}
+    assert {"Available", "Preparing", "Charging", "SuspendedEV", "Finishing"} <= statuses
+    sampled = [value for p in payloads for reading in p.get("meterValue", ())
+               for value in reading["sampledValue"]]
+    assert {value["measurand"] for value in sampled} == set(v16.MEASURANDS)
+    assert {value["context"] for value in sampled} >= {"Sample.Periodic", "Sample.Clock"}
 
 
 def test_csms_action_catalogue_matches_the_official_schemas() -> None:
