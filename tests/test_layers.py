@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fleetsim"
 SANS_IO = [
     *sorted((PACKAGE / "ocpp").glob("*.py")),
     *sorted((PACKAGE / "charger").glob("*.py")),
+    *sorted((PACKAGE / "behaviour").glob("*.py")),
     PACKAGE / "metrics.py",
     PACKAGE / "csms" / "handlers.py",
 ]
