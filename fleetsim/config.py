@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import attrs
 import cattrs
 
+from fleetsim import units
 from fleetsim.behaviour.profile import Profile, unstructure_profile
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.errors import ConfigError
@@ -31,28 +32,16 @@ __all__ = [
     "unstructure_config",
 ]
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-
-
 def parse_duration(text: str, option: str = "duration") -> float:
     """Seconds from '90', '90s', '1h30m', '250ms' (locust / k6 style)."""
-    text = text.strip().lower()
     try:
-        value = float(text)
+        value = units.seconds(text)
     except ValueError:
-        pass
-    else:
-        if value <= 0:
-            raise ConfigError(f"{option}: must be positive, got {text!r}")
-        return value
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(number + unit for number, unit in parts) != text:
-        raise ConfigError(f"{option}: expected a duration like 60, 30s, 10m, 1h30m; got {text!r}")
-    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    seconds = sum(float(number) * scale[unit] for number, unit in parts)
-    if seconds <= 0:
-        raise ConfigError(f"{option}: must be positive, got {text!r}")
-    return seconds
+        raise ConfigError(f"{option}: expected a duration like 60, 30s, 10m, 1h30m; "
+                          f"got {text.strip().lower()!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{option}: must be positive, got {text.strip().lower()!r}")
+    return value
 
 
 def parse_rate(text: str, option: str) -> float:

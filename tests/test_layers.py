@@ -13,6 +13,7 @@ SANS_IO = [
     *sorted((PACKAGE / "charger").glob("*.py")),
     *sorted((PACKAGE / "behaviour").glob("*.py")),
     PACKAGE / "metrics.py",
+    PACKAGE / "units.py",
     PACKAGE / "csms" / "handlers.py",
 ]
 FORBIDDEN = {"trio", "trio_websocket", "wsproto", "socket", "ssl", "asyncio", "time",

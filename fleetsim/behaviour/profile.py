@@ -18,6 +18,7 @@ import attrs
 import cattrs
 from cattrs.strategies import configure_tagged_union
 
+from fleetsim import units
 from fleetsim.behaviour.distributions import Distribution
 from fleetsim.behaviour.schedule import Backoff, Burst, Storm, Surge
 from fleetsim.charger.core import ChargerSpec
@@ -46,26 +47,17 @@ SHIPPED_PROFILES: Final = Path(__file__).resolve().parents[2] / "profiles"
 Seconds = NewType("Seconds", float)
 """A duration: a number of seconds or a string such as "90s", "15m", "1h30m", "250ms"."""
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def _seconds(value: object, _type: object = None) -> Seconds:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 90, \"90s\" or \"15m\", got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        parts = _DURATION_PART.findall(text)
-        if not parts or "".join(n + u for n, u in parts) != text:
-            raise ValueError(f"expected a duration like 90, \"90s\" or \"15m\", got {value!r}")
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ValueError(f"expected a duration like 90, \"90s\" or \"15m\", got {value!r}")
-    if not (math.isfinite(seconds) and seconds >= 0):
+    problem = f"expected a duration like 90, \"90s\" or \"15m\", got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(problem)
+    try:
+        result = units.seconds(value) if isinstance(value, str) else float(value)
+    except ValueError:
+        raise ValueError(problem) from None
+    if not (math.isfinite(result) and result >= 0):
         raise ValueError(f"a duration must be >= 0, got {value!r}")
-    return Seconds(seconds)
+    return Seconds(result)
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
