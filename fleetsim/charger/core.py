@@ -389,6 +389,8 @@ class ChargerCore:
         for connector in self._connectors:
             while now >= connector.due:
                 self._connector_due(connector)
+        if self.wants_drop:
+            return []  # the link goes down now: nothing more is written to it
         if out:
             return [*out, *self._pump(now)]
         return self._pump(now)
