@@ -207,7 +207,7 @@ class RunConfig:
             return ("default",), (self.charger,), [1.0]
         specs = tuple(
             behaviour.charger_spec(profile.event, self.time_scale, self.charger.call_timeout_s,
-                                   self.charger.closed_loop)
+                                   self.charger.closed_loop, profile.warm_start)
             for behaviour in profile.behaviour)
         return tuple(b.name for b in profile.behaviour), specs, profile.weights
 

@@ -324,3 +324,22 @@ def test_a_storm_drops_its_share_within_the_window() -> None:
               if p["meterValue"][0]["sampledValue"][0]["context"] == "Sample.Clock"
               and abs(t - 950) < 0.01]
     assert len(bursts) == 200 * 2
+
+
+def test_a_warm_start_begins_in_steady_state() -> None:
+    """A cold fleet of commuters has no session under way and sends few meter values for
+    hours; a warm one sends its steady-state rate from the first half hour (plus, once, the
+    StartTransaction of each session it finds under way)."""
+
+    def meter_values_per_charger_hour(warm: bool) -> float:
+        metrics = Metrics()
+        spec = COMMUTER.charger_spec(warm_start=warm)
+        for n in range(300):
+            link = Link(spec, seed=n, heartbeat_interval_s=300, metrics=metrics, record=False)
+            link.connect()
+            link.run_until(1800)
+        return metrics.actions["MeterValues"].sent / 300 / 0.5
+
+    steady = estimate_rate(COMMUTER, 300)["MeterValues"]
+    assert meter_values_per_charger_hour(True) == pytest.approx(steady, rel=0.15)
+    assert meter_values_per_charger_hour(False) < 0.5 * steady

@@ -69,6 +69,17 @@ class Distribution:
             return min(max(self.mean, self.low), self.high)
         return _sampled_mean(self)
 
+    def length_biased(self, rng: random.Random) -> float:
+        """A sample weighted by its own size: the total length of a session found in progress
+        at a random instant (longer sessions are more likely to be caught), by rejection."""
+        ceiling = self.high if math.isfinite(self.high) else _sampled_max(self)
+        if ceiling <= 0:
+            return 0.0
+        while True:
+            value = self.sample(rng)
+            if rng.random() * ceiling <= value:
+                return value
+
     def scaled(self, factor: float) -> Distribution:
         """The same shape in other units (seconds / time scale, kWh to Wh...)."""
         return Distribution(self.kind, self.mean * factor, self.sd * factor, self.low * factor,
@@ -83,6 +94,12 @@ def _sampled_mean(distribution: Distribution) -> float:
 
 
 _MEAN_SAMPLES = 50_000
+
+
+@functools.cache
+def _sampled_max(distribution: Distribution) -> float:
+    rng = random.Random(0)
+    return max(distribution.sample(rng) for _ in range(_MEAN_SAMPLES))
 
 
 def as_distribution(value: Distribution | float | tuple[float, float]) -> Distribution:

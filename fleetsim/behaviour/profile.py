@@ -131,7 +131,8 @@ class Behaviour:
                              f"{', '.join(v16.MEASURANDS)}")
 
     def charger_spec(self, events: tuple[Event, ...] = (), time_scale: float = 1.0,
-                     call_timeout_s: float = 30.0, closed_loop: bool = False) -> ChargerSpec:
+                     call_timeout_s: float = 30.0, closed_loop: bool = False,
+                     warm_start: bool = False) -> ChargerSpec:
         """The spec in real seconds: intervals, durations and event times divide by
         `time_scale` and rates multiply by it; protocol timers (back-off, timeouts, the time
         to answer) stay real, because the network and the CSMS do not speed up."""
@@ -168,6 +169,8 @@ class Behaviour:
             heartbeat_default_s=self.heartbeat_interval / k,
             call_timeout_s=call_timeout_s,
             closed_loop=closed_loop,
+            warm_start=warm_start,
+            spread_heartbeats=True,
         )
 
 
@@ -215,6 +218,8 @@ class Profile:
 
     behaviour: tuple[Behaviour, ...] = attrs.field()
     description: str = ""
+    warm_start: bool = True
+    """Start in steady state, sessions already under way, instead of an empty fleet."""
     event: tuple[Event, ...] = ()
     thresholds: dict[str, str] = attrs.field(factory=dict)
     """`"BootNotification.p99" = "<500ms"`: the metric, then the condition."""

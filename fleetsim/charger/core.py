@@ -122,6 +122,12 @@ class ChargerSpec:
     boot_retry_default_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     closed_loop: bool = False
     """Benchmark mode: once booted, send a Heartbeat whenever nothing else is waiting."""
+    warm_start: bool = False
+    """Begin in steady state: at the first boot, connectors are found busy as often as the
+    arrival rate and session lengths make them, with sessions part-way through."""
+    spread_heartbeats: bool = False
+    """Start each heartbeat clock at a random phase, so a fleet that booted together does
+    not heartbeat together."""
 
 
 class ChargerState(enum.Enum):
@@ -171,8 +177,9 @@ _STATUS_BY_STATE: Final = {
 class _Connector:
     __slots__ = (
         "applied_w", "connector_id", "due", "id_tag", "meter_start", "meter_wh", "operative",
-        "power_w", "reservation", "sampled_at", "scheduled_operative", "session_end", "soc_start",
-        "started_wall", "state", "stop_reason", "suspended", "target_wh", "transaction_id",
+        "power_w", "preset", "reservation", "sampled_at", "scheduled_operative", "session_end",
+        "soc_start", "started_wall", "state", "stop_reason", "suspended", "target_wh",
+        "transaction_id",
     )
 
     def __init__(self, connector_id: int) -> None:
@@ -187,6 +194,8 @@ class _Connector:
         self.target_wh = NEVER
         self.suspended = False
         self.soc_start = 0.0
+        self.preset: tuple[float, float] | None = None
+        """(remaining seconds, energy Wh) of a session found in progress at a warm start."""
         self.power_w = 0.0
         self.applied_w = 0.0
         self.started_wall: float | None = None
@@ -266,8 +275,8 @@ class ChargerCore:
         "_clock_due", "_connected_at", "_connectors", "_drain_deadline", "_drop_due", "_events",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
         "_metrics", "_origin", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
-        "_started", "_transfer_due", "_wall_offset", "answered_action", "charger_id", "config",
-        "id_tag", "state", "wants_drop", "wants_reconnect",
+        "_started", "_transfer_due", "_wall_offset", "_warm", "answered_action", "charger_id",
+        "config", "id_tag", "state", "wants_drop", "wants_reconnect",
     )
 
     def __init__(
@@ -308,6 +317,7 @@ class ChargerCore:
         self._boot_due = NEVER
         self._drain_deadline: float | None = None
         self._started = False
+        self._warm = spec.warm_start and spec.arrivals_per_s > 0
         self._connected_at = NEVER
         self._arrival_due = self._drop_due = self._transfer_due = self._aligned_due = NEVER
         events: list[tuple[float, str, int]] = []
@@ -962,7 +972,8 @@ class ChargerCore:
         metrics.charger_booted(self.charger_id, now)
         if interval_s:
             self.set_heartbeat_interval(interval_s, now)
-        self._heartbeat_due = now + self._heartbeat_s
+        self._heartbeat_due = now + (self._rng.uniform(0.0, self._heartbeat_s)
+                                     if self._spec.spread_heartbeats else self._heartbeat_s)
         held = list(self._queue)  # kept while offline: their response clock starts now
         self._queue.clear()
         for item in held:
@@ -985,6 +996,27 @@ class ChargerCore:
         if self._after_boot is not None:
             self._send_later("FirmwareStatusNotification", {"status": self._after_boot}, now)
             self._after_boot = None
+        if self._warm:
+            self._warm = False
+            self._find_sessions_in_progress(now)
+
+    def _find_sessions_in_progress(self, now: float) -> None:
+        """Warm start: how many connectors are busy follows Erlang's loss distribution for the
+        offered load, and each busy one is part-way through a session whose total length is
+        length-biased (a long session is more likely to be caught running)."""
+        spec, rng = self._spec, self._rng
+        load = spec.arrivals_per_s * spec.session_s.expected
+        weights = [1.0]
+        for n in range(1, len(self._connectors) + 1):
+            weights.append(weights[-1] * load / n)
+        busy = rng.choices(range(len(weights)), weights)[0]
+        for connector in rng.sample(self._connectors, busy):
+            total = spec.session_s.length_biased(rng)
+            left = rng.random()
+            energy = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng) * left
+            connector.preset = (total * left, energy)
+            self._metrics.arrivals += 1
+            self._plug_in(connector, self.id_tag, now)
 
     # -- the charging-session loop ----------------------------------------------------------
 
@@ -1048,6 +1080,7 @@ class ChargerCore:
         connector.transaction_id = None
         connector.started_wall = None
         connector.suspended = False
+        connector.preset = None
         if self._profiles is not None:
             self._profiles.end_transaction(connector.connector_id)
         connector.stop_reason = "EVDisconnected"
@@ -1104,9 +1137,14 @@ class ChargerCore:
         connector.started_wall = self.wall(now)
         connector.sampled_at = now
         connector.meter_start = connector.meter_wh
-        connector.target_wh = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng)
         connector.soc_start = rng.uniform(10.0, 60.0)
-        connector.session_end = now + spec.session_s.sample(rng)
+        if connector.preset is not None:
+            remaining, connector.target_wh = connector.preset
+            connector.preset = None
+        else:
+            remaining = spec.session_s.sample(rng)
+            connector.target_wh = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng)
+        connector.session_end = now + remaining
         connector.due = min(now + self._meter_interval_s, connector.session_end)
 
     def _on_stop(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
