@@ -308,7 +308,7 @@ def csms(**options: Any) -> None:
     def show(event: dict[str, Any]) -> None:
         if event["event"] == "listening":
             click.echo(f"fleetsim CSMS listening on {event['url']}/<chargerId> "
-                       "(OCPP 1.6); Ctrl-C stops", err=True)
+                       "(OCPP 1.6 and 2.0.1); Ctrl-C stops", err=True)
             return
         received = sum(event["received"].values())
         click.echo(f"connections {event['connections']}  calls received {received}  "

@@ -15,6 +15,8 @@ SANS_IO = [
     PACKAGE / "metrics.py",
     PACKAGE / "units.py",
     PACKAGE / "csms" / "handlers.py",
+    PACKAGE / "csms" / "v201.py",
+    PACKAGE / "csms" / "commands.py",
 ]
 FORBIDDEN = {"trio", "trio_websocket", "wsproto", "socket", "ssl", "asyncio", "time",
              "subprocess", "fleetsim.transport", "fleetsim.fleet"}

@@ -50,6 +50,14 @@ class CsmsStats:
     commands_callerror: Counter[str] = attrs.field(factory=Counter)
     commands_unanswered: Counter[str] = attrs.field(factory=Counter)
     commands_skipped: int = 0
+    subprotocols: Counter[str] = attrs.field(factory=Counter)
+    """Connections accepted, by the subprotocol agreed."""
+    transaction_events: Counter[str] = attrs.field(factory=Counter)
+    """OCPP 2.0.1 TransactionEvents answered, by eventType."""
+    seqno_gaps: int = 0
+    """TransactionEvent seqNo values skipped: a charger lost or never sent those events."""
+    seqno_duplicates: int = 0
+    """TransactionEvents whose seqNo was not above the last one seen for their transaction."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +74,10 @@ class CsmsStats:
             "commands_callerror": dict(self.commands_callerror),
             "commands_unanswered": dict(self.commands_unanswered),
             "commands_skipped": self.commands_skipped,
+            "subprotocols": dict(self.subprotocols),
+            "transaction_events": dict(self.transaction_events),
+            "seqno_gaps": self.seqno_gaps,
+            "seqno_duplicates": self.seqno_duplicates,
         }
 
 

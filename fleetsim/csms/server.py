@@ -15,30 +15,48 @@ import itertools
 import random
 import ssl
 import time
+from collections.abc import Sequence
 
 import attrs
 import trio
 
 from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
-from fleetsim.csms.commands import pick_command
+from fleetsim.csms import v201
+from fleetsim.csms.commands import pick_command, pick_command_201
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import BadFrame, Call, CallError, CallResult, decode_frame, encode_frame
 from fleetsim.transport import Connection, ConnectionClosed, PendingConnection, serve_websocket
 
-__all__ = ["CsmsServer", "serve_csms"]
+__all__ = ["SUBPROTOCOLS", "CsmsServer", "agree_subprotocol", "serve_csms"]
 
 _COMMAND_TIMEOUT_S = 30.0
+SUBPROTOCOLS = (v16.SUBPROTOCOL, v201.SUBPROTOCOL)
+"""What the CSMS speaks."""
+
+
+def agree_subprotocol(offered: Sequence[str]) -> str | None:
+    """The first subprotocol the client offers that the CSMS speaks: the client's list is in
+    its order of preference (RFC 6455 section 4.2.2)."""
+    for subprotocol in offered:
+        if subprotocol in SUBPROTOCOLS:
+            return subprotocol
+    return None
 
 
 class _Session:
-    """What the CSMS knows of one connected charger, for the commands it sends."""
+    """What the CSMS knows of one connected charger, for the commands it sends.
 
-    __slots__ = ("conn", "pending", "transactions")
+    A 2.0.1 charger's running transactions are in `CsmsCore201`, which sees its seqNos anyway.
+    """
 
-    def __init__(self, conn: Connection) -> None:
+    __slots__ = ("charger_id", "conn", "pending", "transactions", "v201")
+
+    def __init__(self, conn: Connection, charger_id: str, is_v201: bool) -> None:
         self.conn = conn
+        self.charger_id = charger_id
+        self.v201 = is_v201
         self.transactions: set[int] = set()
         self.pending: tuple[str, str, float] | None = None  # unique id, action, sent at
 
@@ -87,10 +105,16 @@ def _authorized(headers: tuple[tuple[str, str], ...], password: str) -> bool:
 async def serve_csms(
     config: CsmsConfig, *, task_status: trio.TaskStatus[CsmsServer] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve OCPP 1.6 chargers on `config.host:config.port` until cancelled."""
+    """Serve OCPP 1.6 and 2.0.1 chargers on `config.host:config.port` until cancelled.
+
+    Each connection speaks the subprotocol agreed at its handshake, answered by that version's
+    core; both cores count into the same `CsmsStats`.
+    """
     stats = CsmsStats()
     core = CsmsCore(stats, heartbeat_interval_s=config.heartbeat_interval_s,
                     boot_status=config.boot_status)
+    core201 = v201.CsmsCore201(stats, heartbeat_interval_s=config.heartbeat_interval_s,
+                               boot_status=config.boot_status)
     ssl_context = _server_ssl_context(config)
     rng = random.Random(config.seed)
     delay = config.delay
@@ -109,15 +133,18 @@ async def serve_csms(
             stats.handshakes_rejected["unauthorized"] += 1
             await pending.reject(401, "unauthorized")
             return
-        if v16.SUBPROTOCOL not in request.subprotocols:
+        agreed = agree_subprotocol(request.subprotocols)
+        if agreed is None:
             stats.handshakes_rejected["subprotocol"] += 1
             conn = await pending.accept(None)
-            await conn.aclose(1002, "ocpp1.6 subprotocol required")
+            await conn.aclose(1002, "ocpp1.6 or ocpp2.0.1 subprotocol required")
             return
-        conn = await pending.accept(v16.SUBPROTOCOL)
+        conn = await pending.accept(agreed)
+        is_v201 = agreed == v201.SUBPROTOCOL
         stats.connections += 1
         stats.connections_total += 1
-        session = sessions[charger_id] = _Session(conn)
+        stats.subprotocols[agreed] += 1
+        session = sessions[charger_id] = _Session(conn, charger_id, is_v201)
         try:
             while True:
                 frame = decode_frame(await conn.receive_text())
@@ -127,13 +154,17 @@ async def serve_csms(
                     if service_s:
                         async with workers:
                             await trio.sleep(service_s)
-                    answer = core.answer(frame, time.time())
-                    _track_transactions(session, frame, answer)
+                    if is_v201:
+                        answer = core201.answer(frame, time.time(), charger_id)
+                    else:
+                        answer = core.answer(frame, time.time())
+                        _track_transactions(session, frame, answer)
                     await conn.send_text(encode_frame(answer))
                 elif isinstance(frame, BadFrame):
                     stats.bad_frames[frame.kind.value] += 1
                     if frame.reply is not None:
-                        await conn.send_text(encode_frame(frame.reply))
+                        reply = v201.as_v201_error(frame.reply) if is_v201 else frame.reply
+                        await conn.send_text(encode_frame(reply))
                 elif session.pending is not None and frame.unique_id == session.pending[0]:
                     action = session.pending[1]
                     session.pending = None
@@ -171,7 +202,11 @@ async def serve_csms(
                 stats.commands_skipped += 1
                 continue
             session = idle[0]
-            action, payload = pick_command(rng, session.transactions, time.time())
+            if session.v201:
+                action, payload = pick_command_201(
+                    rng, core201.transactions(session.charger_id), time.time())
+            else:
+                action, payload = pick_command(rng, session.transactions, time.time())
             unique_id = f"csms-{next(ids)}"
             session.pending = (unique_id, action, now)
             stats.commands_sent[action] += 1
