@@ -207,12 +207,15 @@ _CLIP: Final = """
     return [box.left + scrollX, box.top + scrollY, box.right + scrollX, box.bottom + scrollY];
   });
   if (!boxes.length) return null;
-  const [left, top] = [Math.min(...boxes.map(b => b[0])), Math.min(...boxes.map(b => b[1]))];
-  const [right, bottom] = [Math.max(...boxes.map(b => b[2])), Math.max(...boxes.map(b => b[3]))];
+  const margin = 16;  // a little of the page around them, as a reader sees it
+  const left = Math.max(0, Math.min(...boxes.map(b => b[0])) - margin);
+  const top = Math.max(0, Math.min(...boxes.map(b => b[1])) - margin);
+  const right = Math.max(...boxes.map(b => b[2])) + margin;
+  const bottom = Math.max(...boxes.map(b => b[3])) + margin;
   return {x: left, y: top, width: right - left, height: bottom - top, scale: 1};
 })()
 """
-"""The page area that the matching elements span, in page coordinates."""
+"""The page area that the matching elements span, and a margin, in page coordinates."""
 
 
 async def load_page(browser: Chromium, page: Path, shot: str = "h1, #timeline") -> PageLoad:
