@@ -1,24 +1,31 @@
-"""The HTML report: pages written from real runs, read back with an HTML parser."""
+"""The HTML report: pages written from real runs, read back with an HTML parser and loaded in
+headless Chromium."""
 
 from __future__ import annotations
 
 import copy
+import io
 import itertools
 import json
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import trio
+from PIL import Image
 
 from fleetsim import format_summary, load_report, render_html
 from fleetsim.html_report import percentile_curve
 from fleetsim.metrics import new_histogram
 from fleetsim.thresholds import latency_ms
+from tests.browser import NAMES, Chromium, find_chromium, launch, load_page
 
 FLEETSIM = [sys.executable, "-m", "fleetsim"]
 BUSY = ["--arrivals", "200/m", "--session", "0.5-1", "--meter-interval", "0.2", "-q"]
@@ -187,10 +194,23 @@ def test_the_page_shows_the_verdicts_and_headline_numbers(run: Run) -> None:
     assert "No errors" in page.text("errors")
 
 
-def test_report_command_overlays_a_baseline(run: Run, baseline: Path, tmp_path: Path) -> None:
-    out = tmp_path / "compare.html"
+@attrs.frozen
+class Overlay:
+    html_path: Path
+    done: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def overlay(run: Run, baseline: Path, tmp_path_factory: pytest.TempPathFactory) -> Overlay:
+    """The run's page over the baseline, from `fleetsim report --baseline`."""
+    out = tmp_path_factory.mktemp("html-overlay") / "compare.html"
     done = fleetsim("report", str(run.json_path), "--html", str(out),
                     "--baseline", str(baseline))
+    return Overlay(out, done)
+
+
+def test_report_command_overlays_a_baseline(run: Run, baseline: Path, overlay: Overlay) -> None:
+    out, done = overlay.html_path, overlay.done
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"html: {out}"
     raw = out.read_text(encoding="utf-8")
@@ -308,3 +328,110 @@ def test_importing_fleetsim_leaves_matplotlib_alone() -> None:
                            "print('matplotlib' in sys.modules)"], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+# -- in a real browser -------------------------------------------------------------------------
+
+BLUE = (0x1F, 0x77, 0xB4)  # the run's colour in the charts (html_report._SERVICE)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Chromium]:
+    """One headless Chromium for the module; each test opens its own tab."""
+    executable = find_chromium()
+    if executable is None:
+        chosen = os.environ.get("CHROMIUM")
+        missing = f"$CHROMIUM={chosen!r}" if chosen else f"Chromium ({', '.join(NAMES)})"
+        reason = f"no browser: {missing} not found; `apt-get install chromium`, as .ci/run does"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"CI must load the HTML report in a real browser; {reason}")
+        pytest.skip(reason)
+    with launch(executable) as browser:
+        yield browser
+
+
+async def test_chromium_renders_the_page_without_console_errors(
+        run: Run, chromium: Chromium) -> None:
+    with trio.fail_after(20):
+        loaded = await load_page(chromium, run.html_path)
+    assert loaded.errors == ()
+    assert loaded.requests == (run.html_path.resolve().as_uri(),)  # the page, and nothing else
+    # every chart was laid out at its size: none collapsed, none hidden
+    assert len(loaded.charts) == Page(run.html_path.read_text(encoding="utf-8")).svgs
+    assert len(loaded.charts) == len(run.report["calls"]) + 4
+    assert all(width > 500 and height > 250 for width, height in loaded.charts), loaded.charts
+
+    # One screenshot, from the title to the end of the charts over time: a real picture.
+    image = Image.open(io.BytesIO(loaded.screenshot))
+    assert image.format == "PNG"
+    width, height = image.size
+    assert 1000 <= width <= 1200 and 1200 <= height <= 3000, image.size
+    colours = image.convert("RGB").getcolors(maxcolors=width * height)
+    assert colours is not None
+    most = max(count for count, _ in colours)
+    assert len(colours) > 50 and most < 0.95 * width * height  # text and lines on white
+    blue = sum(count for count, colour in colours if colour == BLUE)
+    assert blue > 200, "the run's lines were not painted"
+
+
+async def test_chromium_renders_the_baseline_overlay(
+        overlay: Overlay, chromium: Chromium) -> None:
+    page = overlay.html_path
+    assert overlay.done.returncode == 0, overlay.done.stderr
+    with trio.fail_after(20):
+        loaded = await load_page(chromium, page)
+    assert loaded.errors == ()
+    assert loaded.requests == (page.resolve().as_uri(),)
+    assert len(loaded.charts) == Page(page.read_text(encoding="utf-8")).svgs
+    assert all(width > 500 and height > 250 for width, height in loaded.charts), loaded.charts
+
+
+async def test_the_report_with_a_script_error_fails_the_check(
+        run: Run, chromium: Chromium, tmp_path: Path) -> None:
+    """The check above is only worth something if it fails on a page with an error."""
+    page = tmp_path / "broken-report.html"
+    raw = run.html_path.read_text(encoding="utf-8")
+    page.write_text(raw.replace("</body>", "<script>undefinedFunction();</script></body>"),
+                    encoding="utf-8")
+    with trio.fail_after(20):
+        loaded = await load_page(chromium, page, shot="h1")
+    assert len(loaded.errors) == 1
+    assert loaded.errors[0].startswith(
+        "uncaught: ReferenceError: undefinedFunction is not defined"), loaded.errors
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    pytest.param("<script>undefinedFunction();</script>",
+                 "uncaught: ReferenceError: undefinedFunction is not defined", id="exception"),
+    pytest.param("<script>let = = 1;</script>", "uncaught: SyntaxError", id="syntax-error"),
+    pytest.param('<script>console.error("deliberate", 42);</script>',
+                 "console.error: deliberate 42", id="console.error"),
+    pytest.param('<script>console.assert(1 === 2, "a failed assertion");</script>',
+                 "console.assert: a failed assertion", id="console.assert"),
+    pytest.param('<img src="missing.png" alt="">',
+                 "network: Failed to load resource: net::ERR_FILE_NOT_FOUND", id="missing-file"),
+    pytest.param('<link rel="stylesheet" href="https://cdn.example.com/style.css">',
+                 "network: Failed to load resource: net::ERR_NAME_NOT_RESOLVED", id="remote"),
+    pytest.param('<svg width="10" height="10"><path d="M 0 0 L x y"/></svg>',
+                 "rendering: Error: <path> attribute d: Expected number", id="bad-svg"),
+])
+async def test_a_broken_page_is_caught(chromium: Chromium, tmp_path: Path, body: str,
+                                       error: str) -> None:
+    """Each kind of error a developer's console shows is caught."""
+    page = tmp_path / "broken.html"
+    page.write_text(f"<!DOCTYPE html><title>broken</title><h1>A page</h1>{body}")
+    with trio.fail_after(20):
+        loaded = await load_page(chromium, page, shot="h1")
+    assert any(found.startswith(error) for found in loaded.errors), loaded.errors
+    if error.startswith("network"):  # and the file it asked for shows among the requests
+        assert len(loaded.requests) == 2, loaded.requests
+
+
+async def test_warnings_and_logs_are_not_errors(chromium: Chromium, tmp_path: Path) -> None:
+    page = tmp_path / "chatty.html"
+    page.write_text('<!DOCTYPE html><title>chatty</title><h1>A page</h1><script>'
+                    'console.log("hello"); console.warn("careful"); console.info("fyi");'
+                    "</script>")
+    with trio.fail_after(20):
+        loaded = await load_page(chromium, page, shot="h1")
+    assert loaded.errors == ()
