@@ -30,9 +30,10 @@ from fleetsim.errors import (
     TargetUnreachable,
 )
 from fleetsim.fleet import FleetOutcome
+from fleetsim.merge import merge_reports
 from fleetsim.metrics import Metrics
 from fleetsim.progress import Progress, ProgressMode
-from fleetsim.report import SCHEMA, format_summary
+from fleetsim.report import SCHEMA, format_summary, write_report
 from fleetsim.thresholds import Threshold, Verdict, evaluate, junit_xml, parse_threshold
 from fleetsim.transport import TRANSPORTS
 
@@ -68,6 +69,7 @@ __all__ = [
     "format_summary",
     "junit_xml",
     "load_report",
+    "merge_reports",
     "parse_delay",
     "parse_duration",
     "parse_gate",
@@ -79,4 +81,5 @@ __all__ = [
     "run_csms",
     "serve_csms",
     "spawn",
+    "write_report",
 ]

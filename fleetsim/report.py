@@ -183,10 +183,23 @@ def format_summary(report: dict[str, Any]) -> str:
             mark = "✓" if verdict["ok"] else "✗"
             lines.append(f"  {mark} {verdict['threshold']:<40} measured {measured} "
                          f"{verdict['unit']}")
+    parts = report.get("parts") or ()
+    if parts:
+        lines += ["", f"parts      {len(parts)} reports merged: chargers booted, CPU, event-loop "
+                      "lag and saturated seconds per part"]
+        for part in parts:
+            saturated = part["saturated_seconds"]
+            lines.append(
+                f"  {part['label'] or part['source']:<20} booted {part['booted']:>7}   "
+                f"CPU {part['cpu_share'] * 100:>4.0f}%   lag p99 {_ms(part['loop_lag_p99_ms']):>7}"
+                f" ms   saturated {saturated} s" + ("   <- saturated" if saturated else ""))
+    for warning in report.get("merge", {}).get("warnings", ()):
+        lines.append(f"WARNING: merge: {warning}")
     generator = report["generator"]
     lag = generator["loop_lag_ms"]
-    lines.append(f"generator  CPU {generator['cpu_share'] * 100:.0f}% of a core, event-loop lag "
-                 f"p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms")
+    across = f" (all {len(parts)} parts together)" if parts else ""
+    lines.append(f"generator  CPU {generator['cpu_share'] * 100:.0f}% of a core{across}, "
+                 f"event-loop lag p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms")
     if generator["saturated_seconds"]:
         lines.append(
             f"WARNING: fleetsim itself was saturated for {generator['saturated_seconds']} s "

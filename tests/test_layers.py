@@ -12,6 +12,7 @@ SANS_IO = [
     *sorted((PACKAGE / "ocpp").glob("*.py")),
     *sorted((PACKAGE / "charger").glob("*.py")),
     PACKAGE / "metrics.py",
+    PACKAGE / "merge.py",
     PACKAGE / "csms" / "handlers.py",
 ]
 FORBIDDEN = {"trio", "trio_websocket", "wsproto", "socket", "ssl", "asyncio", "time",
