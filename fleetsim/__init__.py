@@ -43,9 +43,10 @@ from fleetsim.errors import (
 )
 from fleetsim.fleet import FleetOutcome
 from fleetsim.html_report import render_html, write_html
+from fleetsim.merge import merge_reports
 from fleetsim.metrics import Metrics
 from fleetsim.progress import Progress, ProgressMode
-from fleetsim.report import SCHEMA, format_summary
+from fleetsim.report import SCHEMA, format_summary, write_report
 from fleetsim.thresholds import Threshold, Verdict, evaluate, junit_xml, parse_threshold
 from fleetsim.transport import TRANSPORTS
 
@@ -89,6 +90,7 @@ __all__ = [
     "junit_xml",
     "load_profile",
     "load_report",
+    "merge_reports",
     "parse_delay",
     "parse_duration",
     "parse_gate",
@@ -104,4 +106,5 @@ __all__ = [
     "shipped_profiles",
     "spawn",
     "write_html",
+    "write_report",
 ]

@@ -399,6 +399,29 @@ def _write_html(report: dict[str, Any], path: str,
         raise ConfigError(f"html: cannot write {path!r}: {exc.strerror or exc}") from None
 
 
+@cli.command(name="merge")
+@click.argument("parts", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Where the merged JSON report goes.")
+@click.option("--force", is_flag=True,
+              help="Merge reports of different runs (config, seed, schema) or the same part "
+                   "twice anyway; the merged report lists why in merge.warnings.")
+def merge_command(parts: tuple[str, ...], output: str, force: bool) -> None:
+    """Merge the reports of one run's parts (segments, workers) into one exact report."""
+    merged = fleetsim.merge_reports([fleetsim.load_report(path) for path in parts],
+                                    force=force, names=list(parts))
+    for warning in merged["merge"]["warnings"]:
+        click.echo(f"fleetsim: warning: {warning}", err=True)
+    try:
+        fleetsim.write_report(merged, Path(output))
+    except OSError as exc:
+        raise ConfigError(f"output: cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(fleetsim.format_summary(merged))
+    click.echo(f"\nreport: {output}")
+    if any(not verdict["ok"] for verdict in merged.get("thresholds", ())):
+        sys.exit(EXIT_THRESHOLDS)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: clear one-line errors and documented exit codes, no tracebacks."""
     try:

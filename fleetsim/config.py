@@ -6,6 +6,7 @@ The CLI, environment variables and tests all end up here; validation errors beco
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from typing import Any, Literal
@@ -230,7 +231,19 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
         del data["charger"]
     if config.url is not None:
         del data["csms"]
-    return data
+    safe: dict[str, Any] = _json_safe(data)
+    return safe
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no infinity: an unbounded limit (a distribution's `high`) is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def build_config(cls: type[Any], **values: Any) -> Any:

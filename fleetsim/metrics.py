@@ -8,6 +8,7 @@ no I/O: the fleet shell feeds it timestamps it read from its own clock.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -19,6 +20,8 @@ __all__ = [
     "CsmsCallStats",
     "Metrics",
     "StormStats",
+    "UnreadableHistogram",
+    "merge_encoded",
     "new_histogram",
     "percentiles_ms",
 ]
@@ -35,6 +38,31 @@ its latencies then include fleetsim's own delay, not only the CSMS's."""
 def new_histogram() -> HdrHistogram:
     """A histogram of microseconds from 1 µs to 1 h at 3 significant digits (DESIGN.md)."""
     return HdrHistogram(HISTOGRAM_RANGE_US[0], HISTOGRAM_RANGE_US[1], SIGNIFICANT_DIGITS)
+
+
+class UnreadableHistogram(ValueError):
+    """An encoded histogram that does not decode; `index` is its position in the input."""
+
+    def __init__(self, index: int, why: str) -> None:
+        super().__init__(f"histogram {index}: {why}")
+        self.index = index
+        self.why = why
+
+
+def merge_encoded(encoded: Iterable[str]) -> HdrHistogram:
+    """One histogram holding the samples of all the encoded ones (the reports' `hdr` strings).
+
+    Exact: histograms of one layout add bucket by bucket, so percentiles of the sum are those
+    of all samples together, never an average of percentiles. A string that does not decode
+    raises `UnreadableHistogram`, whose position lets the caller name the file it came from.
+    """
+    histogram = new_histogram()
+    for index, text in enumerate(encoded):
+        try:
+            histogram.decode_and_add(text.encode())
+        except Exception as exc:  # hdrh raises its own classes, binascii, zlib and IndexError
+            raise UnreadableHistogram(index, f"{type(exc).__name__}: {exc}") from exc
+    return histogram
 
 
 def percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:

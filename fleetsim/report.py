@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from fleetsim._version import __version__
 from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
 from fleetsim.config import RunConfig, unstructure_config
 from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics, StormStats, percentiles_ms
+from fleetsim.metrics import Metrics, StormStats, new_histogram, percentiles_ms
 
-__all__ = ["SCHEMA", "build_report", "default_report_path", "format_summary", "write_report"]
+__all__ = ["SCHEMA", "build_report", "default_report_path", "format_summary", "peak_connects",
+           "write_report"]
 
 SCHEMA = "fleetsim.report/1"
 
@@ -56,7 +58,8 @@ def build_report(
             "service_ms": percentiles_ms(stats.service),
             "response_ms": percentiles_ms(stats.response),
             "hdr": {"service": stats.service.encode().decode(),
-                    "response": stats.response.encode().decode()},
+                    "response": stats.response.encode().decode(),
+                    "lateness": stats.lateness.encode().decode()},
         }
     sent, ok, errors = metrics.totals()
     callerrors = sum(stats.errors for stats in metrics.actions.values())
@@ -159,8 +162,9 @@ def _storm_report(name: str, at_s: float, stats: StormStats,
         needed = math.ceil(share * stats.dropped)
         return round(times[needed - 1], 3) if stats.dropped and len(times) >= needed else None
 
-    end = at_s + (times[-1] if times else 0.0) + 1.0
-    window = [row for row in timeline if at_s < row["t"] <= end + 1.0]
+    recoveries = new_histogram()
+    for seconds in times:
+        recoveries.record_value(max(1, int(seconds * 1e6)))
     return {
         "name": name,
         "at_s": round(at_s, 3),
@@ -169,9 +173,17 @@ def _storm_report(name: str, at_s: float, stats: StormStats,
         "not_recovered": len(stats.waiting),
         "recovery_s": {"p50": until(0.5), "p95": until(0.95), "p99": until(0.99),
                        "max": round(times[-1], 3) if times else None},
-        "peak_connects_per_s": max((row["connects"] for row in window), default=0),
+        "peak_connects_per_s": peak_connects(timeline, at_s, times[-1] if times else 0.0),
         "connect_failures": stats.connect_failures,
+        "hdr": recoveries.encode().decode(),
     }
+
+
+def peak_connects(timeline: Sequence[Mapping[str, Any]], at_s: float, recovery_s: float) -> int:
+    """The most connects in one second while a storm's chargers were coming back."""
+    end = at_s + recovery_s + 1.0
+    return max((row.get("connects", 0) for row in timeline if at_s < row["t"] <= end + 1.0),
+               default=0)
 
 
 def default_report_path(directory: str = "reports") -> Path:
@@ -280,10 +292,23 @@ def format_summary(report: dict[str, Any]) -> str:
             mark = "✓" if verdict["ok"] else "✗"
             lines.append(f"  {mark} {verdict['threshold']:<40} measured {measured} "
                          f"{verdict['unit']}")
+    parts = report.get("parts") or ()
+    if parts:
+        lines += ["", f"parts      {len(parts)} reports merged: chargers booted, CPU, event-loop "
+                      "lag and saturated seconds per part"]
+        for part in parts:
+            saturated = part["saturated_seconds"]
+            lines.append(
+                f"  {part['label'] or part['source']:<20} booted {part['booted']:>7}   "
+                f"CPU {part['cpu_share'] * 100:>4.0f}%   lag p99 {_ms(part['loop_lag_p99_ms']):>7}"
+                f" ms   saturated {saturated} s" + ("   <- saturated" if saturated else ""))
+    for warning in report.get("merge", {}).get("warnings", ()):
+        lines.append(f"WARNING: merge: {warning}")
     generator = report["generator"]
     lag = generator["loop_lag_ms"]
-    lines.append(f"generator  CPU {generator['cpu_share'] * 100:.0f}% of a core, event-loop lag "
-                 f"p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms")
+    across = f" (all {len(parts)} parts together)" if parts else ""
+    lines.append(f"generator  CPU {generator['cpu_share'] * 100:.0f}% of a core{across}, "
+                 f"event-loop lag p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms")
     if generator["saturated_seconds"]:
         lines.append(
             f"WARNING: fleetsim itself was saturated for {generator['saturated_seconds']} s "

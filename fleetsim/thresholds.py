@@ -26,7 +26,7 @@ from xml.etree import ElementTree
 import attrs
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import new_histogram, percentiles_ms
+from fleetsim.metrics import merge_encoded, percentiles_ms
 
 __all__ = ["GRAMMAR", "STATS", "Threshold", "Verdict", "evaluate", "junit_xml", "latency_ms",
            "parse_threshold", "split_latency"]
@@ -116,11 +116,9 @@ def split_latency(metric: str, timings: tuple[str, ...]) -> tuple[str | None, st
 
 def latency_ms(report: dict[str, Any], action: str | None, timing: str) -> dict[str, float]:
     """Percentiles of one action, or of all actions together, from the stored histograms."""
-    histogram = new_histogram()
-    for name, stats in report["calls"].items():
-        if action is None or name == action:
-            histogram.decode_and_add(stats["hdr"][timing].encode())
-    return percentiles_ms(histogram)
+    return percentiles_ms(merge_encoded(
+        stats["hdr"][timing] for name, stats in report["calls"].items()
+        if action is None or name == action))
 
 
 def _measure(threshold: Threshold, report: dict[str, Any]) -> float | None:

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetsim.metrics import Metrics, new_histogram, percentiles_ms
+from fleetsim.metrics import (
+    Metrics,
+    UnreadableHistogram,
+    merge_encoded,
+    new_histogram,
+    percentiles_ms,
+)
 
 
 @given(st.lists(st.integers(1, 3_600_000_000), min_size=1, max_size=500))
@@ -31,16 +38,24 @@ def test_merging_encoded_histograms_equals_recording_everything_together(
     parts: list[list[int]],
 ) -> None:
     together = new_histogram()
-    merged = new_histogram()
+    encoded = []
     for part in parts:
         piece = new_histogram()
         for value in part:
             piece.record_value(value)
             together.record_value(value)
-        if piece.get_total_count():
-            merged.decode_and_add(piece.encode())
+        encoded.append(piece.encode().decode())
+    merged = merge_encoded(encoded)
     assert merged.get_total_count() == together.get_total_count()
     assert percentiles_ms(merged) == percentiles_ms(together)
+    assert merged.encode() == together.encode()
+
+
+def test_a_histogram_that_does_not_decode_is_named_by_its_position() -> None:
+    good = new_histogram().encode().decode()
+    with pytest.raises(UnreadableHistogram, match="histogram 1: ") as caught:
+        merge_encoded([good, "not base64 at all"])
+    assert caught.value.index == 1
 
 
 def test_out_of_range_samples_are_counted_not_lost() -> None:

@@ -22,6 +22,7 @@ from fleetsim import (
     RunConfig,
     Sessions,
     load_profile,
+    merge_reports,
     resolve_profile,
     spawn,
 )
@@ -233,3 +234,24 @@ def test_backoff_from_a_profile_reaches_the_charger() -> None:
     assert spec.backoff == Backoff("fixed", 3, 1, 6)
     assert spec.storms[0].at_s == 2 and spec.storms[0].within_s == 0.5
     assert spec.meter_interval_s == 0.25 and spec.arrivals_per_s == 2
+
+
+async def test_merging_parts_of_a_profile_run_adds_behaviours_sessions_and_storms() -> None:
+    drill = attrs.evolve(STORM_DRILL, event=(
+        ReconnectStorm(at=Seconds(1), share=1.0, within=Seconds(0.5), name="drill"),))
+    parts = []
+    for seed in (1, 2):
+        config = RunConfig(chargers=20, duration_s=6, profile=drill, seed=seed)
+        parts.append((await spawn(config, write=False)).report)
+    merged = merge_reports(parts, force=True)
+    assert merged["behaviours"]["drill"]["chargers"] == 40
+    assert merged["sessions"] == {key: parts[0]["sessions"][key] + parts[1]["sessions"][key]
+                                  for key in ("arrivals", "missed")}
+    (storm,) = merged["storms"]
+    assert storm["dropped"] == 40 == sum(part["storms"][0]["dropped"] for part in parts)
+    assert storm["recovered"] == sum(part["storms"][0]["recovered"] for part in parts)
+    slowest = max(part["storms"][0]["recovery_s"]["max"] for part in parts)
+    assert storm["recovery_s"]["max"] == pytest.approx(slowest, rel=0.01)
+    meters = merged["calls"]["MeterValues"]
+    assert meters["lateness_ms"]["max"] >= max(
+        part["calls"]["MeterValues"]["lateness_ms"]["max"] for part in parts) * 0.99

@@ -1,0 +1,581 @@
+"""Merging the reports of one run's parts (segments, workers, hosts) into one exact report.
+
+Counts add. HDR histograms add bucket by bucket, and every percentile block is computed again
+from the sum with `percentiles_ms`, the function the report itself uses: the merged p99 is the
+p99 of all samples together, never an average. Rates are recomputed from the merged counts
+over the merged wall-clock span (earliest start to latest end).
+
+Per-second timeline rows are aligned on wall-clock seconds, and their counts and gauges add.
+A row carries its second's p99 but not the second's histogram, so a merged row's `p99_ms` is
+the highest of the parts' p99s for that second: the worst part, not the p99 of all the
+second's samples (usually above it, at times below it, since HDR rounds a percentile's rank).
+The merged report says so in `merge.timeline_p99_ms`. A histogram per row would make it exact
+at 2-6 KB per second per worker under load (measured), 15 to 35 times the row itself, in every
+report, merged or not; the whole-run percentiles that thresholds and `compare` use are exact
+either way. A merged row's `loop_lag_ms` and `cpu` are also the highest among the parts: the
+busiest worker, the one that matters for saturation.
+
+Reports merge only when they come from the same run: the same schema and the same `config`
+apart from the keys in `PART_CONFIG_KEYS`, and no part twice. `force=True` merges anyway and
+keeps the reasons in `merge.warnings`. A merged report lists its inputs in `parts` (flattened,
+so merging merged reports is associative) with each one's fleet share and generator health,
+so a saturated worker stands out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from hdrh.histogram import HdrHistogram
+
+from fleetsim.errors import ConfigError
+from fleetsim.metrics import UnreadableHistogram, merge_encoded, percentiles_ms
+from fleetsim.report import SCHEMA, peak_connects
+from fleetsim.thresholds import evaluate, parse_threshold
+
+__all__ = ["PART_CONFIG_KEYS", "merge_reports"]
+
+PART_CONFIG_KEYS: Final = frozenset({"segment", "workers", "report_path", "prometheus"})
+"""Configuration keys that legitimately differ between the parts of one run."""
+
+TIMELINE_P99: Final = (
+    "the highest of the parts' p99s in each second (the worst part), not the p99 of all the "
+    "second's samples; whole-run percentiles are exact")
+_MISSING: Final = object()
+_NUMBER: Final = (int, float)
+_COUNTS: Final = "a map of counts"
+_ROW_SHAPE: Final[dict[str, Any]] = {
+    "t": _NUMBER, "connected": int, "booted": int, "sent": int, "ok": int, "errors": int,
+    "p99_ms": _NUMBER, "cpu": (*_NUMBER, type(None)), "loop_lag_ms": _NUMBER, "saturated": bool}
+_SHAPE: Final[dict[str, Any]] = {
+    "schema": str, "fleetsim_version": str, "started_at": str, "ended_at": str,
+    "duration_s": _NUMBER,
+    "outcome": {"stopped_by": str, "reason": str},
+    "target": {"url": str, "embedded": bool, "ocpp": [str], "transport": str},
+    "config": {},
+    "chargers": {"target": int, "connected_peak": int, "booted": int, "connect_attempts": int,
+                 "connect_failures": _COUNTS, "disconnects": int, "disconnects_abnormal": int,
+                 "reconnects": int, "internal_errors": _COUNTS},
+    "calls": {"*": {"sent": int, "ok": int, "callerror": _COUNTS, "timeout": int,
+                    "in_flight": int, "hdr": {"service": str, "response": str}}},
+    "csms_calls": {"*": {"received": int, "answered": int, "callerror_sent": _COUNTS,
+                         "hdr": str}},
+    "bad_frames": _COUNTS,
+    "connect": {"hdr": str},
+    "totals": {"sent": int, "ok": int, "errors": int, "callerrors": int, "timeouts": int,
+               "throughput_cps": _NUMBER},
+    "timeline": [_ROW_SHAPE],
+    "generator": {"cpu_share": _NUMBER, "loop_lag_ms": {"p99": _NUMBER, "max": _NUMBER},
+                  "hdr": str, "saturated_seconds": int},
+}
+"""What merging and the summary read from each report, so a damaged file is a message that
+names the key, never a traceback. Other keys are free; merged reports have two more."""
+_MERGED_SHAPE: Final[dict[str, Any]] = {
+    "parts": [{"label": (str, type(None)), "source": str, "started_at": str, "ended_at": str,
+               "duration_s": _NUMBER, "chargers": int, "booted": int, "connected_peak": int,
+               "sent": int, "throughput_cps": _NUMBER, "cpu_share": _NUMBER,
+               "loop_lag_p99_ms": _NUMBER, "loop_lag_max_ms": _NUMBER,
+               "saturated_seconds": int}],
+    "merge": {"warnings": [str]},
+    "timeline": [{**_ROW_SHAPE, "parts": int}],
+}
+_LABEL_KEYS: Final = ("segment", "worker")
+_SEVERITY: Final = ("unreachable", "interrupted", "duration")
+_ROW_SUMS: Final = ("sent", "ok", "errors", "connects", "connect_failures")
+_ROW_GAUGES: Final = ("connected", "booted", "queued")
+_ROW_MAXES: Final = ("p99_ms", "loop_lag_ms", "cpu")
+
+
+def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
+                  names: Sequence[str] | None = None) -> dict[str, Any]:
+    """One `fleetsim.report/1` report for all of `reports`, as if one process had run them.
+
+    `names` (file names, say) label the inputs in messages and in `parts`. Raises
+    `ConfigError` for a report that cannot be read, and, unless `force`, for reports that are
+    not parts of one run (the message names the differing keys and the files).
+    """
+    if not reports:
+        raise ConfigError("merge: no reports to merge")
+    sources = list(names) if names is not None else [
+        f"report {index + 1}" for index in range(len(reports))]
+    if len(sources) != len(reports):
+        raise ConfigError("merge: one name per report, please")
+    named = list(zip(reports, sources, strict=True))
+    for report, source in named:
+        _check_shape(report, source)
+    starts = [_epoch(report, "started_at", source) for report, source in named]
+    ends = [_epoch(report, "ended_at", source) for report, source in named]
+    leaves: list[dict[str, Any]] = []
+    within: list[str] = []
+    for report, source in named:
+        for part in _leaves(report, source):
+            leaves.append(part)
+            within.append(part["source"] if part["source"] == source
+                          else f"{part['source']} in {source}")
+    problems = _not_one_run(reports, sources) + _duplicates(leaves, within)
+    if problems and not force:
+        raise ConfigError("merge: refusing to merge reports of different runs: "
+                          + "; ".join(problems) + " (--force merges anyway)")
+    warnings = [w for report in reports for w in report.get("merge", {}).get("warnings", ())]
+    warnings += [f"forced: {problem}" for problem in problems]
+    warnings += _apart(starts, ends, sources)
+
+    first = min(range(len(reports)), key=starts.__getitem__)
+    last = max(range(len(reports)), key=ends.__getitem__)
+    origin = starts[first]
+    duration = max(ends[last] - origin, 1e-9)
+    config = _merged_config([report["config"] for report in reports])
+    timeline = _merge_timelines(reports, starts, origin)
+    calls = _merge_calls(reports, sources)
+    totals = _add_counts([report["totals"] for report in reports])
+    sent, ok, callerrors = totals["sent"], totals["ok"], totals["callerrors"]
+    totals["error_rate"] = round(totals["errors"] / sent, 6) if sent else 0.0
+    totals["throughput_cps"] = round((ok + callerrors) / duration, 2)
+    lag = _histogram([(report["generator"]["hdr"], f"{source}: generator.hdr")
+                      for report, source in named])
+    cpu_seconds = sum(part["cpu_share"] * part["duration_s"] for part in leaves)
+
+    merged: dict[str, Any] = {
+        "schema": SCHEMA,
+        "fleetsim_version": _same_or_listed(report["fleetsim_version"] for report in reports),
+        "started_at": reports[first]["started_at"],
+        "ended_at": reports[last]["ended_at"],
+        "duration_s": round(duration, 3),
+        "outcome": _merged_outcome(reports),
+        "target": _merged_target(reports),
+        "config": config,
+        "chargers": _merged_chargers(reports, leaves, config, timeline),
+        "calls": calls,
+        "csms_calls": _merge_csms_calls(reports, sources),
+        "bad_frames": _add_counts([report["bad_frames"] for report in reports]),
+        "connect": _merged_connect(reports, sources),
+        "totals": totals,
+        "timeline": timeline,
+        "generator": {
+            "cpu_share": round(cpu_seconds / duration, 3),
+            "loop_lag_ms": percentiles_ms(lag),
+            "hdr": lag.encode().decode(),
+            "saturated_seconds": sum(1 for row in timeline if row["saturated"]),
+        },
+        "parts": leaves,
+        "merge": {"warnings": warnings, "timeline_p99_ms": TIMELINE_P99},
+    }
+    merged.update(_merged_behaviour_sections(reports, sources, starts, origin, timeline))
+    embedded = [report["embedded_csms"] for report in reports if "embedded_csms" in report]
+    if embedded:
+        merged["embedded_csms"] = _add_counts(embedded)
+    rules = config.get("thresholds") or ()
+    if rules:
+        try:
+            verdicts = evaluate([parse_threshold(str(rule)) for rule in rules], merged)
+        except ConfigError as exc:
+            raise ConfigError(f"merge: {sources[0]}: {exc}") from None
+        merged["thresholds"] = [verdict.as_dict() for verdict in verdicts]
+    return merged
+
+
+# -- checks -----------------------------------------------------------------------------------
+
+
+def _check_shape(report: Mapping[str, Any], source: str) -> None:
+    if not isinstance(report, Mapping):
+        raise ConfigError(f"{source}: not a fleetsim report")
+    shape = {**_SHAPE, **_MERGED_SHAPE} if "parts" in report or "merge" in report else _SHAPE
+    wrong = _mismatch(report, shape, "")
+    if wrong:
+        raise ConfigError(f"{source}: cannot merge it: {wrong}")
+
+
+def _mismatch(value: Any, shape: Any, where: str) -> str | None:
+    """Where `value` departs from `shape` (see `_SHAPE`), or None when it does not."""
+    if isinstance(shape, dict):
+        if not isinstance(value, Mapping):
+            return f"{where or 'the report'} is not an object"
+        for key, inner in shape.items():
+            items = value.items() if key == "*" else [(key, value.get(key, _MISSING))]
+            for name, item in items:
+                path = f"{where}.{name}" if where else str(name)
+                if item is _MISSING:
+                    return f"{path} is missing"
+                wrong = _mismatch(item, inner, path)
+                if wrong:
+                    return wrong
+        return None
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is not a list"
+        return next((wrong for index, item in enumerate(value)
+                     if (wrong := _mismatch(item, shape[0], f"{where}[{index}]"))), None)
+    if shape == _COUNTS:
+        if isinstance(value, Mapping) and all(_mismatch(n, int, "") is None
+                                              for n in value.values()):
+            return None
+        return f"{where} is not {_COUNTS}"
+    kinds = shape if isinstance(shape, tuple) else (shape,)
+    if isinstance(value, bool) and bool not in kinds:
+        return f"{where} is {value!r}, not a {kinds[0].__name__}"
+    if isinstance(value, kinds):
+        return None
+    return f"{where} is {value!r}, not a {kinds[0].__name__}"
+
+
+def _epoch(report: Mapping[str, Any], key: str, source: str) -> float:
+    try:
+        return datetime.fromisoformat(report[key]).timestamp()
+    except ValueError:
+        raise ConfigError(f"{source}: {key} {report[key]!r} is not an ISO 8601 time") from None
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys to plain JSON values (a tuple in memory is a list once read from a file)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if not prefix and key in PART_CONFIG_KEYS:
+            continue
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = _as_json(value)
+    return flat
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_as_json(item) for item in value]
+    return value
+
+
+def _not_one_run(reports: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> list[str]:
+    """Why these reports are not parts of one run: differing schema or configuration."""
+    problems = []
+    for report, source in zip(reports, sources, strict=True):
+        if report["schema"] != SCHEMA:
+            problems.append(f"{source} has schema {report['schema']!r}; this fleetsim merges "
+                            f"{SCHEMA!r}")
+    reference = _flatten(reports[0]["config"])
+    for report, source in zip(reports[1:], sources[1:], strict=True):
+        other = _flatten(report["config"])
+        differing = sorted(key for key in reference.keys() | other.keys()
+                           if reference.get(key, "<absent>") != other.get(key, "<absent>"))
+        if differing:
+            shown = ", ".join(
+                f"{key} ({reference.get(key, '<absent>')!r} vs {other.get(key, '<absent>')!r})"
+                for key in differing[:5])
+            more = f" and {len(differing) - 5} more" if len(differing) > 5 else ""
+            problems.append(f"{sources[0]} and {source} differ in config: {shown}{more}")
+    return problems
+
+
+def _duplicates(leaves: Sequence[Mapping[str, Any]], within: Sequence[str]) -> list[str]:
+    """The same part given twice: the same segment label, or an unlabelled report repeated.
+
+    `within` says where each part came from, for parts of an already merged report.
+    """
+    seen: dict[tuple[Any, ...], str] = {}
+    problems = []
+    for part, where in zip(leaves, within, strict=True):
+        if part["label"] is not None:
+            key: tuple[Any, ...] = ("label", part["label"])
+            what = f"segment {part['label']}"
+        else:
+            key = ("run", part["started_at"], part["ended_at"], part["sent"])
+            what = "the same report"
+        if key in seen:
+            problems.append(f"{what} twice ({seen[key]} and {where})")
+        else:
+            seen[key] = where
+    return problems
+
+
+def _apart(starts: Sequence[float], ends: Sequence[float], sources: Sequence[str]) -> list[str]:
+    """Parts of one run overlap in time; one that does not is worth a warning, not a refusal."""
+    warnings = []
+    for index, source in enumerate(sources):
+        if len(sources) > 1 and not any(
+                starts[index] < ends[other] and starts[other] < ends[index]
+                for other in range(len(sources)) if other != index):
+            warnings.append(f"{source} did not run at the same time as any other part; "
+                            "its load did not add to theirs")
+    return warnings
+
+
+# -- parts ------------------------------------------------------------------------------------
+
+
+def _label(config: Mapping[str, Any]) -> str | None:
+    for key in _LABEL_KEYS:
+        if config.get(key) is not None:
+            return str(config[key])
+    return None
+
+
+def _leaves(report: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
+    """The report's entries for `parts`: its own, or those it was merged from."""
+    if report.get("parts"):
+        return [dict(part) for part in report["parts"]]
+    chargers, generator = report["chargers"], report["generator"]
+    return [{
+        "label": _label(report["config"]),
+        "source": source,
+        "started_at": report["started_at"],
+        "ended_at": report["ended_at"],
+        "duration_s": report["duration_s"],
+        "chargers": chargers["target"],
+        "booted": chargers["booted"],
+        "connected_peak": chargers["connected_peak"],
+        "sent": report["totals"]["sent"],
+        "throughput_cps": report["totals"]["throughput_cps"],
+        "cpu_share": generator["cpu_share"],
+        "loop_lag_p99_ms": generator["loop_lag_ms"]["p99"],
+        "loop_lag_max_ms": generator["loop_lag_ms"]["max"],
+        "saturated_seconds": generator["saturated_seconds"],
+    }]
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+
+def _add_counts(items: Sequence[Mapping[str, Any]],
+                skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Sum what is countable: integers add, maps of them add key by key.
+
+    Anything else (floats, strings) is left out: only counts merge without knowing what they
+    mean, and every derived figure is computed again by the caller.
+    """
+    skipped = set(skip)
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(key for item in items for key in item):
+        if key in skipped:
+            continue
+        values = [item[key] for item in items if key in item]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            merged[key] = sum(values)
+        elif all(isinstance(v, Mapping) for v in values):
+            merged[key] = _add_counts(values)
+    return merged
+
+
+def _histogram(sources: Sequence[tuple[str, str]]) -> HdrHistogram:
+    """The sum of encoded histograms, each given with where it is from, for the message."""
+    try:
+        return merge_encoded(text for text, _ in sources)
+    except UnreadableHistogram as exc:
+        raise ConfigError(f"{sources[exc.index][1]}: not a readable HDR histogram "
+                          f"({exc.why})") from None
+
+
+def _merge_calls(reports: Sequence[Mapping[str, Any]],
+                 sources: Sequence[str]) -> dict[str, Any]:
+    calls: dict[str, Any] = {}
+    for action in sorted({action for report in reports for action in report["calls"]}):
+        present = [(report["calls"][action], source)
+                   for report, source in zip(reports, sources, strict=True)
+                   if action in report["calls"]]
+        entry = _add_counts([stats for stats, _ in present],
+                            skip=("hdr", "service_ms", "response_ms", "lateness_ms"))
+        hdr = {}
+        timings = ["service", "response"]
+        if all("lateness" in stats["hdr"] for stats, _ in present):
+            timings.append("lateness")
+        for timing in timings:
+            histogram = _histogram([(stats["hdr"][timing],
+                                     f"{source}: calls.{action}.hdr.{timing}")
+                                    for stats, source in present])
+            entry[f"{timing}_ms"] = percentiles_ms(histogram)
+            hdr[timing] = histogram.encode().decode()
+        entry["hdr"] = hdr
+        calls[action] = entry
+    return calls
+
+
+def _merge_csms_calls(reports: Sequence[Mapping[str, Any]],
+                      sources: Sequence[str]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for action in sorted({a for report in reports for a in report["csms_calls"]}):
+        present = [(report["csms_calls"][action], source)
+                   for report, source in zip(reports, sources, strict=True)
+                   if action in report["csms_calls"]]
+        entry = _add_counts([stats for stats, _ in present], skip=("hdr", "answer_ms"))
+        histogram = _histogram([(stats["hdr"], f"{source}: csms_calls.{action}.hdr")
+                                for stats, source in present])
+        entry["answer_ms"] = percentiles_ms(histogram)
+        entry["hdr"] = histogram.encode().decode()
+        merged[action] = entry
+    return merged
+
+
+def _merged_behaviour_sections(reports: Sequence[Mapping[str, Any]], sources: Sequence[str],
+                               starts: Sequence[float], origin: float,
+                               timeline: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Behaviour counts, sessions and drops add; the queue peak is the merged timeline's;
+    each storm's recovery times merge through their HDR histograms (3 significant digits)."""
+    if not any("behaviours" in report for report in reports):
+        return {}
+    behaviours: dict[str, Any] = {}
+    for report in reports:
+        for name, entry in report.get("behaviours", {}).items():
+            merged = behaviours.setdefault(name, {**entry, "chargers": 0})
+            merged["chargers"] += entry["chargers"]
+    storms = []
+    count = max(len(report.get("storms", ())) for report in reports)
+    for index in range(count):
+        present = [(report["storms"][index], source, start)
+                   for report, source, start in zip(reports, sources, starts, strict=True)
+                   if len(report.get("storms", ())) > index]
+        storm = _add_counts([entry for entry, _, _ in present],
+                            skip=("hdr", "recovery_s", "peak_connects_per_s"))
+        histogram = _histogram([(entry["hdr"], f"{source}: storms[{index}].hdr")
+                                for entry, source, _ in present])
+        first, _, start = present[0]
+        at_s = first["at_s"] + start - origin
+
+        def until(share: float, histogram: HdrHistogram = histogram,
+                  dropped: int = storm["dropped"], recovered: int = storm["recovered"],
+                  ) -> float | None:
+            rank = share * dropped
+            if not dropped or recovered < rank:
+                return None
+            value: float = histogram.get_value_at_percentile(100 * rank / recovered)
+            return round(value / 1e6, 3)
+
+        worst = histogram.get_max_value() / 1e6 if storm["recovered"] else None
+        storms.append({
+            "name": first["name"], "at_s": round(at_s, 3), **storm,
+            "recovery_s": {"p50": until(0.5), "p95": until(0.95), "p99": until(0.99),
+                           "max": worst},
+            "peak_connects_per_s": peak_connects(timeline, at_s, worst or 0.0),
+            "hdr": histogram.encode().decode(),
+        })
+    return {
+        "behaviours": behaviours,
+        "sessions": _add_counts([report.get("sessions", {}) for report in reports]),
+        "drops": _add_counts([report.get("drops", {}) for report in reports]),
+        "queue": {"peak": max((row.get("queued", 0) for row in timeline), default=0)},
+        "storms": storms,
+    }
+
+
+def _merged_connect(reports: Sequence[Mapping[str, Any]],
+                    sources: Sequence[str]) -> dict[str, Any]:
+    histogram = _histogram([(report["connect"]["hdr"], f"{source}: connect.hdr")
+                            for report, source in zip(reports, sources, strict=True)])
+    return {"handshake_ms": percentiles_ms(histogram), "hdr": histogram.encode().decode()}
+
+
+def _merged_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The first part's configuration; a per-part key is kept only where all parts agree."""
+    config = dict(configs[0])
+    for key in PART_CONFIG_KEYS:
+        values = [c.get(key) for c in configs if key in c]
+        if values:
+            config[key] = values[0] if all(v == values[0] for v in values) else None
+    return config
+
+
+def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapping[str, Any]],
+                     config: Mapping[str, Any],
+                     timeline: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts add; `target` and `connected_peak` need thought.
+
+    `connected_peak` is the peak of the aligned timeline's summed `connected`, or a part's own
+    peak if that is higher (timeline rows sample once a second and can miss a part's peak).
+    Both are lower bounds of the true peak. Without a timeline in every part, it is the sum
+    of the parts' peaks, an upper bound.
+
+    `target` is the sum of the parts' targets, except when every part is a labelled segment
+    whose target is the whole configured fleet: then that fleet is the target.
+    """
+    chargers = _add_counts([report["chargers"] for report in reports],
+                           skip=("target", "connected_peak"))
+    peaks = [report["chargers"]["connected_peak"] for report in reports]
+    if all(report.get("timeline") for report in reports):
+        chargers["connected_peak"] = max(
+            [row["connected"] for row in timeline] + peaks)
+    else:
+        chargers["connected_peak"] = sum(peaks)
+    fleet = config.get("chargers")
+    if len(leaves) > 1 and all(
+            part["label"] is not None and part["chargers"] == fleet for part in leaves):
+        chargers["target"] = fleet
+    else:
+        chargers["target"] = sum(part["chargers"] for part in leaves)
+    return {"target": chargers.pop("target"), "connected_peak": chargers.pop("connected_peak"),
+            **chargers}
+
+
+def _same_or_listed(values: Iterable[Any]) -> str:
+    """One value when the parts agree, else all of them; already-merged lists are split."""
+    return ", ".join(sorted({piece for value in values for piece in str(value).split(", ")}))
+
+
+def _merged_target(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    targets = [report["target"] for report in reports]
+    return {
+        "url": _same_or_listed(target["url"] for target in targets),
+        "embedded": all(target["embedded"] for target in targets),
+        "ocpp": list(dict.fromkeys(version for target in targets for version in target["ocpp"])),
+        "transport": _same_or_listed(target["transport"] for target in targets),
+    }
+
+
+def _merged_outcome(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The most serious way any part stopped, with the reasons of the parts that gave one."""
+    stopped = {report["outcome"]["stopped_by"] for report in reports}
+    stopped_by = next((s for s in _SEVERITY if s in stopped), sorted(stopped)[0])
+    reasons = []
+    for report in reports:
+        reason = report["outcome"]["reason"]
+        label = _label(report["config"])
+        if reason:
+            reasons.append(f"{label}: {reason}" if label and not report.get("parts") else reason)
+    return {"stopped_by": stopped_by, "reason": "; ".join(reasons)}
+
+
+def _merge_timelines(reports: Sequence[Mapping[str, Any]], starts: Sequence[float],
+                     origin: float) -> list[dict[str, Any]]:
+    """Rows aligned on the wall-clock second nearest to each row's end (`started_at + t`).
+
+    Within one part, two rows that land on the same second (the short last row) add their
+    counts and keep the later gauges; across parts, counts and gauges add. `p99_ms`,
+    `loop_lag_ms` and `cpu` are the highest among the parts (see the module docstring), and
+    `parts` counts the parts that had a row for that second.
+    """
+    seconds: dict[int, dict[str, Any]] = {}
+    for report, start in zip(reports, starts, strict=True):
+        own: dict[int, dict[str, Any]] = {}
+        for row in sorted(report["timeline"], key=lambda row: float(row["t"])):
+            key = math.floor(start + row["t"] + 0.5)
+            plain = _row(row)
+            previous = own.get(key)
+            own[key] = plain if previous is None else _fold(previous, plain, same=True)
+        for key, row in own.items():
+            seconds[key] = row if key not in seconds else _fold(seconds[key], row, same=False)
+    return [{"t": round(key - origin, 3), **seconds[key]} for key in sorted(seconds)]
+
+
+def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **{key: row.get(key, 0) for key in (*_ROW_GAUGES, *_ROW_SUMS)},
+        "p99_ms": row["p99_ms"],
+        "cpu": row["cpu"],
+        "loop_lag_ms": row["loop_lag_ms"],
+        "saturated": row["saturated"],
+        "parts": row.get("parts", 1),
+    }
+
+
+def _fold(into: dict[str, Any], row: Mapping[str, Any], *, same: bool) -> dict[str, Any]:
+    """`row` added to `into`: from the same part (a later row) or from another part."""
+    for key in _ROW_SUMS:
+        into[key] += row.get(key, 0)
+    for key in _ROW_GAUGES:
+        into[key] = row.get(key, 0) if same else into[key] + row.get(key, 0)
+    for key in _ROW_MAXES:
+        present = [value for value in (into[key], row[key]) if value is not None]
+        into[key] = max(present) if present else None
+    into["saturated"] = into["saturated"] or row["saturated"]
+    into["parts"] = max(into["parts"], row["parts"]) if same else into["parts"] + row["parts"]
+    return into
