@@ -1138,14 +1138,16 @@ class ChargerCore:
         connector.sampled_at = now
         connector.meter_start = connector.meter_wh
         connector.soc_start = rng.uniform(10.0, 60.0)
-        if connector.preset is not None:
+        first_sample = self._meter_interval_s
+        if connector.preset is not None:  # under way for a while: its meter clock has a phase
             remaining, connector.target_wh = connector.preset
             connector.preset = None
+            first_sample *= rng.random()
         else:
             remaining = spec.session_s.sample(rng)
             connector.target_wh = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng)
         connector.session_end = now + remaining
-        connector.due = min(now + self._meter_interval_s, connector.session_end)
+        connector.due = min(now + first_sample, connector.session_end)
 
     def _on_stop(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         connector = item.connector
