@@ -167,25 +167,27 @@ def test_authorize(token: str, token_type: str) -> None:
     st.none() | enums("TransactionEventRequest", "ChargingStateEnumType"),
     st.none() | enums("TransactionEventRequest", "ReasonEnumType"), st.none() | ints,
     st.none() | ints, st.none() | id_tokens, st.none() | st.integers(0, 9),
-    st.none() | st.integers(0, 9), meter_value_lists(), st.booleans(), st.none() | ints,
-    st.none() | st.integers(1, 3),
+    st.none() | st.integers(0, 9), meter_value_lists(),
+    st.builds(v201.sampled_values, measurand_lists, contexts, ints, powers, powers, socs),
+    st.booleans(), st.none() | ints, st.none() | st.integers(1, 3),
 )
 @settings(max_examples=150, deadline=None)
 def test_transaction_event(
     event_type: str, wall: float, trigger: str, seq_no: int, transaction_id: str,
     state: str | None, stopped: str | None, remote_start_id: int | None,
     time_spent: int | None, token: dict[str, Any] | None, evse_id: int | None,
-    connector_id: int | None, values: list[dict[str, Any]], offline: bool,
-    reservation_id: int | None, phases: int | None,
+    connector_id: int | None, values: list[dict[str, Any]], samples: list[dict[str, Any]],
+    offline: bool, reservation_id: int | None, phases: int | None,
 ) -> None:
     payload = v201.transaction_event(
         event_type, wall, trigger, seq_no, transaction_id, charging_state=state,
         stopped_reason=stopped, remote_start_id=remote_start_id, time_spent_charging=time_spent,
-        token=token, evse_id=evse_id, connector_id=connector_id, values=values,
-        offline=offline, reservation_id=reservation_id, phases_used=phases)
+        token=token, evse_id=evse_id, connector_id=connector_id, samples=samples,
+        values=values, offline=offline, reservation_id=reservation_id, phases_used=phases)
     _check("TransactionEvent", payload)
     assert payload["transactionInfo"]["transactionId"] == transaction_id
-    assert payload.get("meterValue", []) == values
+    now = [v201.meter_value(wall, samples)] if samples else []
+    assert payload.get("meterValue", []) == values + now
 
 
 @given(ints, meter_value_lists().filter(bool))

@@ -175,13 +175,18 @@ def transaction_event(
     charging_state: str | None = None, stopped_reason: str | None = None,
     remote_start_id: int | None = None, time_spent_charging: int | None = None,
     token: dict[str, Any] | None = None, evse_id: int | None = None,
-    connector_id: int | None = None, values: list[dict[str, Any]] | None = None,
-    offline: bool = False, reservation_id: int | None = None,
-    phases_used: int | None = None,
+    connector_id: int | None = None, samples: list[dict[str, Any]] | None = None,
+    values: list[dict[str, Any]] | None = None, offline: bool = False,
+    reservation_id: int | None = None, phases_used: int | None = None,
 ) -> dict[str, Any]:
     """TransactionEvent: `event_type` Started, Updated or Ended; `seq_no` counts the
-    transaction's events from 0. `token` is an `id_token(...)`, `values` a list of
-    `meter_value(...)`; `evse_id` is due in the first event after the EV connects."""
+    transaction's events from 0; `evse_id` is due in the first event after the EV connects.
+
+    `token` is an `id_token(...)`. `samples` (from `sampled_values`) are readings taken at the
+    event's own time, the usual case, and share its timestamp string (formatting it costs more
+    than the rest of the payload); `values` are `meter_value(...)` taken at other times, such
+    as the TxEndedInterval samples of an Ended event.
+    """
     info: dict[str, Any] = {"transactionId": transaction_id}
     if charging_state is not None:
         info["chargingState"] = charging_state
@@ -191,9 +196,10 @@ def transaction_event(
         info["stoppedReason"] = stopped_reason
     if remote_start_id is not None:
         info["remoteStartId"] = remote_start_id
+    stamp = iso_timestamp(wall)
     payload: dict[str, Any] = {
         "eventType": event_type,
-        "timestamp": iso_timestamp(wall),
+        "timestamp": stamp,
         "triggerReason": trigger_reason,
         "seqNo": seq_no,
         "transactionInfo": info,
@@ -209,7 +215,10 @@ def transaction_event(
     if evse_id is not None:
         payload["evse"] = ({"id": evse_id} if connector_id is None
                            else {"id": evse_id, "connectorId": connector_id})
-    if values:
+    if samples:
+        now = {"timestamp": stamp, "sampledValue": samples}
+        payload["meterValue"] = [*values, now] if values else [now]
+    elif values:
         payload["meterValue"] = values
     return payload
 
