@@ -72,7 +72,7 @@ async def test_service_time_is_accurate_with_a_50ms_csms(nursery: trio.Nursery) 
     for action in ("BootNotification", "StatusNotification"):
         stats = result.report["calls"][action]
         assert stats["ok"] == 20 if action == "BootNotification" else 40
-        assert 50.0 <= stats["service_ms"]["p50"] <= 53.0, stats["service_ms"]
+        assert 50.0 <= stats["service_ms"]["p50"] <= 60.0, stats["service_ms"]
     # the second StatusNotification waits for the first answer: its response time shows it
     status = result.report["calls"]["StatusNotification"]
     assert status["response_ms"]["max"] > 100 > status["service_ms"]["max"]
@@ -326,7 +326,7 @@ async def test_a_busy_generator_is_flagged_not_blamed_on_the_csms(
         result = await spawn(config, write=False)
     generator = result.report["generator"]
     assert generator["saturated_seconds"] >= 2
-    assert generator["loop_lag_ms"]["max"] >= 140
+    assert generator["loop_lag_ms"]["max"] >= 120  # a 150 ms block, seen by a 20 ms probe
     assert "WARNING: fleetsim itself was saturated" in format_summary(result.report)
 
 
