@@ -122,8 +122,8 @@ def cli() -> None:
               help="Do not verify the CSMS's TLS certificate (self-signed labs).")
 @click.option("--transport", type=click.Choice(fleetsim.TRANSPORTS), default="wsproto",
               show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine.")
-@click.option("--ocpp", type=click.Choice(["1.6"]), default="1.6", show_default=True,
-              help="OCPP version the chargers speak.")
+@click.option("--ocpp", type=click.Choice(["1.6", "2.0.1"]), default="1.6", show_default=True,
+              help="Without a profile: the OCPP version the chargers speak.")
 @click.option("-p", "--profile", envvar="FLEETSIM_PROFILE", metavar="NAME|FILE",
               help="Behaviour profile: a TOML file or a shipped profile's name (see "
                    "`fleetsim profiles`). Without it every charger plays one behaviour made "
@@ -208,7 +208,7 @@ def _parse_grace(text: str) -> float:
     return 0.0 if text.strip() in ("0", "0s") else parse_duration(text, "graceful-stop")
 
 
-_BEHAVIOUR_OPTIONS = ("connectors", "meter_interval", "session", "arrivals")
+_BEHAVIOUR_OPTIONS = ("connectors", "meter_interval", "session", "arrivals", "ocpp")
 
 
 def _profile(options: dict[str, Any]) -> Profile:
@@ -225,6 +225,7 @@ def _profile(options: dict[str, Any]) -> Profile:
     low, high = parse_range(options["session"], "session")
     behaviour = build_config(
         Behaviour, name="default", weight=1.0, connectors=options["connectors"],
+        ocpp=options["ocpp"],
         meter_interval=parse_duration(options["meter_interval"], "meter-interval"),
         sessions=Sessions(arrivals_per_hour=parse_rate(options["arrivals"], "arrivals") * 3600,
                           duration=Distribution("uniform", low=low, high=high)))
@@ -260,7 +261,6 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         ramp_per_s=options["ramp"],
         url=options["url"],
         id_prefix=options["id_prefix"],
-        ocpp=options["ocpp"],
         transport=options["transport"],
         password=csms.password,
         ca_file=options["ca_file"],

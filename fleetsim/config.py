@@ -179,7 +179,6 @@ class RunConfig:
     url: str | None = attrs.field(default=None, validator=_check_url)
     ramp_per_s: float = attrs.field(default=1000.0, validator=attrs.validators.gt(0))
     id_prefix: str = attrs.field(default="CP", validator=_check_id_prefix)
-    ocpp: Literal["1.6"] = "1.6"
     transport: Literal["wsproto", "trio-websocket"] = "wsproto"
     password: str | None = attrs.field(default=None, repr=False)
     ca_file: str | None = None

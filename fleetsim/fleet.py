@@ -26,7 +26,6 @@ from fleetsim.charger.core import ChargerCore, ChargerState
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import Metrics
-from fleetsim.ocpp import v16
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
 __all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]
@@ -289,7 +288,7 @@ class Fleet:
         started = trio.current_time()
         try:
             async with open_connection(
-                url, subprotocols=[v16.SUBPROTOCOL], ssl_context=self._ssl_context,
+                url, subprotocols=[core.subprotocol], ssl_context=self._ssl_context,
                 headers=headers, connect_timeout=self.config.connect_timeout_s,
                 transport=self.config.transport,
             ) as conn:

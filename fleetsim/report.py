@@ -70,7 +70,8 @@ def build_report(
         "ended_at": _iso(outcome.ended_at),
         "duration_s": round(duration, 3),
         "outcome": {"stopped_by": outcome.stopped_by, "reason": outcome.reason},
-        "target": {"url": url, "embedded": config.url is None, "ocpp": [config.ocpp],
+        "target": {"url": url, "embedded": config.url is None,
+                   "ocpp": sorted({spec.ocpp for spec in config.behaviours()[1]}),
                    "transport": config.transport},
         "config": unstructure_config(config),
         "chargers": {

@@ -104,7 +104,7 @@ class Behaviour:
 
     name: str
     weight: float = attrs.field(validator=_positive)
-    ocpp: Literal["1.6"] = "1.6"
+    ocpp: Literal["1.6", "2.0.1"] = "1.6"
     connectors: int = attrs.field(default=2, validator=attrs.validators.in_(range(1, 100)))
     max_power_kw: float = attrs.field(default=22.0, validator=_positive)
     vendor: str = "fleetsim"
@@ -144,7 +144,7 @@ class Behaviour:
         power = attrs.evolve(power, high=min(power.high, max_w), low=min(power.low, max_w))
         backoff = self.backoff
         return ChargerSpec(
-            connectors=self.connectors, vendor=self.vendor, model=self.model,
+            connectors=self.connectors, ocpp=self.ocpp, vendor=self.vendor, model=self.model,
             firmware=self.firmware,
             meter_interval_s=self.meter_interval / k,
             measurands=self.measurands,

@@ -14,12 +14,14 @@ response time it records is honest when the CSMS is slow (DESIGN.md, "open sched
 from __future__ import annotations
 
 import enum
+import functools
 import heapq
 import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -34,11 +36,13 @@ from fleetsim.behaviour.schedule import (
 )
 from fleetsim.charger.commands import COMMANDS, Violation
 from fleetsim.charger.configuration import Configuration
+from fleetsim.charger.device_model import HEARTBEAT_INTERVAL, DeviceModel, StationShape
+from fleetsim.charger.handlers201 import HANDLERS as HANDLERS_201
 from fleetsim.charger.local_list import LocalList
 from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
 from fleetsim.errors import LocalProtocolError
 from fleetsim.metrics import Metrics
-from fleetsim.ocpp import v16
+from fleetsim.ocpp import v16, v201
 from fleetsim.ocpp.frames import (
     BadFrame,
     BadFrameKind,
@@ -91,6 +95,9 @@ class ChargerSpec:
     """
 
     connectors: int = attrs.field(default=2, validator=attrs.validators.in_(range(1, 100)))
+    ocpp: Literal["1.6", "2.0.1"] = "1.6"
+    """2.0.1: one EVSE per connector, TransactionEvent instead of Start/StopTransaction and
+    transaction MeterValues, a device model instead of configuration keys."""
     vendor: str = "fleetsim"
     model: str = "VirtualAC"
     firmware: str = "0.1.0"
@@ -122,12 +129,29 @@ class ChargerSpec:
     boot_retry_default_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
     closed_loop: bool = False
     """Benchmark mode: once booted, send a Heartbeat whenever nothing else is waiting."""
+    measurands_201: tuple[str, ...] = attrs.field(init=False, default=attrs.Factory(
+        lambda spec: tuple(m for m in spec.measurands if m in v201.MEASURANDS)
+        or v201.DEFAULT_MEASURANDS, takes_self=True))
+    """2.0.1 has no Temperature measurand."""
     warm_start: bool = False
     """Begin in steady state: at the first boot, connectors are found busy as often as the
     arrival rate and session lengths make them, with sessions part-way through."""
     spread_heartbeats: bool = False
     """Start each heartbeat clock at a random phase, so a fleet that booted together does
     not heartbeat together."""
+
+
+@functools.cache
+def _station_shape(spec: ChargerSpec) -> StationShape:
+    """The 2.0.1 device model's defaults, shared by every charger of one spec."""
+    scale = spec.time_scale
+    top = spec.power_w.high if math.isfinite(spec.power_w.high) else spec.power_w.expected
+    return StationShape(
+        evses=(1,) * spec.connectors, vendor=spec.vendor[:50], model=spec.model[:20],
+        heartbeat_s=max(1, round(spec.heartbeat_default_s * scale)),
+        tx_updated_s=max(1, round(spec.meter_interval_s * scale)),
+        aligned_s=round(spec.clock_aligned_s * scale),
+        measurands=spec.measurands_201, max_power_w=max(top, 1.0))
 
 
 class ChargerState(enum.Enum):
@@ -177,9 +201,9 @@ _STATUS_BY_STATE: Final = {
 class _Connector:
     __slots__ = (
         "applied_w", "connector_id", "due", "id_tag", "meter_start", "meter_wh", "operative",
-        "power_w", "preset", "reservation", "sampled_at", "scheduled_operative", "session_end",
-        "soc_start", "started_wall", "state", "stop_reason", "suspended", "target_wh",
-        "transaction_id",
+        "power_w", "preset", "remote_start_id", "reported", "reservation", "sampled_at",
+        "scheduled_operative", "seq_no", "session_end", "soc_start", "started_wall", "state",
+        "stop_reason", "suspended", "target_wh", "transaction_id",
     )
 
     def __init__(self, connector_id: int) -> None:
@@ -187,7 +211,12 @@ class _Connector:
         self.state = ConnectorState.IDLE
         self.due = NEVER
         self.session_end = NEVER
-        self.transaction_id: int | None = None
+        self.transaction_id: int | str | None = None
+        """1.6: the CSMS's number; 2.0.1: the charger's own string."""
+        self.seq_no = 0
+        self.reported = ""
+        """2.0.1: the connector status last sent (only changes are)."""
+        self.remote_start_id: int | None = None
         self.id_tag = ""
         self.meter_wh = 0.0
         self.meter_start = 0.0
@@ -263,7 +292,22 @@ class _Outgoing:
         return item
 
 
-_TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction"})
+_TRANSACTION_ACTIONS: Final = frozenset({"StartTransaction", "StopTransaction",
+                                         "TransactionEvent"})
+_STATUS_201: Final = {
+    "Available": "Available", "Preparing": "Occupied", "Charging": "Occupied",
+    "SuspendedEV": "Occupied", "SuspendedEVSE": "Occupied", "Finishing": "Occupied",
+    "Reserved": "Reserved", "Unavailable": "Unavailable", "Faulted": "Faulted",
+}
+"""1.6 ChargePointStatus to 2.0.1 ConnectorStatus."""
+_ENDED_201: Final = {  # 1.6 stop reason: (2.0.1 stoppedReason, triggerReason)
+    "EVDisconnected": ("EVDisconnected", "EVDeparted"),
+    "DeAuthorized": ("DeAuthorized", "Deauthorized"),
+    "Remote": ("Remote", "RemoteStop"),
+    "UnlockCommand": ("Other", "UnlockCommand"),
+    "SoftReset": ("ImmediateReset", "ResetCommand"),
+    "HardReset": ("ImmediateReset", "ResetCommand"),
+}
 
 
 class ChargerCore:
@@ -275,8 +319,9 @@ class ChargerCore:
         "_clock_due", "_connected_at", "_connectors", "_drain_deadline", "_drop_due", "_events",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
         "_metrics", "_origin", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
-        "_started", "_transfer_due", "_wall_offset", "_warm", "answered_action", "charger_id",
-        "config", "id_tag", "state", "wants_drop", "wants_reconnect",
+        "_started", "_transactions", "_transfer_due", "_v201", "_wall_offset", "_warm",
+        "answered_action", "charger_id", "config", "device_model", "id_tag", "state",
+        "wants_drop", "wants_reconnect",
     )
 
     def __init__(
@@ -303,6 +348,10 @@ class ChargerCore:
         self._aligned_s = spec.clock_aligned_s
         self.config = Configuration(spec.connectors, spec.heartbeat_default_s * scale,
                                     spec.meter_interval_s * scale, spec.clock_aligned_s * scale)
+        self._v201 = spec.ocpp == "2.0.1"
+        self.device_model = DeviceModel(_station_shape(spec), f"SN-{charger_id}"[:25]) if (
+            self._v201) else None
+        self._transactions = itertools.count(1)
         self._local_list: LocalList | None = None
         self._profiles: ProfileStore | None = None
         self._resetting = ""
@@ -363,9 +412,10 @@ class ChargerCore:
         self._metrics.bad_frames[frame.kind.value] += 1
         if frame.reply is None:
             return []
-        self._metrics.csms_call("<malformed>", frame.reply.error_code)
+        reply = v201.as_v201_error(frame.reply) if self._v201 else frame.reply
+        self._metrics.csms_call("<malformed>", reply.error_code)
         self.answered_action = "<malformed>"
-        return [encode_frame(frame.reply)]
+        return [encode_frame(reply)]
 
     def tick(self, now: float) -> list[str]:
         """Time has reached `next_deadline()`: fire what is due."""
@@ -465,6 +515,10 @@ class ChargerCore:
         self._stop_clocks()
         for connector in self._connectors:
             connector.due = NEVER
+
+    @property
+    def subprotocol(self) -> str:
+        return v201.SUBPROTOCOL if self._v201 else v16.SUBPROTOCOL
 
     @property
     def draining(self) -> bool:
@@ -603,17 +657,27 @@ class ChargerCore:
             self._send_later("MeterValues", self._meter_values(
                 connector, due, "Sample.Clock", charging), due, connector)
 
+    def _soc(self, connector: _Connector) -> float | None:
+        if connector.state is not ConnectorState.CHARGING or "SoC" not in self._spec.measurands:
+            return None
+        return min(100.0, connector.soc_start
+                   + (connector.meter_wh - connector.meter_start) / _BATTERY_WH * 100)
+
     def _meter_values(self, connector: _Connector, due: float, context: str,
                       charging: bool) -> dict[str, Any]:
         spec = self._spec
-        soc = None
-        if charging and "SoC" in spec.measurands:
-            soc = min(100.0, connector.soc_start
-                      + (connector.meter_wh - connector.meter_start) / _BATTERY_WH * 100)
+        power = connector.applied_w if charging else 0.0
+        offered = connector.power_w if charging else 0.0
+        if self._v201:  # outside a transaction's events: the EVSE's own meter
+            samples = v201.sampled_values(spec.measurands_201, context, connector.meter, power,
+                                          offered, self._soc(connector))
+            return v201.meter_values(connector.connector_id,
+                                     [v201.meter_value(self.wall(due), samples)])
+        transaction_id = connector.transaction_id if charging else None
+        assert not isinstance(transaction_id, str)
         return v16.meter_values(
-            connector.connector_id, connector.transaction_id if charging else None,
-            connector.meter, connector.applied_w if charging else 0.0, self.wall(due), context,
-            spec.measurands, connector.power_w if charging else 0.0, soc)
+            connector.connector_id, transaction_id, connector.meter, power, self.wall(due),
+            context, spec.measurands, offered, self._soc(connector))
 
     @property
     def connectors(self) -> list[ConnectorState]:
@@ -646,6 +710,8 @@ class ChargerCore:
         """In profile time: `--time-scale` shortens it like every other behaviour clock."""
         self._heartbeat_s = seconds / self._spec.time_scale
         self.config.set_internal("HeartbeatInterval", f"{seconds:g}")
+        if self.device_model is not None and seconds >= 1:
+            self.device_model.set_internal(HEARTBEAT_INTERVAL, str(int(seconds)))
         if self.state is ChargerState.BOOTED and self._drain_deadline is None:
             self._heartbeat_due = now + self._heartbeat_s
 
@@ -660,32 +726,112 @@ class ChargerCore:
             self._schedule_aligned(now)
             self._refresh_clock()
 
-    def start_remote(self, connector_id: int | None, id_tag: str, now: float) -> bool:
-        """RemoteStartTransaction: start a session on a free connector, as if an EV arrived."""
+    def start_remote(self, connector_id: int | None, id_tag: str, now: float, *,
+                     remote_start_id: int | None = None, authorize: bool | None = None) -> bool:
+        """RemoteStartTransaction / RequestStartTransaction: start a session on a free
+        connector, as if an EV arrived."""
         if self.state is not ChargerState.BOOTED or self._resetting or self._drain_deadline:
             return False
+        if authorize is None:
+            authorize = self.config.flag("AuthorizeRemoteTxRequests")
         candidates = (self._connectors if connector_id is None
                       else [self._connectors[connector_id - 1]])
         for connector in candidates:
             if connector.state is ConnectorState.IDLE and connector.operative:
-                if self.config.flag("AuthorizeRemoteTxRequests"):
+                connector.remote_start_id = remote_start_id
+                if authorize:
                     self._plug_in(connector, id_tag, now)
                 else:
                     connector.id_tag = id_tag
                     connector.fire(_ConnectorEvent.PLUG_IN)
                     connector.due = NEVER
+                    info = {"status": "Accepted"}
                     self._on_authorize(_Outgoing("Authorize", {}, now, connector),
-                                       {"idTagInfo": {"status": "Accepted"}}, now)
+                                       {"idTokenInfo": info, "idTagInfo": info}, now)
                 return True
         return False
+
+    def send_after_answer(self, action: str, payload: dict[str, Any], now: float) -> None:
+        """A CALL that follows the answer to a CSMS CALL (a NotifyReport, say)."""
+        self._send_later(action, payload, now)
+
+    def charging(self, connector_id: int) -> bool:
+        return self._connectors[connector_id - 1].state is not ConnectorState.IDLE
+
+    def transaction_running(self, transaction_id: str) -> bool:
+        return any(c.transaction_id == transaction_id and c.state is not ConnectorState.IDLE
+                   for c in self._connectors)
+
+    def transaction_messages_queued(self, transaction_id: str | None) -> bool:
+        """GetTransactionStatus: are events of this transaction (any, if None) still queued?"""
+        return any(item.action == "TransactionEvent" and (
+            transaction_id is None
+            or item.payload["transactionInfo"]["transactionId"] == transaction_id)
+            for item in self._queue)
+
+    def reset_on_idle(self, now: float) -> bool:
+        """Reset OnIdle: start nothing new, reboot once every session has ended by itself;
+        returns whether it has to wait."""
+        busy = any(c.state is not ConnectorState.IDLE for c in self._connectors)
+        self._resetting = "SoftReset"
+        for connector in self._connectors:
+            if connector.state is ConnectorState.IDLE:
+                connector.due = NEVER
+        self._heartbeat_due = NEVER
+        return busy
+
+    def reserve_any(self, connector_id: int | None, reservation_id: int, id_tag: str,
+                    expiry_wall: float, now: float) -> str:
+        """ReserveNow without an EVSE (2.0.1): the first connector that can take it."""
+        if connector_id is not None:
+            return self.reserve(connector_id, reservation_id, id_tag, expiry_wall, now)
+        status = "Occupied"
+        for connector in self._connectors:
+            status = self.reserve(connector.connector_id, reservation_id, id_tag, expiry_wall,
+                                  now)
+            if status == "Accepted":
+                break
+        return status
+
+    def trigger_201(self, message: str, connector_id: int | None, now: float) -> str:
+        """TriggerMessage (2.0.1): queue the requested message behind the answer."""
+        targets = [c for c in self._connectors if connector_id in (None, c.connector_id)]
+        if message == "BootNotification":
+            if self.state is ChargerState.BOOTED:
+                return "Rejected"  # 2.0.1 refuses a BootNotification once accepted
+            self._enqueue_boot(now)
+        elif message == "Heartbeat":
+            self._send_later("Heartbeat", v16.heartbeat(), now)
+        elif message == "StatusNotification":
+            if connector_id is None:
+                return "Rejected"  # needs an EVSE and connector
+            for connector in targets:
+                connector.reported = ""
+                self._status(connector, connector.status, now)
+        elif message == "MeterValues":
+            for connector in targets:
+                self._send_later("MeterValues", self._meter_values(
+                    connector, now, "Trigger", connector.state is ConnectorState.CHARGING),
+                    now, connector)
+        elif message == "TransactionEvent":
+            for connector in targets:
+                if connector.state is ConnectorState.CHARGING:
+                    self._send_later("TransactionEvent", self._transaction_event(
+                        connector, "Updated", "Trigger", now, "Trigger"), now, connector)
+        elif message in ("FirmwareStatusNotification", "LogStatusNotification"):
+            self._send_later(message, {"status": "Idle"}, now)
+        else:
+            return "NotImplemented"
+        return "Accepted"
 
     def _plug_in(self, connector: _Connector, id_tag: str, now: float) -> None:
         connector.fire(_ConnectorEvent.PLUG_IN)
         connector.due = NEVER
         connector.id_tag = id_tag
-        self._send_later("Authorize", v16.authorize(id_tag), now, connector)
+        self._send_later("Authorize", v201.authorize(id_tag) if self._v201
+                         else v16.authorize(id_tag), now, connector)
 
-    def stop_transaction(self, transaction_id: int, reason: str, now: float) -> bool:
+    def stop_transaction(self, transaction_id: int | str, reason: str, now: float) -> bool:
         """RemoteStopTransaction and friends: end the matching session now."""
         for connector in self._connectors:
             if (connector.state is ConnectorState.CHARGING
@@ -925,13 +1071,15 @@ class ChargerCore:
             return
         if item.action == "BootNotification":
             self._boot_due = now + self._spec.boot_retry_default_s
+        elif item.action == "TransactionEvent":
+            self._transaction_event_failed(item, now)
         elif item.connector is not None:
             self._connector_failed(item.connector, item.action, now)
 
     # -- CSMS-initiated CALLs ---------------------------------------------------------------
 
     def _answer(self, call: Call, now: float) -> str:
-        handler = COMMANDS.get(call.action)
+        handler = (HANDLERS_201 if self._v201 else COMMANDS).get(call.action)
         if handler is None:
             code = ErrorCode.NOT_IMPLEMENTED
             self._metrics.csms_call("<unknown>", code.value)
@@ -942,8 +1090,11 @@ class ChargerCore:
         try:
             payload = handler(self, call.payload, now)
         except Violation as exc:
-            self._metrics.csms_call(call.action, exc.code.value)
-            return encode_frame(CallError(call.unique_id, exc.code.value, str(exc)))
+            error = CallError(call.unique_id, exc.code.value, str(exc))
+            if self._v201:
+                error = v201.as_v201_error(error)
+            self._metrics.csms_call(call.action, error.error_code)
+            return encode_frame(error)
         self._metrics.csms_call(call.action, None)
         return encode_frame(CallResult(call.unique_id, payload))
 
@@ -952,9 +1103,13 @@ class ChargerCore:
     def _enqueue_boot(self, now: float) -> None:
         """Before the boot is accepted it jumps the queue: nothing else may be sent first."""
         spec = self._spec
-        self._send_later("BootNotification", v16.boot_notification(
-            spec.vendor, spec.model, f"SN-{self.charger_id}"[:25], spec.firmware), now,
-            first=self.state is not ChargerState.BOOTED)
+        serial = f"SN-{self.charger_id}"[:25]
+        payload = (v201.boot_notification(spec.vendor[:50], spec.model[:20], serial,
+                                          spec.firmware[:50])
+                   if self._v201 else
+                   v16.boot_notification(spec.vendor, spec.model, serial, spec.firmware))
+        self._send_later("BootNotification", payload, now,
+                         first=self.state is not ChargerState.BOOTED)
 
     def _on_boot(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         status = payload.get("status")
@@ -982,11 +1137,12 @@ class ChargerCore:
                 item.intended = now
                 metrics.held_offline[item.action] += 1
         wall = self.wall(now)
-        self._send_later("StatusNotification", v16.status_notification(
-            0, self._charger_status(), wall), now)
-        for connector in self._connectors:
+        if not self._v201:
             self._send_later("StatusNotification", v16.status_notification(
-                connector.connector_id, connector.status, wall), now)
+                0, self._charger_status(), wall), now)
+        for connector in self._connectors:
+            connector.reported = ""
+            self._status(connector, connector.status, now)
         self._queue.extend(held)
         if not self._spec.arrivals_per_s:
             for connector in self._connectors:
@@ -1021,6 +1177,13 @@ class ChargerCore:
     # -- the charging-session loop ----------------------------------------------------------
 
     def _status(self, connector: _Connector, status: str, intended: float) -> None:
+        if self._v201:  # one connector per EVSE; only changes of ConnectorStatus are sent
+            mapped = _STATUS_201[status]
+            if mapped != connector.reported:
+                connector.reported = mapped
+                self._send_later("StatusNotification", v201.status_notification(
+                    connector.connector_id, 1, mapped, self.wall(intended)), intended)
+            return
         self._send_later("StatusNotification", v16.status_notification(
             connector.connector_id, status, self.wall(intended)), intended)
 
@@ -1041,17 +1204,36 @@ class ChargerCore:
             if connector.applied_w == 0.0 and connector.meter_wh >= (
                     connector.meter_start + connector.target_wh) and not connector.suspended:
                 connector.suspended = True
-                self._status(connector, "SuspendedEV", due)
-            self._send_later("MeterValues", self._meter_values(
-                connector, due, "Sample.Periodic", True), due, connector)
+                if self._v201:
+                    self._send_later("TransactionEvent", self._transaction_event(
+                        connector, "Updated", "ChargingStateChanged", due,
+                        charging_state="SuspendedEV"), due, connector)
+                else:
+                    self._status(connector, "SuspendedEV", due)
+            if self._v201:
+                self._send_later("TransactionEvent", self._transaction_event(
+                    connector, "Updated", "MeterValuePeriodic", due, "Sample.Periodic"),
+                    due, connector)
+            else:
+                self._send_later("MeterValues", self._meter_values(
+                    connector, due, "Sample.Periodic", True), due, connector)
             connector.due = min(due + self._meter_interval_s, connector.session_end)
         elif state is ConnectorState.CHARGING:
             connector.fire(_ConnectorEvent.SESSION_END)
             connector.due = NEVER
             self._charge(connector, due)
-            self._send_later("StopTransaction", v16.stop_transaction(
-                connector.transaction_id or 0, connector.id_tag, connector.meter,
-                self.wall(due), connector.stop_reason), due, connector)
+            if self._v201:
+                stopped, trigger = _ENDED_201.get(connector.stop_reason,
+                                                  ("Other", "AbnormalCondition"))
+                self._send_later("TransactionEvent", self._transaction_event(
+                    connector, "Ended", trigger, due, "Transaction.End",
+                    charging_state="EVConnected", stopped_reason=stopped), due, connector)
+            else:
+                transaction_id = connector.transaction_id
+                assert not isinstance(transaction_id, str)
+                self._send_later("StopTransaction", v16.stop_transaction(
+                    transaction_id or 0, connector.id_tag, connector.meter,
+                    self.wall(due), connector.stop_reason), due, connector)
             self._status(connector, "Finishing", due)
         else:
             connector.due = NEVER
@@ -1096,10 +1278,13 @@ class ChargerCore:
     def _on_authorize(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         connector = item.connector
         assert connector is not None
-        info = payload.get("idTagInfo")
+        info = payload.get("idTokenInfo" if self._v201 else "idTagInfo")
         if type(info) is dict and info.get("status") == "Accepted" and not self._resetting:
             connector.fire(_ConnectorEvent.AUTHORIZED)
             self._status(connector, "Preparing", now)
+            if self._v201:
+                self._transaction_started(connector, now)
+                return
             payload = v16.start_transaction(
                 connector.connector_id, connector.id_tag, connector.meter, self.wall(now))
             if connector.reservation is not None:
@@ -1110,12 +1295,55 @@ class ChargerCore:
             connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
             self._idle(connector, now)
 
+    def _transaction_started(self, connector: _Connector, now: float) -> None:
+        """2.0.1: the charger names the transaction itself and reports it at once."""
+        connector.transaction_id = f"{self.charger_id}-{next(self._transactions)}"
+        connector.seq_no = 0
+        payload = self._transaction_event(connector, "Started", "Authorized", now,
+                                          "Transaction.Begin", charging_state="Charging")
+        payload["idToken"] = v201.id_token(connector.id_tag)
+        payload["evse"] = {"id": connector.connector_id, "connectorId": 1}
+        if connector.reservation is not None:
+            payload["reservationId"] = connector.reservation[0]
+            connector.reservation = None
+        if connector.remote_start_id is not None:
+            payload["transactionInfo"]["remoteStartId"] = connector.remote_start_id
+            connector.remote_start_id = None
+        self._send_later("TransactionEvent", payload, now, connector)
+
+    def _transaction_event(self, connector: _Connector, event: str, trigger: str, now: float,
+                           context: str | None = None, **info: Any) -> dict[str, Any]:
+        charging = connector.state is ConnectorState.CHARGING
+        samples = None
+        if context is not None:
+            samples = v201.sampled_values(
+                self._spec.measurands_201, context,
+                connector.meter, connector.applied_w if charging else 0.0,
+                connector.power_w if charging else 0.0, self._soc(connector))
+        payload = v201.transaction_event(
+            event, self.wall(now), trigger, connector.seq_no, str(connector.transaction_id),
+            samples=samples, **info)
+        connector.seq_no += 1
+        return payload
+
+    def _on_transaction_event(self, item: _Outgoing, payload: dict[str, Any],
+                              now: float) -> None:
+        event = item.payload["eventType"]
+        if event == "Started":
+            self._on_start(item, payload, now)
+        elif event == "Ended":
+            self._on_stop(item, payload, now)
+
     def _on_start(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         connector = item.connector
         assert connector is not None
-        transaction_id = payload.get("transactionId")
-        info = payload.get("idTagInfo")
-        if type(transaction_id) is not int:
+        if self._v201:
+            info = payload.get("idTokenInfo", {"status": "Accepted"})
+            transaction_id: Any = connector.transaction_id
+        else:
+            transaction_id = payload.get("transactionId")
+            info = payload.get("idTagInfo")
+        if type(transaction_id) is not int and not self._v201:
             self._metrics.bad_frames[BadFrameKind.BAD_RESULT_PAYLOAD.value] += 1
             connector.fire(_ConnectorEvent.NOT_STARTED)
             self._idle(connector, now)
@@ -1167,9 +1395,21 @@ class ChargerCore:
         elif action == "StopTransaction" and connector.state is ConnectorState.STOPPING:
             self._on_stop(_Outgoing(action, {}, now, connector), {}, now)
 
+    def _transaction_event_failed(self, item: _Outgoing, now: float) -> None:
+        """2.0.1: the transaction is the charger's own; an unanswered event changes nothing
+        on its side (a real one would retry it, TransactionMessageAttempts times)."""
+        connector = item.connector
+        assert connector is not None
+        event = item.payload["eventType"]
+        if event == "Started" and connector.state is ConnectorState.STARTING:
+            self._on_start(item, {}, now)
+        elif event == "Ended" and connector.state is ConnectorState.STOPPING:
+            self._on_stop(item, {}, now)
+
 
 _ResultHandler = Callable[[ChargerCore, _Outgoing, dict[str, Any], float], None]
 _RESULT_HANDLERS: Final[dict[str, _ResultHandler]] = {
+    "TransactionEvent": ChargerCore._on_transaction_event,
     "BootNotification": ChargerCore._on_boot,
     "Authorize": ChargerCore._on_authorize,
     "StartTransaction": ChargerCore._on_start,

@@ -16,6 +16,7 @@ from typing import Any, Final
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import Call, CallError, CallResult
+from fleetsim.ocpp.v201 import as_v201_error
 
 __all__ = [
     "CHARGER_ACTIONS",
@@ -64,24 +65,6 @@ _NOT_IMPLEMENTED: Final = "NotImplemented"
 _OCCURRENCE: Final = "OccurenceConstraintViolation"
 _TYPE: Final = "TypeConstraintViolation"
 _PROPERTY: Final = "PropertyConstraintViolation"
-
-_FROM_V16_CODES: Final = {
-    "FormationViolation": "FormatViolation",
-    "OccurrenceConstraintViolation": _OCCURRENCE,
-}
-
-
-def as_v201_error(error: CallError) -> CallError:
-    """The same CALLERROR with its code spelled as 2.0.1 spells it.
-
-    `fleetsim.ocpp.frames` speaks 1.6 when it rejects a malformed CALL; a 2.0.1 charger must
-    get a code its own enumeration knows.
-    """
-    code = _FROM_V16_CODES.get(error.error_code)
-    if code is None:
-        return error
-    return CallError(error.unique_id, code, error.description, error.details)
-
 
 _REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "Authorize": ("idToken",),

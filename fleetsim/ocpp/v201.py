@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from fleetsim.ocpp import v16
+from fleetsim.ocpp.frames import CallError
 from fleetsim.ocpp.v16 import iso_timestamp
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_MEASURANDS",
     "MEASURANDS",
     "SUBPROTOCOL",
+    "as_v201_error",
     "authorize",
     "boot_notification",
     "cleared_charging_limit",
@@ -358,3 +360,19 @@ def notify_customer_information(request_id: int, wall: float, seq_no: int, data:
                                 tbc: bool = False) -> dict[str, Any]:
     return {"requestId": request_id, "generatedAt": iso_timestamp(wall), "seqNo": seq_no,
             "tbc": tbc, "data": data}
+
+
+_FROM_V16_CODES: Final = {
+    "FormationViolation": "FormatViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+}
+
+
+def as_v201_error(error: CallError) -> CallError:
+    """The same CALLERROR with its code spelled as 2.0.1 spells it: 2.0.1 renamed 1.6's
+    `FormationViolation` and kept the `OccurenceConstraintViolation` typo, and
+    `fleetsim.ocpp.frames` speaks 1.6."""
+    code = _FROM_V16_CODES.get(error.error_code)
+    if code is None:
+        return error
+    return CallError(error.unique_id, code, error.description, error.details)

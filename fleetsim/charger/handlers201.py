@@ -1,0 +1,226 @@
+"""Answers to CSMS-initiated OCPP 2.0.1 CALLs that act on the charging station itself.
+
+Like `commands.py` for 1.6: each handler checks the payload (a `Violation` becomes a
+CALLERROR), asks the `ChargerCore` to act, and returns the CALLRESULT payload. The device
+model's own calls (GetVariables, SetVariables, GetBaseReport, GetReport) come from
+`commands201.py`; what they change (heartbeat, sampling intervals) is applied here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from fleetsim.charger import commands201
+from fleetsim.charger.commands import Violation
+from fleetsim.charger.device_model import (
+    ALIGNED_INTERVAL,
+    AUTHORIZE_REMOTE_START,
+    HEARTBEAT_INTERVAL,
+    TX_UPDATED_INTERVAL,
+    DeviceModel,
+)
+from fleetsim.ocpp.frames import ErrorCode
+
+if TYPE_CHECKING:
+    from fleetsim.charger.core import ChargerCore
+
+__all__ = ["HANDLERS"]
+
+_TYPES: Final[dict[type, str]] = {int: "an integer", str: "a string", dict: "an object",
+                                  list: "an array"}
+
+
+def _field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool = True,
+           choices: frozenset[str] = frozenset()) -> Any:
+    if key not in payload:
+        if required:
+            raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{key} is required")
+        return None
+    value: Any = payload[key]
+    if type(value) is not kind:
+        raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION, f"{key} must be {_TYPES[kind]}")
+    if choices and value not in choices:
+        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                        f"{key} must be one of {', '.join(sorted(choices))}")
+    return value
+
+
+def _token(payload: dict[str, Any]) -> str:
+    token = _field(payload, "idToken", dict)
+    value = _field(token, "idToken", str)
+    _field(token, "type", str)
+    return str(value)[:20]
+
+
+def _model(core: ChargerCore) -> DeviceModel:
+    assert core.device_model is not None
+    return core.device_model
+
+
+def _device(action: str) -> Handler:
+    """A device-model call: answer, queue its NotifyReports, apply what changed."""
+    command = commands201.COMMANDS[action]
+
+    def handle(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+        model = _model(core)
+        answer = command(model, payload, core.wall(now))
+        for then_action, then_payload in answer.then:
+            core.send_after_answer(then_action, then_payload, now)
+        for ref in answer.changed:
+            if ref == HEARTBEAT_INTERVAL:
+                core.set_heartbeat_interval(model.integer(ref), now)
+            elif ref == TX_UPDATED_INTERVAL and model.integer(ref) > 0:
+                core.set_meter_interval(model.integer(ref))
+            elif ref == ALIGNED_INTERVAL:
+                core.set_aligned_interval(model.integer(ref), now)
+        return answer.payload
+
+    return handle
+
+
+def request_start_transaction(core: ChargerCore, payload: dict[str, Any],
+                              now: float) -> dict[str, Any]:
+    token = _token(payload)
+    remote_start_id = _field(payload, "remoteStartId", int)
+    evse_id = _field(payload, "evseId", int, required=False)
+    if evse_id is not None and not core.has_connector(evse_id):
+        return {"status": "Rejected"}
+    authorize = _model(core).flag(AUTHORIZE_REMOTE_START)
+    started = core.start_remote(evse_id, token, now, remote_start_id=remote_start_id,
+                                authorize=authorize)
+    return {"status": "Accepted" if started else "Rejected"}
+
+
+def request_stop_transaction(core: ChargerCore, payload: dict[str, Any],
+                             now: float) -> dict[str, Any]:
+    transaction_id = _field(payload, "transactionId", str)
+    stopped = core.stop_transaction(transaction_id, "Remote", now)
+    return {"status": "Accepted" if stopped else "Rejected"}
+
+
+def reset(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    kind = _field(payload, "type", str, choices=frozenset({"Immediate", "OnIdle"}))
+    if _field(payload, "evseId", int, required=False) is not None:
+        return {"status": "Rejected"}  # resetting a single EVSE is not supported
+    if kind == "Immediate":
+        core.reset("Hard", now)
+        return {"status": "Accepted"}
+    return {"status": "Scheduled" if core.reset_on_idle(now) else "Accepted"}
+
+
+def change_availability(core: ChargerCore, payload: dict[str, Any],
+                        now: float) -> dict[str, Any]:
+    status = _field(payload, "operationalStatus", str,
+                    choices=frozenset({"Operative", "Inoperative"}))
+    evse = _field(payload, "evse", dict, required=False) or {}
+    evse_id = _field(evse, "id", int) if evse else 0
+    if evse_id != 0 and not core.has_connector(evse_id):
+        return {"status": "Rejected"}
+    return {"status": core.set_availability(evse_id, status == "Operative", now)}
+
+
+def trigger_message(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    message = _field(payload, "requestedMessage", str)
+    evse = _field(payload, "evse", dict, required=False)
+    evse_id = _field(evse, "id", int) if evse is not None else None
+    if evse_id is not None and evse_id != 0 and not core.has_connector(evse_id):
+        return {"status": "Rejected"}
+    return {"status": core.trigger_201(message, evse_id or None, now)}
+
+
+def unlock_connector(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    evse_id = _field(payload, "evseId", int)
+    connector_id = _field(payload, "connectorId", int)
+    if not core.has_connector(evse_id) or connector_id != 1:
+        return {"status": "UnknownConnector"}
+    if core.charging(evse_id):
+        return {"status": "OngoingAuthorizedTransaction"}
+    return {"status": "Unlocked"}
+
+
+def get_transaction_status(core: ChargerCore, payload: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+    transaction_id = _field(payload, "transactionId", str, required=False)
+    result: dict[str, Any] = {"messagesInQueue": core.transaction_messages_queued(
+        transaction_id)}
+    if transaction_id is not None:
+        result["ongoingIndicator"] = core.transaction_running(transaction_id)
+    return result
+
+
+def clear_cache(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    return {"status": "Accepted"}
+
+
+def data_transfer(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    _field(payload, "vendorId", str)
+    return {"status": "UnknownVendorId"}
+
+
+def get_local_list_version(core: ChargerCore, payload: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+    return {"versionNumber": core.local_list.version}
+
+
+def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    version = _field(payload, "versionNumber", int)
+    update = _field(payload, "updateType", str, choices=frozenset({"Differential", "Full"}))
+    entries = _field(payload, "localAuthorizationList", list, required=False) or []
+    converted = []
+    for entry in entries:
+        if type(entry) is not dict:
+            raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+                            "localAuthorizationList entries must be objects")
+        item: dict[str, Any] = {"idTag": _token(entry)}
+        info = _field(entry, "idTokenInfo", dict, required=False)
+        if info is not None:
+            item["idTagInfo"] = info
+        converted.append(item)
+    return {"status": core.local_list.update(version, update == "Full", converted)}
+
+
+def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    reservation_id = _field(payload, "id", int)
+    expiry = _field(payload, "expiryDateTime", str)
+    token = _token(payload)
+    evse_id = _field(payload, "evseId", int, required=False)
+    if evse_id is not None and not core.has_connector(evse_id):
+        return {"status": "Rejected"}
+    try:
+        expiry_wall = _wall(expiry)
+    except ValueError:
+        raise Violation(ErrorCode.FORMATION_VIOLATION,
+                        "expiryDateTime is not an RFC 3339 date") from None
+    return {"status": core.reserve_any(evse_id, reservation_id, token, expiry_wall, now)}
+
+
+def _wall(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
+                       now: float) -> dict[str, Any]:
+    reservation_id = _field(payload, "reservationId", int)
+    return {"status": "Accepted" if core.cancel_reservation(reservation_id, now) else "Rejected"}
+
+
+Handler = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
+HANDLERS: Final[dict[str, Handler]] = {
+    **{action: _device(action) for action in commands201.COMMANDS},
+    "CancelReservation": cancel_reservation,
+    "ChangeAvailability": change_availability,
+    "ClearCache": clear_cache,
+    "DataTransfer": data_transfer,
+    "GetLocalListVersion": get_local_list_version,
+    "GetTransactionStatus": get_transaction_status,
+    "RequestStartTransaction": request_start_transaction,
+    "RequestStopTransaction": request_stop_transaction,
+    "ReserveNow": reserve_now,
+    "Reset": reset,
+    "SendLocalList": send_local_list,
+    "TriggerMessage": trigger_message,
+    "UnlockConnector": unlock_connector,
+}
+"""Every CSMS-initiated 2.0.1 action a station answers, by name."""
