@@ -15,6 +15,7 @@ import orjson
 
 from fleetsim.charger.core import ChargerCore, ChargerSpec
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.v201 import CsmsCore201
 from fleetsim.metrics import Metrics
 from fleetsim.ocpp.frames import Call, decode_frame, encode_frame
 
@@ -39,8 +40,10 @@ class Link:
         self.rng = random.Random(seed)
         self.charger = ChargerCore(charger_id, self.spec, self.metrics, self.rng, WALL_OFFSET)
         self.csms_stats = CsmsStats()
-        self.csms = CsmsCore(self.csms_stats, heartbeat_interval_s=heartbeat_interval_s,
-                             boot_status=boot_status)
+        kind = CsmsCore201 if self.spec.ocpp == "2.0.1" else CsmsCore
+        self.csms: CsmsCore | CsmsCore201 = kind(
+            self.csms_stats, heartbeat_interval_s=heartbeat_interval_s, boot_status=boot_status)
+        self.charger_id = charger_id
         self.latency = latency
         self.now = 0.0
         self.wire: list[tuple[float, str, list[Any]]] = []
@@ -115,7 +118,11 @@ class Link:
         delay = self.csms_delay(call)
         if delay is None:
             return
-        reply = encode_frame(self.csms.answer(call, self.now + WALL_OFFSET))
+        if isinstance(self.csms, CsmsCore201):
+            answer = self.csms.answer(call, self.now + WALL_OFFSET, self.charger_id)
+        else:
+            answer = self.csms.answer(call, self.now + WALL_OFFSET)
+        reply = encode_frame(answer)
         self._at(self.now + delay + self.latency, "to_charger", reply)
 
     def sent_actions(self) -> list[str]:

@@ -684,6 +684,11 @@ class ChargerCore:
         return [connector.state for connector in self._connectors]
 
     @property
+    def transaction_ids(self) -> list[int | str]:
+        """The transactions under way, connector by connector."""
+        return [c.transaction_id for c in self._connectors if c.transaction_id is not None]
+
+    @property
     def queued(self) -> int:
         return len(self._queue)
 

@@ -1,0 +1,257 @@
+"""OCPP 2.0.1 chargers: what they send and answer validates against the official 2.0.1
+schemas, transactions carry consecutive seqNos, and CSMS commands act on the station."""
+
+from __future__ import annotations
+
+import json
+import random
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import attrs
+import jsonschema
+import pytest
+import trio
+
+from fleetsim import Behaviour, Distribution, Profile, RunConfig, Sessions, spawn
+from fleetsim.behaviour.profile import Seconds, load_profile, shipped_profiles
+from fleetsim.charger.core import ChargerSpec, ConnectorState
+from fleetsim.csms.commands import pick_command_201
+from fleetsim.ocpp.frames import Call, encode_frame
+
+from .conftest import start_csms
+from .sim import WALL_OFFSET, Link
+
+SCHEMAS = resources.files("ocpp").joinpath("v201/schemas")
+SPEC = ChargerSpec(ocpp="2.0.1", connectors=2, meter_interval_s=10, session_s=(60, 60),
+                   idle_s=(5, 5))
+
+
+@cache
+def _validator(name: str) -> jsonschema.Draft6Validator:
+    schema = json.loads(SCHEMAS.joinpath(f"{name}.json").read_text())
+    return jsonschema.Draft6Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def _check_wire(wire: list[tuple[float, str, list[Any]]]) -> dict[str, int]:
+    """Validate every CALL and CALLRESULT on the wire; count them by schema."""
+    pending: dict[str, tuple[str, str]] = {}
+    checked: dict[str, int] = {}
+    for _, direction, message in wire:
+        if message[0] == 2:
+            _, unique_id, action, payload = message
+            _validator(f"{action}Request").validate(payload)
+            pending[unique_id] = (direction, action)
+            checked[action] = checked.get(action, 0) + 1
+        elif message[0] == 3:
+            _, action = pending.pop(message[1])
+            _validator(f"{action}Response").validate(message[2])
+            checked[f"{action}Response"] = checked.get(f"{action}Response", 0) + 1
+    return checked
+
+
+def _events(link: Link) -> list[dict[str, Any]]:
+    return [m[3] for _, d, m in link.wire
+            if d == "cp->csms" and m[0] == 2 and m[2] == "TransactionEvent"]
+
+
+def test_a_2_0_1_charger_boots_reports_status_per_evse_and_charges() -> None:
+    link = Link(SPEC, heartbeat_interval_s=30)
+    link.connect()
+    link.run_until(200)
+    assert link.sent_actions()[0] == "BootNotification"
+    statuses = [m[3] for _, d, m in link.wire if d == "cp->csms" and m[0] == 2
+                and m[2] == "StatusNotification"]
+    assert [(s["evseId"], s["connectorStatus"]) for s in statuses[:2]] == [
+        (1, "Available"), (2, "Available")]
+    assert {s["connectorStatus"] for s in statuses} == {"Available", "Occupied"}
+    events = _events(link)
+    kinds = [e["eventType"] for e in events]
+    assert "Started" in kinds and "Updated" in kinds and "Ended" in kinds
+    checked = _check_wire(link.wire)
+    assert checked["TransactionEventResponse"] == len(events)
+    assert link.csms_stats.seqno_gaps == 0 and link.csms_stats.seqno_duplicates == 0
+
+
+def test_transactions_carry_consecutive_seqnos_and_their_own_ids() -> None:
+    link = Link(SPEC, heartbeat_interval_s=300)
+    link.connect()
+    link.run_until(3 * 3600)
+    by_transaction: dict[str, list[dict[str, Any]]] = {}
+    for event in _events(link):
+        by_transaction.setdefault(event["transactionInfo"]["transactionId"], []).append(event)
+    assert len(by_transaction) > 50
+    for transaction_id, events in by_transaction.items():
+        assert transaction_id.startswith("CP00001-")
+        assert [e["seqNo"] for e in events] == list(range(len(events)))
+        assert events[0]["eventType"] == "Started" and events[0]["idToken"]["idToken"]
+        assert events[0]["evse"]["connectorId"] == 1
+        if events[-1]["eventType"] == "Ended":
+            assert events[-1]["transactionInfo"]["stoppedReason"] == "EVDisconnected"
+            assert all(e["eventType"] == "Updated" for e in events[1:-1])
+            start = events[0]["meterValue"][0]["sampledValue"][0]["value"]
+            stop = events[-1]["meterValue"][0]["sampledValue"][0]["value"]
+            assert stop > start
+    assert link.csms_stats.seqno_gaps == 0 and link.csms_stats.seqno_duplicates == 0
+
+
+@pytest.mark.parametrize("path", shipped_profiles(), ids=lambda p: p.stem)
+def test_every_shipped_behaviour_speaks_valid_2_0_1(path: Any) -> None:
+    profile = load_profile(path)
+    events = 0
+    for seed, behaviour in enumerate(profile.behaviour):
+        spec = attrs.evolve(behaviour, ocpp="2.0.1").charger_spec(
+            profile.event, time_scale=30, warm_start=True)
+        link = Link(spec, seed=seed, heartbeat_interval_s=300)
+        link.connect()
+        link.run_until(1200)
+        link.charger.finish()
+        events += _check_wire(link.wire).get("TransactionEvent", 0)
+        assert link.csms_stats.seqno_gaps == 0, behaviour.name
+    assert events > 0
+
+
+def _booted(spec: ChargerSpec = SPEC) -> Link:
+    link = Link(spec)
+    link.connect()
+    link.run_until(1)
+    return link
+
+
+def _command(link: Link, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send a CSMS CALL and return the charger's answer payload (or the CALLERROR code)."""
+    unique_id = f"csms-{len(link.wire)}"
+    link.send_to_charger(encode_frame(Call(unique_id, action, payload)))
+    link.run_until(link.now + 0.01)
+    for _, direction, message in reversed(link.wire):
+        if direction == "cp->csms" and message[1] == unique_id:
+            if message[0] == 3:
+                _validator(f"{action}Response").validate(message[2])
+                result: dict[str, Any] = message[2]
+                return result
+            return {"error": message[2]}
+    raise AssertionError(f"no answer to {action}")
+
+
+def test_request_start_and_stop_drive_a_transaction() -> None:
+    link = _booted(attrs.evolve(SPEC, idle_s=(10_000, 10_000)))
+    answer = _command(link, "RequestStartTransaction", {
+        "idToken": {"idToken": "REMOTE1", "type": "ISO14443"}, "remoteStartId": 42, "evseId": 2})
+    assert answer == {"status": "Accepted"}
+    link.run_until(link.now + 5)
+    (started,) = [e for e in _events(link) if e["eventType"] == "Started"]
+    assert started["transactionInfo"]["remoteStartId"] == 42
+    assert started["evse"]["id"] == 2 and started["idToken"]["idToken"] == "REMOTE1"
+    transaction_id = started["transactionInfo"]["transactionId"]
+    status = _command(link, "GetTransactionStatus", {"transactionId": transaction_id})
+    assert status["ongoingIndicator"] is True
+    assert _command(link, "RequestStopTransaction", {"transactionId": "nope"}) == {
+        "status": "Rejected"}
+    assert _command(link, "RequestStopTransaction", {"transactionId": transaction_id}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 5)
+    ended = _events(link)[-1]
+    assert ended["eventType"] == "Ended"
+    assert ended["transactionInfo"]["stoppedReason"] == "Remote"
+    assert ended["triggerReason"] == "RemoteStop"
+    assert _command(link, "GetTransactionStatus", {"transactionId": transaction_id})[
+        "ongoingIndicator"] is False
+    _check_wire(link.wire)
+
+
+def test_device_model_commands_change_the_charger() -> None:
+    link = _booted(attrs.evolve(SPEC, idle_s=(10_000, 10_000)))
+    answer = _command(link, "SetVariables", {"setVariableData": [{
+        "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
+        "attributeValue": "7"}]})
+    assert answer["setVariableResult"][0]["attributeStatus"] == "Accepted"
+    start = link.now
+    link.run_until(start + 36)
+    beats = [t for t, d, m in link.wire if d == "cp->csms" and m[0] == 2 and m[2] == "Heartbeat"]
+    assert beats == pytest.approx([start + 7 * n for n in range(1, 6)], abs=0.05)
+    got = _command(link, "GetVariables", {"getVariableData": [{
+        "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]})
+    assert got["getVariableResult"][0]["attributeValue"] == "7"
+    assert _command(link, "GetBaseReport", {"requestId": 3, "reportBase": "FullInventory"}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 1)
+    reports = [m[3] for _, d, m in link.wire if d == "cp->csms" and m[0] == 2
+               and m[2] == "NotifyReport"]
+    assert reports and not reports[-1].get("tbc", False)
+    _check_wire(link.wire)
+
+
+def test_reset_availability_unlock_and_triggers() -> None:
+    link = _booted(attrs.evolve(SPEC, idle_s=(5, 5), session_s=(600, 600)))
+    link.run_until(20)
+    assert link.charger.connectors == [ConnectorState.CHARGING] * 2
+    assert _command(link, "UnlockConnector", {"evseId": 1, "connectorId": 1}) == {
+        "status": "OngoingAuthorizedTransaction"}
+    assert _command(link, "UnlockConnector", {"evseId": 9, "connectorId": 1}) == {
+        "status": "UnknownConnector"}
+    assert _command(link, "ChangeAvailability", {
+        "operationalStatus": "Inoperative", "evse": {"id": 1}}) == {"status": "Scheduled"}
+    assert _command(link, "TriggerMessage", {"requestedMessage": "TransactionEvent"}) == {
+        "status": "Accepted"}
+    assert _command(link, "TriggerMessage", {"requestedMessage": "BootNotification"}) == {
+        "status": "Rejected"}
+    link.run_until(link.now + 1)
+    assert [e["triggerReason"] for e in _events(link)].count("Trigger") == 2
+    assert _command(link, "Reset", {"type": "Immediate"}) == {"status": "Accepted"}
+    link.run_until(link.now + 5)
+    ended = [e for e in _events(link) if e["eventType"] == "Ended"]
+    assert [e["transactionInfo"]["stoppedReason"] for e in ended] == ["ImmediateReset"] * 2
+    assert link.charger.wants_reconnect
+    _check_wire(link.wire)
+    assert _command(link, "Reset", {"type": "Soft"}) == {"error": "PropertyConstraintViolation"}
+
+
+def test_every_command_of_the_csms_mix_gets_a_valid_answer() -> None:
+    """Whatever the embedded CSMS's 2.0.1 mix sends, the answer validates (or is a CALLERROR
+    the charger chose knowingly: only actions it does not implement yet)."""
+    link = _booted(attrs.evolve(SPEC, idle_s=(5, 5), session_s=(600, 600)))
+    link.run_until(20)
+    rng = random.Random(5)
+    answered: dict[str, int] = {}
+    unimplemented: set[str] = set()
+    for _ in range(400):
+        running = [str(t) for t in link.charger.transaction_ids]
+        action, payload = pick_command_201(rng, running, link.now + WALL_OFFSET)
+        answer = _command(link, action, payload)
+        if "error" in answer:
+            assert answer["error"] == "NotImplemented", (action, answer)
+            unimplemented.add(action)
+        else:
+            answered[action] = answered.get(action, 0) + 1
+        link.run_until(link.now + 1)
+    assert len(answered) >= 15
+    assert unimplemented <= {"SetChargingProfile", "GetChargingProfiles", "ClearChargingProfile",
+                             "GetLog", "UpdateFirmware"}
+    _check_wire(link.wire)
+
+
+async def test_a_mixed_fleet_speaks_both_versions_to_the_embedded_csms(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_csms(nursery, commands_per_s=20.0)
+    behaviours = tuple(
+        Behaviour(name=f"v{version}", weight=1, ocpp=version,
+                  meter_interval=Seconds(1),
+                  sessions=Sessions(arrivals_per_hour=1800,
+                                    duration=Distribution("uniform", low=2, high=4)))
+        for version in ("1.6", "2.0.1"))
+    config = RunConfig(chargers=20, duration_s=5, url=server.url,
+                       profile=Profile(behaviour=behaviours, name="mixed"))
+    with trio.fail_after(30):
+        result = await spawn(config, write=False)
+    report = result.report
+    assert report["target"]["ocpp"] == ["1.6", "2.0.1"]
+    assert server.stats.subprotocols == {"ocpp1.6": 10, "ocpp2.0.1": 10}
+    assert report["calls"]["TransactionEvent"]["ok"] > 10
+    assert report["calls"]["StartTransaction"]["ok"] > 5
+    assert server.stats.seqno_gaps == 0 and server.stats.seqno_duplicates == 0
+    for action, stats in report["calls"].items():
+        assert server.stats.received[action] >= stats["ok"], action
+    assert sum(server.stats.commands_sent.values()) > 20
+    assert report["csms_calls"]
