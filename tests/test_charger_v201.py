@@ -19,6 +19,7 @@ from fleetsim.behaviour.profile import Seconds, load_profile, shipped_profiles
 from fleetsim.charger.core import ChargerSpec, ConnectorState
 from fleetsim.csms.commands import pick_command_201
 from fleetsim.ocpp.frames import Call, encode_frame
+from fleetsim.ocpp.v16 import iso_timestamp as v16_iso
 
 from .conftest import start_csms
 from .sim import WALL_OFFSET, Link
@@ -208,8 +209,7 @@ def test_reset_availability_unlock_and_triggers() -> None:
 
 
 def test_every_command_of_the_csms_mix_gets_a_valid_answer() -> None:
-    """Whatever the embedded CSMS's 2.0.1 mix sends, the answer validates (or is a CALLERROR
-    the charger chose knowingly: only actions it does not implement yet)."""
+    """Whatever the embedded CSMS's 2.0.1 mix sends, the charger answers, validly."""
     link = _booted(attrs.evolve(SPEC, idle_s=(5, 5), session_s=(600, 600)))
     link.run_until(20)
     rng = random.Random(5)
@@ -225,9 +225,8 @@ def test_every_command_of_the_csms_mix_gets_a_valid_answer() -> None:
         else:
             answered[action] = answered.get(action, 0) + 1
         link.run_until(link.now + 1)
-    assert len(answered) >= 15
-    assert unimplemented <= {"SetChargingProfile", "GetChargingProfiles", "ClearChargingProfile",
-                             "GetLog", "UpdateFirmware"}
+    assert len(answered) >= 18
+    assert not unimplemented
     _check_wire(link.wire)
 
 
@@ -255,3 +254,59 @@ async def test_a_mixed_fleet_speaks_both_versions_to_the_embedded_csms(
         assert server.stats.received[action] >= stats["ok"], action
     assert sum(server.stats.commands_sent.values()) > 20
     assert report["csms_calls"]
+
+
+def _sent(link: Link, action: str) -> list[dict[str, Any]]:
+    return [m[3] for _, d, m in link.wire if d == "cp->csms" and m[0] == 2 and m[2] == action]
+
+
+def test_smart_charging_caps_the_power_in_transaction_events() -> None:
+    link = _booted(attrs.evolve(SPEC, connectors=1, idle_s=(5, 5), session_s=(3600, 3600),
+                                power_w=(22_000, 22_000)))
+    link.run_until(30)
+    profile = {"id": 7, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+               "chargingProfileKind": "Absolute", "chargingSchedule": [{
+                   "id": 1, "chargingRateUnit": "W",
+                   "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 5000}]}]}
+    assert _command(link, "SetChargingProfile", {"evseId": 1, "chargingProfile": profile}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 30)
+    power = [v["value"] for e in _events(link)[-2:] for v in e["meterValue"][0]["sampledValue"]
+             if v["measurand"] == "Power.Active.Import"]
+    assert power and max(power) <= 5000
+    assert _command(link, "GetChargingProfiles", {
+        "requestId": 9, "chargingProfile": {"chargingProfilePurpose": "TxDefaultProfile"}}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 1)
+    (report,) = _sent(link, "ReportChargingProfiles")
+    assert report["requestId"] == 9 and report["chargingProfile"] == [profile]
+    assert _command(link, "ClearChargingProfile", {"chargingProfileId": 7}) == {
+        "status": "Accepted"}
+    assert _command(link, "GetChargingProfiles", {"requestId": 10, "chargingProfile": {}}) == {
+        "status": "NoProfiles"}
+    _check_wire(link.wire)
+
+
+def test_get_log_and_update_firmware_report_their_progress() -> None:
+    link = _booted(attrs.evolve(SPEC, idle_s=(10_000, 10_000)))
+    answer = _command(link, "GetLog", {"logType": "DiagnosticsLog", "requestId": 4,
+                                       "log": {"remoteLocation": "ftp://logs.example/"}})
+    assert answer["status"] == "Accepted" and answer["filename"]
+    retrieve = v16_iso(link.now + WALL_OFFSET + 1)
+    assert _command(link, "UpdateFirmware", {"requestId": 5, "firmware": {
+        "location": "https://fw.example/x.bin", "retrieveDateTime": retrieve}}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 20)
+    assert [(p["status"], p["requestId"]) for p in _sent(link, "LogStatusNotification")] == [
+        ("Uploading", 4), ("Uploaded", 4)]
+    assert [p["status"] for p in _sent(link, "FirmwareStatusNotification")] == [
+        "Downloading", "Downloaded", "Installing"]
+    assert link.charger.wants_reconnect
+    _check_wire(link.wire)
+    link.charger.disconnected(link.now, reboot=True)
+    link.connect()
+    link.run_until(link.now + 1)
+    assert _sent(link, "FirmwareStatusNotification")[-1] == {"status": "Installed",
+                                                              "requestId": 5}
+    assert _sent(link, "SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+    _check_wire(link.wire)

@@ -141,6 +141,11 @@ class ChargerSpec:
     not heartbeat together."""
 
 
+def _status_payload(status: str, request_id: int | None) -> dict[str, Any]:
+    return {"status": status} if request_id is None else {"status": status,
+                                                          "requestId": request_id}
+
+
 @functools.cache
 def _station_shape(spec: ChargerSpec) -> StationShape:
     """The 2.0.1 device model's defaults, shared by every charger of one spec."""
@@ -361,7 +366,8 @@ class ChargerCore:
         self.answered_action: str | None = None
         """The CSMS CALL the last `receive` answered (its action), if it was one."""
         self._jobs: list[tuple[float, int, str, Any]] = []
-        self._after_boot: str | None = None
+        self._after_boot: dict[str, Any] | None = None
+        """A FirmwareStatusNotification to send once booted again after installing."""
         self._heartbeat_due = NEVER
         self._boot_due = NEVER
         self._drain_deadline: float | None = None
@@ -935,6 +941,9 @@ class ChargerCore:
             profile, self.config.integer("MaxChargingProfilesInstalled"))
         return "Accepted" if installed else "Rejected"
 
+    def charging_profiles(self) -> list[ChargingProfile]:
+        return [] if self._profiles is None else list(self._profiles.profiles)
+
     def clear_charging_profile(self, profile_id: int | None, connector_id: int | None,
                                purpose: str | None, stack_level: int | None) -> str:
         if self._profiles is None:
@@ -950,10 +959,10 @@ class ChargerCore:
             connector_id, reservation_id = arg
             self.cancel_reservation(reservation_id, now, connector_id)
         elif kind == "FirmwareInstalled":
-            self._after_boot = "Installed"
+            self._after_boot = arg
             self.reset("Hard", now)
         else:
-            self._send_later(kind, {"status": arg}, now)
+            self._send_later(kind, arg if isinstance(arg, dict) else {"status": arg}, now)
 
     def reserve(self, connector_id: int, reservation_id: int, id_tag: str, expiry_wall: float,
                 now: float) -> str:
@@ -983,19 +992,24 @@ class ChargerCore:
                 return True
         return False
 
-    def upload_diagnostics(self, now: float) -> str:
-        """GetDiagnostics: the upload's status notifications follow; returns the file name."""
+    def upload_diagnostics(self, now: float, request_id: int | None = None) -> str:
+        """GetDiagnostics (1.6) / GetLog (2.0.1, with its requestId): the upload's status
+        notifications follow; returns the file name."""
+        action = "LogStatusNotification" if self._v201 else "DiagnosticsStatusNotification"
         for status, after in DIAGNOSTICS_STEPS:
-            self._schedule(now + after, "DiagnosticsStatusNotification", status)
+            self._schedule(now + after, action, _status_payload(status, request_id))
         return f"diagnostics-{self.charger_id}-{int(self.wall(now))}.log"
 
-    def update_firmware(self, retrieve_wall: float, now: float) -> None:
+    def update_firmware(self, retrieve_wall: float, now: float,
+                        request_id: int | None = None) -> None:
         """UpdateFirmware: download and install from the retrieve date, then reboot."""
         start = max(now, retrieve_wall - self._wall_offset)
         for status, after in FIRMWARE_STEPS:
-            self._schedule(start + after, "FirmwareStatusNotification", status)
+            self._schedule(start + after, "FirmwareStatusNotification",
+                           _status_payload(status, request_id))
         last = FIRMWARE_STEPS[-1][1]
-        self._schedule(start + last + FIRMWARE_INSTALL_S, "FirmwareInstalled", None)
+        self._schedule(start + last + FIRMWARE_INSTALL_S, "FirmwareInstalled",
+                       _status_payload("Installed", request_id))
 
     # -- the send queue ---------------------------------------------------------------------
 
@@ -1155,7 +1169,10 @@ class ChargerCore:
                         and connector.due == NEVER):
                     connector.due = now + self._rng.uniform(*self._spec.idle_s)
         if self._after_boot is not None:
-            self._send_later("FirmwareStatusNotification", {"status": self._after_boot}, now)
+            self._send_later("FirmwareStatusNotification", self._after_boot, now)
+            if self._v201:
+                self._send_later("SecurityEventNotification", v201.security_event_notification(
+                    "FirmwareUpdated", self.wall(now)), now)
             self._after_boot = None
         if self._warm:
             self._warm = False

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from fleetsim.charger import commands201
 from fleetsim.charger.commands import Violation
 from fleetsim.charger.device_model import (
@@ -21,6 +23,8 @@ from fleetsim.charger.device_model import (
     TX_UPDATED_INTERVAL,
     DeviceModel,
 )
+from fleetsim.charger.smart_charging import parse_profile
+from fleetsim.ocpp import v201
 from fleetsim.ocpp.frames import ErrorCode
 
 if TYPE_CHECKING:
@@ -206,12 +210,110 @@ def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
     return {"status": "Accepted" if core.cancel_reservation(reservation_id, now) else "Rejected"}
 
 
+_PURPOSES: Final = {  # 2.0.1 purpose: the 1.6 one the profile store applies
+    "ChargingStationMaxProfile": "ChargePointMaxProfile",
+    "TxDefaultProfile": "TxDefaultProfile",
+    "TxProfile": "TxProfile",
+}
+_PURPOSES_BACK: Final = {v16: v201 for v201, v16 in _PURPOSES.items()}
+
+
+def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
+                         now: float) -> dict[str, Any]:
+    evse_id = _field(payload, "evseId", int)
+    data = _field(payload, "chargingProfile", dict)
+    purpose = _PURPOSES.get(data.get("chargingProfilePurpose", ""))
+    schedules = data.get("chargingSchedule")
+    if purpose is None:  # ChargingStationExternalConstraints are the station's own business
+        return {"status": "Rejected"}
+    if type(schedules) is not list or not schedules:
+        raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
+                        "chargingSchedule needs at least one schedule")
+    as_v16 = {"chargingProfileId": data.get("id"), "stackLevel": data.get("stackLevel"),
+              "chargingProfilePurpose": purpose,
+              "chargingProfileKind": data.get("chargingProfileKind"),
+              "chargingSchedule": schedules[0]}
+    for key in ("recurrencyKind", "validFrom", "validTo"):
+        if key in data:
+            as_v16[key] = data[key]
+    try:
+        profile = parse_profile(evse_id, as_v16, core.wall(now))
+    except ValueError as exc:
+        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
+    transaction_id = data.get("transactionId")
+    profile = attrs.evolve(profile, transaction_id=transaction_id, raw=data)
+    return {"status": core.set_charging_profile(evse_id, profile)}
+
+
+def get_charging_profiles(core: ChargerCore, payload: dict[str, Any],
+                          now: float) -> dict[str, Any]:
+    request_id = _field(payload, "requestId", int)
+    evse_id = _field(payload, "evseId", int, required=False)
+    criterion = _field(payload, "chargingProfile", dict)
+    purpose = criterion.get("chargingProfilePurpose")
+    stack_level = criterion.get("stackLevel")
+    ids = criterion.get("chargingProfileId")
+    found: dict[int, list[dict[str, Any]]] = {}
+    for profile in core.charging_profiles():
+        if profile.raw is None or (evse_id is not None and profile.connector_id != evse_id):
+            continue
+        if purpose is not None and _PURPOSES_BACK.get(profile.purpose) != purpose:
+            continue
+        if stack_level is not None and profile.stack_level != stack_level:
+            continue
+        if ids is not None and profile.profile_id not in ids:
+            continue
+        found.setdefault(profile.connector_id, []).append(profile.raw)
+    for index, (evse, profiles) in enumerate(sorted(found.items())):
+        core.send_after_answer("ReportChargingProfiles", v201.report_charging_profiles(
+            request_id, "CSO", evse, profiles, tbc=index < len(found) - 1), now)
+    return {"status": "Accepted" if found else "NoProfiles"}
+
+
+def clear_charging_profile(core: ChargerCore, payload: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+    profile_id = _field(payload, "chargingProfileId", int, required=False)
+    criteria = _field(payload, "chargingProfileCriteria", dict, required=False) or {}
+    purpose = criteria.get("chargingProfilePurpose")
+    status = core.clear_charging_profile(
+        profile_id, criteria.get("evseId"), None if purpose is None else _PURPOSES.get(purpose),
+        criteria.get("stackLevel"))
+    return {"status": status}
+
+
+def get_log(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    _field(payload, "logType", str, choices=frozenset({"DiagnosticsLog", "SecurityLog"}))
+    request_id = _field(payload, "requestId", int)
+    log = _field(payload, "log", dict)
+    _field(log, "remoteLocation", str)
+    return {"status": "Accepted", "filename": core.upload_diagnostics(now, request_id)}
+
+
+def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+    request_id = _field(payload, "requestId", int)
+    firmware = _field(payload, "firmware", dict)
+    _field(firmware, "location", str)
+    retrieve = _field(firmware, "retrieveDateTime", str)
+    try:
+        retrieve_wall = _wall(retrieve)
+    except ValueError:
+        raise Violation(ErrorCode.FORMATION_VIOLATION,
+                        "retrieveDateTime is not an RFC 3339 date") from None
+    core.update_firmware(retrieve_wall, now, request_id)
+    return {"status": "Accepted"}
+
+
 Handler = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
 HANDLERS: Final[dict[str, Handler]] = {
     **{action: _device(action) for action in commands201.COMMANDS},
     "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability,
     "ClearCache": clear_cache,
+    "ClearChargingProfile": clear_charging_profile,
+    "GetChargingProfiles": get_charging_profiles,
+    "GetLog": get_log,
+    "SetChargingProfile": set_charging_profile,
+    "UpdateFirmware": update_firmware,
     "DataTransfer": data_transfer,
     "GetLocalListVersion": get_local_list_version,
     "GetTransactionStatus": get_transaction_status,

@@ -36,7 +36,9 @@ class ChargingProfile:
     recurrence_s: float | None = None
     valid_from: float | None = None
     valid_to: float | None = None
-    transaction_id: int | None = None
+    transaction_id: int | str | None = None
+    raw: dict[str, Any] | None = attrs.field(default=None, eq=False)
+    """OCPP 2.0.1: the profile as the CSMS sent it, for GetChargingProfiles."""
 
     def limit_w(self, at: float, transaction_start: float | None) -> float | None:
         """The limit in watts at Unix time `at`, or None where the profile does not apply."""
