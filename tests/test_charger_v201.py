@@ -17,7 +17,9 @@ import trio
 from fleetsim import Behaviour, Distribution, Profile, RunConfig, Sessions, spawn
 from fleetsim.behaviour.profile import Seconds, load_profile, shipped_profiles
 from fleetsim.charger.core import ChargerSpec, ConnectorState
-from fleetsim.csms.commands import pick_command_201
+from fleetsim.charger.handlers201 import HANDLERS
+from fleetsim.csms.commands import MIX_201, pick_command_201
+from fleetsim.ocpp import v201
 from fleetsim.ocpp.frames import Call, encode_frame
 from fleetsim.ocpp.v16 import iso_timestamp as v16_iso
 
@@ -310,3 +312,48 @@ def test_get_log_and_update_firmware_report_their_progress() -> None:
                                                               "requestId": 5}
     assert _sent(link, "SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
     _check_wire(link.wire)
+
+
+MINIMAL_REQUESTS: dict[str, dict[str, Any]] = {
+    "CertificateSigned": {"certificateChain": "-----BEGIN CERTIFICATE-----"},
+    "ClearDisplayMessage": {"id": 1},
+    "ClearVariableMonitoring": {"id": [1, 2]},
+    "CostUpdated": {"totalCost": 1.5, "transactionId": "CP00001-1"},
+    "CustomerInformation": {"requestId": 1, "report": True, "clear": False},
+    "DeleteCertificate": {"certificateHashData": {
+        "hashAlgorithm": "SHA256", "issuerNameHash": "a", "issuerKeyHash": "b",
+        "serialNumber": "c"}},
+    "GetCompositeSchedule": {"duration": 3600, "evseId": 1, "chargingRateUnit": "A"},
+    "GetDisplayMessages": {"requestId": 1},
+    "GetInstalledCertificateIds": {},
+    "GetMonitoringReport": {"requestId": 1},
+    "InstallCertificate": {"certificateType": "CSMSRootCertificate", "certificate": "x"},
+    "PublishFirmware": {"location": "https://fw.example/x", "checksum": "abc", "requestId": 1},
+    "SetDisplayMessage": {"message": {"id": 1, "priority": "NormalCycle", "message": {
+        "format": "ASCII", "content": "hello"}}},
+    "SetMonitoringBase": {"monitoringBase": "All"},
+    "SetMonitoringLevel": {"severity": 5},
+    "SetNetworkProfile": {"configurationSlot": 1, "connectionData": {
+        "ocppVersion": "OCPP20", "ocppTransport": "JSON", "ocppCsmsUrl": "wss://csms.example",
+        "messageTimeout": 30, "securityProfile": 1, "ocppInterface": "Wired0"}},
+    "SetVariableMonitoring": {"setMonitoringData": [{
+        "value": 1.0, "type": "UpperThreshold", "severity": 5, "component": {"name": "EVSE"},
+        "variable": {"name": "Power"}}]},
+    "UnpublishFirmware": {"checksum": "abc"},
+}
+
+
+def test_every_csms_initiated_2_0_1_action_has_an_answer_that_validates() -> None:
+    """The whole catalogue: an action added to v201.CSMS_ACTIONS without a handler, or whose
+    answer breaks the schema, fails here; the CSMS mix plus these minimal requests cover it."""
+    assert set(HANDLERS) == set(v201.CSMS_ACTIONS)
+    assert set(MINIMAL_REQUESTS) | set(MIX_201) == set(v201.CSMS_ACTIONS)
+    link = _booted(attrs.evolve(SPEC, idle_s=(5, 5), session_s=(600, 600)))
+    link.run_until(20)
+    for action, payload in MINIMAL_REQUESTS.items():
+        _validator(f"{action}Request").validate(payload)
+        answer = _command(link, action, payload)
+        assert "error" not in answer, (action, answer)
+    composite = _command(link, "GetCompositeSchedule", MINIMAL_REQUESTS["GetCompositeSchedule"])
+    limit = composite["schedule"]["chargingSchedulePeriod"][0]["limit"]
+    assert limit == pytest.approx(22_000 / 690, abs=0.1)  # the connector's 22 kW in amps

@@ -941,6 +941,21 @@ class ChargerCore:
             profile, self.config.integer("MaxChargingProfilesInstalled"))
         return "Accepted" if installed else "Rejected"
 
+    def power_limit_w(self, connector_id: int, now: float) -> float:
+        """What a connector (0: the whole station) may draw now under its charging profiles."""
+        top = self._spec.power_w.high
+        per_connector = top if math.isfinite(top) else self._spec.power_w.expected
+        numbers = [connector_id] if connector_id else [c.connector_id for c in self._connectors]
+        total = 0.0
+        for number in numbers:
+            limit = None
+            if self._profiles is not None:
+                limit = self._profiles.limit_w(number, self.wall(now),
+                                               self._connectors[number - 1].started_wall,
+                                               len(self._connectors))
+            total += per_connector if limit is None else min(limit, per_connector)
+        return total
+
     def charging_profiles(self) -> list[ChargingProfile]:
         return [] if self._profiles is None else list(self._profiles.profiles)
 

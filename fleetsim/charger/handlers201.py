@@ -23,7 +23,7 @@ from fleetsim.charger.device_model import (
     TX_UPDATED_INTERVAL,
     DeviceModel,
 )
-from fleetsim.charger.smart_charging import parse_profile
+from fleetsim.charger.smart_charging import DEFAULT_PHASES, VOLTS, parse_profile
 from fleetsim.ocpp import v201
 from fleetsim.ocpp.frames import ErrorCode
 
@@ -303,6 +303,51 @@ def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> d
     return {"status": "Accepted"}
 
 
+def get_composite_schedule(core: ChargerCore, payload: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+    """The limit in force now, held for the asked duration (a one-period composite)."""
+    duration = _field(payload, "duration", int)
+    evse_id = _field(payload, "evseId", int)
+    unit = _field(payload, "chargingRateUnit", str, required=False,
+                  choices=frozenset({"A", "W"})) or "W"
+    if evse_id != 0 and not core.has_connector(evse_id):
+        return {"status": "Rejected"}
+    limit = core.power_limit_w(evse_id, now)
+    value = limit if unit == "W" else limit / (VOLTS * DEFAULT_PHASES)
+    return {"status": "Accepted", "schedule": {
+        "evseId": evse_id, "duration": duration, "scheduleStart": v201.iso_timestamp(
+            core.wall(now)), "chargingRateUnit": unit,
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": round(value, 1)}]}}
+
+
+def clear_variable_monitoring(core: ChargerCore, payload: dict[str, Any],
+                              now: float) -> dict[str, Any]:
+    ids = _field(payload, "id", list)
+    return {"clearMonitoringResult": [{"status": "NotFound", "id": monitor}
+                                      for monitor in ids if type(monitor) is int]}
+
+
+def set_variable_monitoring(core: ChargerCore, payload: dict[str, Any],
+                            now: float) -> dict[str, Any]:
+    """Monitoring is not supported: every request is refused, echoed as the schema asks."""
+    entries = _field(payload, "setMonitoringData", list)
+    results = []
+    for entry in entries:
+        if type(entry) is not dict:
+            raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+                            "setMonitoringData entries must be objects")
+        results.append({"status": "Rejected", "type": entry.get("type"),
+                        "severity": entry.get("severity"), "component": entry.get("component"),
+                        "variable": entry.get("variable")})
+    return {"setMonitoringResult": results}
+
+
+def _refuse(answer: dict[str, Any]) -> Handler:
+    """What a station without the feature (display messages, monitoring, certificates,
+    firmware publishing, network profiles) answers: a status, never NotImplemented."""
+    return lambda core, payload, now: dict(answer)
+
+
 Handler = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
 HANDLERS: Final[dict[str, Handler]] = {
     **{action: _device(action) for action in commands201.COMMANDS},
@@ -324,5 +369,23 @@ HANDLERS: Final[dict[str, Handler]] = {
     "SendLocalList": send_local_list,
     "TriggerMessage": trigger_message,
     "UnlockConnector": unlock_connector,
+    "GetCompositeSchedule": get_composite_schedule,
+    "ClearVariableMonitoring": clear_variable_monitoring,
+    "SetVariableMonitoring": set_variable_monitoring,
+    "CertificateSigned": _refuse({"status": "Rejected"}),
+    "ClearDisplayMessage": _refuse({"status": "Unknown"}),
+    "CostUpdated": _refuse({}),
+    "CustomerInformation": _refuse({"status": "Rejected"}),
+    "DeleteCertificate": _refuse({"status": "NotFound"}),
+    "GetDisplayMessages": _refuse({"status": "Unknown"}),
+    "GetInstalledCertificateIds": _refuse({"status": "NotFound"}),
+    "GetMonitoringReport": _refuse({"status": "NotSupported"}),
+    "InstallCertificate": _refuse({"status": "Rejected"}),
+    "PublishFirmware": _refuse({"status": "Rejected"}),
+    "SetDisplayMessage": _refuse({"status": "Rejected"}),
+    "SetMonitoringBase": _refuse({"status": "NotSupported"}),
+    "SetMonitoringLevel": _refuse({"status": "Rejected"}),
+    "SetNetworkProfile": _refuse({"status": "Rejected"}),
+    "UnpublishFirmware": _refuse({"status": "NoFirmware"}),
 }
 """Every CSMS-initiated 2.0.1 action a station answers, by name."""
