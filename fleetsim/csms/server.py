@@ -15,7 +15,7 @@ import itertools
 import random
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
@@ -102,13 +102,18 @@ def _authorized(headers: tuple[tuple[str, str], ...], password: str) -> bool:
     return False
 
 
+Tap = Callable[[str, str, str], None]
+"""(subprotocol, "in" or "out", frame text): sees every frame, for tests and debugging."""
+
+
 async def serve_csms(
-    config: CsmsConfig, *, task_status: trio.TaskStatus[CsmsServer] = trio.TASK_STATUS_IGNORED
+    config: CsmsConfig, *, tap: Tap | None = None,
+    task_status: trio.TaskStatus[CsmsServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve OCPP 1.6 and 2.0.1 chargers on `config.host:config.port` until cancelled.
 
     Each connection speaks the subprotocol agreed at its handshake, answered by that version's
-    core; both cores count into the same `CsmsStats`.
+    core; both cores count into the same `CsmsStats`. `tap`, if given, is shown every frame.
     """
     stats = CsmsStats()
     core = CsmsCore(stats, heartbeat_interval_s=config.heartbeat_interval_s,
@@ -147,7 +152,10 @@ async def serve_csms(
         session = sessions[charger_id] = _Session(conn, charger_id, is_v201)
         try:
             while True:
-                frame = decode_frame(await conn.receive_text())
+                text = await conn.receive_text()
+                if tap is not None:
+                    tap(agreed, "in", text)
+                frame = decode_frame(text)
                 if type(frame) is Call:
                     if delay.kind != "none":
                         await trio.sleep(delay.sample_s(rng))
@@ -159,7 +167,10 @@ async def serve_csms(
                     else:
                         answer = core.answer(frame, time.time())
                         _track_transactions(session, frame, answer)
-                    await conn.send_text(encode_frame(answer))
+                    out = encode_frame(answer)
+                    if tap is not None:
+                        tap(agreed, "out", out)
+                    await conn.send_text(out)
                 elif isinstance(frame, BadFrame):
                     stats.bad_frames[frame.kind.value] += 1
                     if frame.reply is not None:
@@ -210,8 +221,11 @@ async def serve_csms(
             unique_id = f"csms-{next(ids)}"
             session.pending = (unique_id, action, now)
             stats.commands_sent[action] += 1
+            out = encode_frame(Call(unique_id, action, payload))
+            if tap is not None:
+                tap(v201.SUBPROTOCOL if session.v201 else "ocpp1.6", "out", out)
             with contextlib.suppress(ConnectionClosed):
-                await session.conn.send_text(encode_frame(Call(unique_id, action, payload)))
+                await session.conn.send_text(out)
 
     async with trio.open_nursery() as nursery:
         try:
