@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+import attrs
 from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
@@ -47,9 +48,19 @@ TIMELINE_P99: Final = (
 _MISSING: Final = object()
 _NUMBER: Final = (int, float)
 _COUNTS: Final = "a map of counts"
+
+
+@attrs.frozen
+class _Maybe:
+    """A key that older reports do not have; when present it must be `kind`."""
+
+    kind: Any
+
+
 _ROW_SHAPE: Final[dict[str, Any]] = {
     "t": _NUMBER, "connected": int, "booted": int, "sent": int, "ok": int, "errors": int,
-    "p99_ms": _NUMBER, "cpu": (*_NUMBER, type(None)), "loop_lag_ms": _NUMBER, "saturated": bool}
+    "p99_ms": _NUMBER, "cpu": (*_NUMBER, type(None)), "loop_lag_ms": _NUMBER, "saturated": bool,
+    "queued": _Maybe(int), "connects": _Maybe(int), "connect_failures": _Maybe(int)}
 _SHAPE: Final[dict[str, Any]] = {
     "schema": str, "fleetsim_version": str, "started_at": str, "ended_at": str,
     "duration_s": _NUMBER,
@@ -82,6 +93,15 @@ _MERGED_SHAPE: Final[dict[str, Any]] = {
     "merge": {"warnings": [str]},
     "timeline": [{**_ROW_SHAPE, "parts": int}],
 }
+_PROFILE_SHAPE: Final[dict[str, Any]] = {
+    "behaviours": {"*": {"chargers": int}},
+    "sessions": {"arrivals": int, "missed": int},
+    "drops": _COUNTS,
+    "queue": {"peak": int},
+    "storms": [{"name": str, "at_s": _NUMBER, "dropped": int, "recovered": int,
+                "not_recovered": int, "connect_failures": int, "hdr": str}],
+}
+"""The sections a profile run adds (reports from before profiles have none of them)."""
 _LABEL_KEYS: Final = ("segment", "worker")
 _SEVERITY: Final = ("unreachable", "interrupted", "duration")
 _ROW_SUMS: Final = ("sent", "ok", "errors", "connects", "connect_failures")
@@ -184,6 +204,8 @@ def _check_shape(report: Mapping[str, Any], source: str) -> None:
     if not isinstance(report, Mapping):
         raise ConfigError(f"{source}: not a fleetsim report")
     shape = {**_SHAPE, **_MERGED_SHAPE} if "parts" in report or "merge" in report else _SHAPE
+    if any(key in report for key in _PROFILE_SHAPE):
+        shape = {**shape, **_PROFILE_SHAPE}
     wrong = _mismatch(report, shape, "")
     if wrong:
         raise ConfigError(f"{source}: cannot merge it: {wrong}")
@@ -199,7 +221,11 @@ def _mismatch(value: Any, shape: Any, where: str) -> str | None:
             for name, item in items:
                 path = f"{where}.{name}" if where else str(name)
                 if item is _MISSING:
+                    if isinstance(inner, _Maybe):
+                        continue
                     return f"{path} is missing"
+                if isinstance(inner, _Maybe):
+                    inner = inner.kind
                 wrong = _mismatch(item, inner, path)
                 if wrong:
                     return wrong

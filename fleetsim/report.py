@@ -208,12 +208,13 @@ def _behaviour_lines(report: dict[str, Any]) -> list[str]:
     lines = ["behaviours " + "   ".join(f"{name} {entry['chargers']}"
                                        for name, entry in behaviours.items())]
     sessions = report["sessions"]
-    late = max(report["calls"].items(), key=lambda item: item[1]["lateness_ms"]["p99"],
-               default=None)
+    lateness = {action: stats["lateness_ms"]["p99"] for action, stats in report["calls"].items()
+                if "lateness_ms" in stats}
+    late = max(lateness.items(), key=lambda item: item[1], default=None)
     line = (f"sessions   {sessions['arrivals']} started, {sessions['missed']} EVs found no "
             f"free connector or the charger offline   queue peak {report['queue']['peak']}")
-    if late is not None and late[1]["lateness_ms"]["p99"] >= 1:
-        line += f"   most queued: {late[0]} lateness p99 {_ms(late[1]['lateness_ms']['p99'])} ms"
+    if late is not None and late[1] >= 1:
+        line += f"   most queued: {late[0]} lateness p99 {_ms(late[1])} ms"
     lines.append(line)
     if report["drops"]:
         lines.append("drops      " + "   ".join(f"{k} {v}" for k, v in report["drops"].items()))
