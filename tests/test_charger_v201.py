@@ -436,3 +436,19 @@ async def test_the_whole_catalogue_of_both_versions_under_load(nursery: trio.Nur
             calls["timeout"] + calls["in_flight"]), action
         assert stats.received[action] >= calls["ok"], action
     assert report["chargers"]["internal_errors"] == {}
+
+
+def test_taking_a_connector_out_of_service_is_reported_and_readable() -> None:
+    link = _booted(attrs.evolve(SPEC, idle_s=(10_000, 10_000)))
+    assert _command(link, "ChangeAvailability", {
+        "operationalStatus": "Inoperative", "evse": {"id": 2}}) == {"status": "Accepted"}
+    link.run_until(link.now + 1)
+    assert _sent(link, "StatusNotification")[-1]["connectorStatus"] == "Unavailable"
+    (event,) = _sent(link, "NotifyEvent")
+    data = event["eventData"][0]
+    assert data["actualValue"] == "Unavailable" and data["component"]["evse"]["id"] == 2
+    got = _command(link, "GetVariables", {"getVariableData": [{
+        "component": {"name": "Connector", "evse": {"id": 2, "connectorId": 1}},
+        "variable": {"name": "AvailabilityState"}}]})
+    assert got["getVariableResult"][0]["attributeValue"] == "Unavailable"
+    _check_wire(link.wire)

@@ -36,7 +36,13 @@ from fleetsim.behaviour.schedule import (
 )
 from fleetsim.charger.commands import COMMANDS, Violation
 from fleetsim.charger.configuration import Configuration
-from fleetsim.charger.device_model import HEARTBEAT_INTERVAL, DeviceModel, StationShape
+from fleetsim.charger.device_model import (
+    HEARTBEAT_INTERVAL,
+    DeviceModel,
+    Ref,
+    StationShape,
+    connector_ref,
+)
 from fleetsim.charger.handlers201 import HANDLERS as HANDLERS_201
 from fleetsim.charger.local_list import LocalList
 from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
@@ -1217,9 +1223,14 @@ class ChargerCore:
         if self._v201:  # one connector per EVSE; only changes of ConnectorStatus are sent
             mapped = _STATUS_201[status]
             if mapped != connector.reported:
-                connector.reported = mapped
+                previous, connector.reported = connector.reported, mapped
                 self._send_later("StatusNotification", v201.status_notification(
                     connector.connector_id, 1, mapped, self.wall(intended)), intended)
+                assert self.device_model is not None
+                ref = connector_ref(connector.connector_id, 1, "AvailabilityState")
+                self.device_model.set_internal(ref, mapped)
+                if "Unavailable" in (previous, mapped) and previous:
+                    self._notify_event(ref, mapped, intended)
             return
         self._send_later("StatusNotification", v16.status_notification(
             connector.connector_id, status, self.wall(intended)), intended)
@@ -1331,6 +1342,15 @@ class ChargerCore:
         else:
             connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
             self._idle(connector, now)
+
+    def _notify_event(self, ref: Ref, value: str, now: float) -> None:
+        """2.0.1: a connector taken out of or back into service is an event worth reporting
+        (the AvailabilityState delta a station monitors by default)."""
+        event = v201.event_data(
+            next(self._transactions), self.wall(now), "Delta", value,
+            v201.component(ref.component, evse=ref.evse, connector=ref.connector),
+            v201.variable(ref.variable))
+        self._send_later("NotifyEvent", v201.notify_event(self.wall(now), 0, [event]), now)
 
     def _transaction_started(self, connector: _Connector, now: float) -> None:
         """2.0.1: the charger names the transaction itself and reports it at once."""
