@@ -150,6 +150,7 @@ class Behaviour:
             measurands=self.measurands,
             clock_aligned_s=self.clock_aligned_interval / k,
             arrivals_per_s=sessions.arrivals_per_hour / 3600 * k,
+            idle_s=(math.inf, math.inf),  # no arrivals means no sessions, not the gap model
             session_s=sessions.duration.scaled(1 / k),
             energy_wh=(None if sessions.energy_kwh is None
                        else sessions.energy_kwh.scaled(1000)),

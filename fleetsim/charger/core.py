@@ -1188,7 +1188,7 @@ class ChargerCore:
             for connector in self._connectors:
                 if (connector.operative and connector.state is ConnectorState.IDLE
                         and connector.due == NEVER):
-                    connector.due = now + self._rng.uniform(*self._spec.idle_s)
+                    connector.due = now + self._idle_gap()
         if self._after_boot is not None:
             self._send_later("FirmwareStatusNotification", self._after_boot, now)
             if self._v201:
@@ -1305,6 +1305,10 @@ class ChargerCore:
             connector.meter_wh += energy / 3600
         connector.sampled_at = until
 
+    def _idle_gap(self) -> float:
+        low, high = self._spec.idle_s
+        return NEVER if low == NEVER else self._rng.uniform(low, high)
+
     def _idle(self, connector: _Connector, now: float) -> None:
         """Back to idle: apply a scheduled availability change, then wait for the next EV."""
         connector.transaction_id = None
@@ -1319,7 +1323,7 @@ class ChargerCore:
             connector.scheduled_operative = None
         if (connector.operative and not self._resetting and not self._spec.arrivals_per_s
                 and self._drain_deadline is None):
-            connector.due = now + self._rng.uniform(*self._spec.idle_s)
+            connector.due = now + self._idle_gap()
         else:
             connector.due = NEVER
 
