@@ -19,6 +19,7 @@ __all__ = [
     "CsmsCallStats",
     "Metrics",
     "StormStats",
+    "mean_us",
     "new_histogram",
     "percentiles_ms",
 ]
@@ -44,8 +45,26 @@ def percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
     values = histogram.get_percentile_to_value_dict(list(PERCENTILES.values()))
     result = {name: values[pct] / 1000 for name, pct in PERCENTILES.items()}
     result["max"] = histogram.get_max_value() / 1000
-    result["mean"] = round(histogram.get_mean_value() / 1000, 3)
+    result["mean"] = round(mean_us(histogram) / 1000, 3)
     return result
+
+
+def mean_us(histogram: HdrHistogram) -> float:
+    """hdrh's `get_mean_value`, the same figure from a loop over the counts: hdrh walks an
+    iterator of Python objects, 25-50 ms a histogram, too slow for figures needed while a run
+    goes on."""
+    if not histogram.total_count:
+        return 0.0
+    counts = histogram.counts
+    total = 0
+    for index in range(histogram.get_counts_array_index(histogram.max_value) + 1):
+        count = counts[index]
+        if count:
+            value = histogram.get_value_from_index(index)
+            low = histogram.get_lowest_equivalent_value(value)
+            high = histogram.get_highest_equivalent_value(value)
+            total += count * (low + ((high - low + 1) >> 1))  # the bucket's median, as hdrh
+    return float(total) / histogram.total_count
 
 
 class ActionStats:

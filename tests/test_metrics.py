@@ -8,7 +8,7 @@ from hdrh.histogram import HdrHistogram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetsim.metrics import Metrics, new_histogram, percentiles_ms
+from fleetsim.metrics import Metrics, mean_us, new_histogram, percentiles_ms
 
 
 @given(st.lists(st.integers(1, 3_600_000_000), min_size=1, max_size=500))
@@ -41,6 +41,15 @@ def test_merging_encoded_histograms_equals_recording_everything_together(
             merged.decode_and_add(piece.encode())
     assert merged.get_total_count() == together.get_total_count()
     assert percentiles_ms(merged) == percentiles_ms(together)
+
+
+@given(st.lists(st.integers(1, 3_600_000_000), max_size=300), st.integers(1, 5))
+@settings(max_examples=50, deadline=None)
+def test_the_fast_mean_is_hdrh_own(values: list[int], repeat: int) -> None:
+    histogram = new_histogram()
+    for value in values:
+        histogram.record_value(value, repeat)
+    assert mean_us(histogram) == histogram.get_mean_value()
 
 
 def test_out_of_range_samples_are_counted_not_lost() -> None:
