@@ -53,7 +53,8 @@ def mean_us(histogram: HdrHistogram) -> float:
     """hdrh's `get_mean_value`, the same figure from a loop over the counts: hdrh walks an
     iterator of Python objects, 25-50 ms a histogram, too slow for figures needed while a run
     goes on."""
-    if not histogram.total_count:
+    recorded: int = histogram.total_count
+    if not recorded:
         return 0.0
     counts = histogram.counts
     total = 0
@@ -64,7 +65,7 @@ def mean_us(histogram: HdrHistogram) -> float:
             low = histogram.get_lowest_equivalent_value(value)
             high = histogram.get_highest_equivalent_value(value)
             total += count * (low + ((high - low + 1) >> 1))  # the bucket's median, as hdrh
-    return float(total) / histogram.total_count
+    return float(total) / recorded
 
 
 class ActionStats:
