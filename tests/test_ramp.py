@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,18 +17,24 @@ from fleetsim import (
     ChargerSpec,
     ConfigError,
     Distribution,
+    FleetOutcome,
     Metrics,
     RampPlan,
+    RampResult,
     RunConfig,
     format_summary,
     parse_threshold,
     ramp,
 )
+from fleetsim.cli import ramp_exit_code
 from fleetsim.ramp import conclude, step_result
 from fleetsim.report import window_report
 from fleetsim.thresholds import GRAMMAR, evaluate
 
 from .conftest import start_csms
+
+FLEETSIM = [sys.executable, "-m", "fleetsim"]
+
 
 # -- the plan ---------------------------------------------------------------------------------
 
@@ -243,3 +252,68 @@ async def test_a_saturated_generator_is_blamed_not_the_csms(nursery: trio.Nurser
     assert (result.knee, result.limit) == (None, "generator")
     assert "the generator, not the CSMS, was the limit" in result.report["ramp"]["verdict"]
     assert "[generator saturated]" in format_summary(result.report)
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def fleetsim(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*FLEETSIM, *args], capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--slo", "p99<1s", "--slo", "p99 is small"], "slo: threshold 'p99 is small'"),
+    (["--slo", "error_rate<1ms"], "error_rate takes a fraction or a percentage"),
+    (["--start", "500", "--max", "100"], "max: must be at least start (500), got 100"),
+    (["--every", "soon"], "every: expected a duration"),
+    (["--settle-timeout", "0"], "settle-timeout: must be positive"),
+])
+def test_a_bad_ramp_is_refused_before_it_runs(tmp_path: Path, args: list[str],
+                                              message: str) -> None:
+    report = tmp_path / "r.json"
+    done = fleetsim("ramp", *args, "--report", str(report), timeout=30)
+    assert done.returncode == 104, done.stderr
+    assert done.stderr.startswith("fleetsim: error:") and message in done.stderr
+    if "slo" in message:
+        assert GRAMMAR in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not report.exists()
+
+
+def test_ramp_exit_codes_and_outputs(tmp_path: Path) -> None:
+    quick = ["--start", "5", "--step", "5", "--every", "1.5s", "--heartbeat-interval", "1",
+             "--connectors", "1", "-q"]
+    held = fleetsim("ramp", *quick, "--max", "10", "--slo", "p99<5s", "--slo",
+                    "error_rate<1%", "--report", str(tmp_path / "held.json"),
+                    "--html", str(tmp_path / "held.html"))
+    assert held.returncode == 0, held.stderr
+    assert "KNEE       10 chargers. Every step held every SLO, up to the last" in held.stdout
+    report = json.loads((tmp_path / "held.json").read_text())
+    assert report["ramp"]["knee"] == 10 and report["ramp"]["stopped_because"] == "max"
+    assert report["embedded_csms"]["received"]["BootNotification"] == 10
+    assert 'id="ramp"' in (tmp_path / "held.html").read_text()
+
+    failed = fleetsim("ramp", *quick, "--max", "10", "--slo", "p99<1ms", "--delay-ms", "20",
+                      "--json")
+    assert failed.returncode == 99, failed.stderr
+    ramp_section = json.loads(failed.stdout)["ramp"]
+    assert ramp_section["knee"] is None and ramp_section["limit"] == "csms"
+    assert len(ramp_section["steps"]) == 1 and ramp_section["steps"][0]["p99_ms"] >= 20
+
+
+@pytest.mark.parametrize(("stopped_by", "outcomes", "code"), [
+    ("ramp", [True, True, False], 0),
+    ("ramp", [True, True, True, True], 0),  # every step held, up to --max
+    ("ramp", [False], 99),  # no knee
+    ("ramp", [True, "saturated"], 106),
+    ("ramp", ["saturated"], 106),
+    ("interrupted", [True], 105),
+    ("unreachable", [], 103),
+])
+def test_ramp_exit_codes(stopped_by: str, outcomes: list[bool | str], code: int) -> None:
+    steps = [_step(n, n * 100, outcome is True, cpu=0.95 if outcome == "saturated" else 0.2)
+             for n, outcome in enumerate(outcomes, 1)]
+    report = {"ramp": conclude(PLAN, steps, stopped_by)}
+    result = RampResult(report, FleetOutcome(stopped_by, 0.0, 1.0), None)
+    assert ramp_exit_code(result) == code
