@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +30,8 @@ from fleetsim.report import window_report
 from fleetsim.thresholds import GRAMMAR, evaluate
 
 from .conftest import start_csms
-
-FLEETSIM = [sys.executable, "-m", "fleetsim"]
-
+from .test_cli import fleetsim
+from .test_fleet import _assert_balanced
 
 # -- the plan ---------------------------------------------------------------------------------
 
@@ -223,9 +220,7 @@ async def test_a_ramp_finds_the_knee_of_a_csms_of_known_capacity(
     assert result.outcome.stopped_by == "ramp" and report["outcome"]["reason"] == ""
     assert report["chargers"]["target"] == failed["chargers"]
     # the ramp stopped gracefully: every CALL in one bucket, the CSMS's counts agree
-    for action, stats in report["calls"].items():
-        assert stats["sent"] == (stats["ok"] + sum(stats["callerror"].values())
-                                 + stats["timeout"] + stats["in_flight"]), action
+    _assert_balanced(report)
     assert {a: s["ok"] for a, s in report["calls"].items()} == dict(server.stats.received)
     summary = format_summary(report)
     assert f"KNEE       {result.knee} chargers." in summary
@@ -257,11 +252,6 @@ async def test_a_saturated_generator_is_blamed_not_the_csms(nursery: trio.Nurser
 # -- the command line -------------------------------------------------------------------------
 
 
-def fleetsim(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*FLEETSIM, *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (["--slo", "p99<1s", "--slo", "p99 is small"], "slo: threshold 'p99 is small'"),
     (["--slo", "error_rate<1ms"], "error_rate takes a fraction or a percentage"),
@@ -286,7 +276,7 @@ def test_ramp_exit_codes_and_outputs(tmp_path: Path) -> None:
              "--connectors", "1", "-q"]
     held = fleetsim("ramp", *quick, "--max", "10", "--slo", "p99<5s", "--slo",
                     "error_rate<1%", "--report", str(tmp_path / "held.json"),
-                    "--html", str(tmp_path / "held.html"))
+                    "--html", str(tmp_path / "held.html"), timeout=90)
     assert held.returncode == 0, held.stderr
     assert "KNEE       10 chargers. Every step held every SLO, up to the last" in held.stdout
     report = json.loads((tmp_path / "held.json").read_text())
@@ -295,7 +285,7 @@ def test_ramp_exit_codes_and_outputs(tmp_path: Path) -> None:
     assert 'id="ramp"' in (tmp_path / "held.html").read_text()
 
     failed = fleetsim("ramp", *quick, "--max", "10", "--slo", "p99<1ms", "--delay-ms", "20",
-                      "--json")
+                      "--json", timeout=90)
     assert failed.returncode == 99, failed.stderr
     ramp_section = json.loads(failed.stdout)["ramp"]
     assert ramp_section["knee"] is None and ramp_section["limit"] == "csms"
