@@ -97,9 +97,9 @@ async def _run_fleet(
     if config.thresholds:
         verdicts = evaluate([parse_threshold(text) for text in config.thresholds], report)
         report["thresholds"] = [verdict.as_dict() for verdict in verdicts]
-    if plan is not None and ramp is not None:
-        report["ramp"] = conclude(plan, ramp.steps, outcome.stopped_by)
-        report["chargers"]["target"] = ramp.steps[-1]["chargers"] if ramp.steps else fleet.started
+    if ramp is not None:
+        report["ramp"] = conclude(ramp.plan, ramp.steps, outcome.stopped_by)
+        report["chargers"]["target"] = fleet.started  # the fleet size the ramp reached
     return report, outcome
 
 

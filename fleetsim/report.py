@@ -279,7 +279,7 @@ def _ramp_lines(ramp: dict[str, Any]) -> list[str]:
     lines = ["", f"RAMP       from {plan['start']} chargers, +{plan['step']} a step up to "
                  f"{plan['max']}, each held {plan['every_s']:g} s; SLOs: {slos}",
              f"{'step':>4}{'chargers':>10}{'hold s':>8}{'calls/s':>10}{'sent/s':>10}"
-             f"{'p50 ms':>9}{'p99 ms':>9}{'errors':>9}{'CPU':>6}  verdict"]
+             f"{'p50 ms':>9}{'p99 ms':>9}{'error rate':>12}{'CPU':>6}  verdict"]
     for step in ramp["steps"]:
         verdict = "✓ held" if step["held"] else "✗ " + broken(step)
         if step["saturated"]:
@@ -288,7 +288,7 @@ def _ramp_lines(ramp: dict[str, Any]) -> list[str]:
         lines.append(
             f"{step['step']:>4}{step['chargers']:>10}{step['duration_s']:>8.1f}"
             f"{step['calls_per_s']:>10.1f}{step['sent_per_s']:>10.1f}{_ms(step['p50_ms']):>9}"
-            f"{_ms(step['p99_ms']):>9}{_rate(step['error_rate']):>9}{cpu:>6}  {verdict}")
+            f"{_ms(step['p99_ms']):>9}{_rate(step['error_rate']):>12}{cpu:>6}  {verdict}")
     knee = ramp["knee"]
     lines.append(f"KNEE       {'none' if knee is None else f'{knee} chargers'}. {ramp['verdict']}")
     if ramp["limit"] == "generator":
