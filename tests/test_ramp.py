@@ -285,7 +285,7 @@ def test_ramp_exit_codes_and_outputs(tmp_path: Path) -> None:
     assert 'id="ramp"' in (tmp_path / "held.html").read_text()
 
     failed = fleetsim("ramp", *quick, "--max", "10", "--slo", "p99<1ms", "--delay-ms", "20",
-                      "--json", timeout=90)
+                      "--json", "--report", str(tmp_path / "failed.json"), timeout=90)
     assert failed.returncode == 99, failed.stderr
     ramp_section = json.loads(failed.stdout)["ramp"]
     assert ramp_section["knee"] is None and ramp_section["limit"] == "csms"
