@@ -3,7 +3,7 @@
 The public API; `fleetsim.cli` is a thin layer over it.
 """
 
-from fleetsim._api import RunResult, run, spawn
+from fleetsim._api import RampResult, RunResult, ramp, run, run_ramp, spawn
 from fleetsim._version import __version__
 from fleetsim.behaviour.distributions import Distribution
 from fleetsim.behaviour.profile import (
@@ -46,7 +46,8 @@ from fleetsim.html_report import render_html, write_html
 from fleetsim.merge import merge_reports
 from fleetsim.metrics import Metrics
 from fleetsim.progress import Progress, ProgressMode
-from fleetsim.report import SCHEMA, format_summary, write_report
+from fleetsim.ramp import RampPlan
+from fleetsim.report import SCHEMA, format_step, format_summary, write_report
 from fleetsim.thresholds import Threshold, Verdict, evaluate, junit_xml, parse_threshold
 from fleetsim.transport import TRANSPORTS
 
@@ -72,6 +73,8 @@ __all__ = [
     "Progress",
     "ProgressMode",
     "ProtocolError",
+    "RampPlan",
+    "RampResult",
     "RemoteProtocolError",
     "RunConfig",
     "RunResult",
@@ -86,6 +89,7 @@ __all__ = [
     "evaluate",
     "event_kind",
     "format_comparison",
+    "format_step",
     "format_summary",
     "junit_xml",
     "load_profile",
@@ -98,10 +102,12 @@ __all__ = [
     "parse_range",
     "parse_rate",
     "parse_threshold",
+    "ramp",
     "render_html",
     "resolve_profile",
     "run",
     "run_csms",
+    "run_ramp",
     "serve_csms",
     "shipped_profiles",
     "spawn",

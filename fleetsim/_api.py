@@ -1,4 +1,4 @@
-"""The library API that the CLI and tests call: run a fleet, serve a CSMS."""
+"""The library API that the CLI and tests call: run a fleet, ramp one up, serve a CSMS."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from fleetsim.errors import ConfigError
 from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet, FleetOutcome
 from fleetsim.metrics import Metrics
+from fleetsim.ramp import Ramp, RampPlan, conclude
 from fleetsim.report import build_report, default_report_path, write_report
 from fleetsim.thresholds import evaluate, parse_threshold
 
-__all__ = ["RunResult", "run", "spawn"]
+__all__ = ["RampResult", "RunResult", "ramp", "run", "run_ramp", "spawn"]
 
 
 @attrs.frozen
@@ -37,6 +38,23 @@ class RunResult:
         return any(not verdict["ok"] for verdict in self.report.get("thresholds", ()))
 
 
+@attrs.frozen
+class RampResult(RunResult):
+    """A finished ramp: the report, whose `ramp` section has the steps and the verdict."""
+
+    @property
+    def knee(self) -> int | None:
+        """The largest fleet size that held every SLO; None if the first step failed."""
+        knee: int | None = self.report["ramp"]["knee"]
+        return knee
+
+    @property
+    def limit(self) -> str | None:
+        """Whose limit the failing step found: "csms", "generator", or None (none failed)."""
+        limit: str | None = self.report["ramp"]["limit"]
+        return limit
+
+
 @asynccontextmanager
 async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
     """The CSMS to run against: the given URL, or the embedded CSMS in a child process."""
@@ -47,14 +65,11 @@ async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
         yield csms
 
 
-async def spawn(
-    config: RunConfig, *, on_second: Callable[[dict[str, Any]], None] | None = None,
-    write: bool = True,
-) -> RunResult:
-    """Run a fleet to the end (duration, signal, or unreachable target) and report on it.
-
-    Without `config.url` the embedded CSMS is started in a child process first.
-    """
+async def _run_fleet(
+    config: RunConfig, on_second: Callable[[dict[str, Any]], None] | None,
+    plan: RampPlan | None = None, on_step: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[dict[str, Any], FleetOutcome]:
+    """Run the fleet (through a ramp plan, if given) against its target and report on it."""
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
     exporter = None
@@ -64,10 +79,14 @@ async def spawn(
         except OSError as exc:
             raise ConfigError(f"prometheus: cannot listen on {config.prometheus[0]}:"
                               f"{config.prometheus[1]}: {exc.strerror or exc}") from None
+    ramp = None
     try:
         with single_error():
             async with _target(config) as target:
-                outcome = await Fleet(config, target.url, metrics, on_second).run()
+                fleet = Fleet(config, target.url, metrics, on_second)
+                if plan is not None:
+                    ramp = Ramp(fleet, metrics, plan, on_step)
+                outcome = await fleet.run(ramp)
             url = target.url
             if config.url is None:
                 embedded_stats = target.stats
@@ -78,13 +97,58 @@ async def spawn(
     if config.thresholds:
         verdicts = evaluate([parse_threshold(text) for text in config.thresholds], report)
         report["thresholds"] = [verdict.as_dict() for verdict in verdicts]
-    path = None
-    if write:
-        path = Path(config.report_path) if config.report_path else default_report_path()
-        write_report(report, path)
-    return RunResult(report, outcome, path)
+    if ramp is not None:
+        report["ramp"] = conclude(ramp.plan, ramp.steps, outcome.stopped_by)
+        report["chargers"]["target"] = fleet.started  # the fleet size the ramp reached
+    return report, outcome
+
+
+def _write(report: dict[str, Any], config: RunConfig, write: bool) -> Path | None:
+    if not write:
+        return None
+    path = Path(config.report_path) if config.report_path else default_report_path()
+    write_report(report, path)
+    return path
+
+
+async def spawn(
+    config: RunConfig, *, on_second: Callable[[dict[str, Any]], None] | None = None,
+    write: bool = True,
+) -> RunResult:
+    """Run a fleet to the end (duration, signal, or unreachable target) and report on it.
+
+    Without `config.url` the embedded CSMS is started in a child process first.
+    """
+    report, outcome = await _run_fleet(config, on_second)
+    return RunResult(report, outcome, _write(report, config, write))
+
+
+async def ramp(
+    config: RunConfig, plan: RampPlan, *,
+    on_second: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[dict[str, Any]], None] | None = None, write: bool = True,
+) -> RampResult:
+    """Grow the fleet through the plan's steps until one breaks an SLO, and find the knee.
+
+    `config` says how chargers behave and where the CSMS is; the plan sets the fleet size
+    (`config.chargers` and `config.duration_s` are replaced). `on_step` gets each step's
+    entry of the report's `ramp.steps` as soon as its hold is over. The plan's SLOs judge the
+    steps; `config.thresholds`, if any, judge the whole run, as for `spawn`.
+    """
+    try:
+        config = attrs.evolve(config, chargers=plan.max,
+                              duration_s=round(plan.longest_s(config.ramp_per_s), 3))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(str(exc)) from None
+    report, outcome = await _run_fleet(config, on_second, plan, on_step)
+    return RampResult(report, outcome, _write(report, config, write))
 
 
 def run(config: RunConfig, **options: Any) -> RunResult:
     """Synchronous `spawn`, for scripts: starts and ends its own trio run."""
     return trio.run(functools.partial(spawn, config, **options))
+
+
+def run_ramp(config: RunConfig, plan: RampPlan, **options: Any) -> RampResult:
+    """Synchronous `ramp`, for scripts: starts and ends its own trio run."""
+    return trio.run(functools.partial(ramp, config, plan, **options))

@@ -1,14 +1,16 @@
 """The `fleetsim` command: a thin click layer over the library API.
 
-Exit codes follow k6's where they overlap: 0 the run happened, 99 a threshold failed, 103 the
-target could not be reached at all, 104 bad options or files, 105 interrupted (the report is
-still written).
+Exit codes follow k6's where they overlap: 0 the run happened, 99 a threshold failed (or a
+ramp's first step broke an SLO: no knee), 103 the target could not be reached at all, 104 bad
+options or files, 105 interrupted (the report is still written), 106 a ramp found the
+generator's limit rather than the CSMS's.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -29,7 +31,10 @@ from fleetsim import (
     Profile,
     Progress,
     ProgressMode,
+    RampPlan,
+    RampResult,
     RunConfig,
+    RunResult,
     Sessions,
     Verdict,
     build_config,
@@ -47,13 +52,14 @@ from fleetsim import (
     shipped_profiles,
 )
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS", "EXIT_UNREACHABLE", "cli",
-           "main"]
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_GENERATOR_LIMITED", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS",
+           "EXIT_UNREACHABLE", "cli", "main", "ramp_exit_code"]
 
 EXIT_THRESHOLDS = 99
 EXIT_UNREACHABLE = 103
 EXIT_BAD_CONFIG = 104
 EXIT_INTERRUPTED = 105
+EXIT_GENERATOR_LIMITED = 106
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -70,27 +76,104 @@ def _read_password(password: str | None, password_file: str | None) -> str | Non
         raise ConfigError(f"password-file: cannot read {password_file!r}: {exc.strerror}") from None
 
 
-def _csms_options(fn: Any) -> Any:
-    """Options shared by `fleetsim csms` and the embedded CSMS of `fleetsim spawn`."""
-    for option in reversed([
-        click.option("--heartbeat-interval", type=click.IntRange(min=0), default=60,
-                     show_default=True, envvar="FLEETSIM_HEARTBEAT_INTERVAL",
-                     help="Heartbeat interval (s) the CSMS gives chargers at boot."),
-        click.option("--delay-ms", default="0", show_default=True, envvar="FLEETSIM_DELAY_MS",
-                     help="Artificial CSMS response delay: 50, uniform:10-50, exp:20."),
-        click.option("--boot-status", type=click.Choice(["Accepted", "Pending", "Rejected"]),
-                     default="Accepted", show_default=True,
-                     help="BootNotification status the CSMS answers."),
-        click.option("--capacity", default="0", show_default=True,
-                     envvar="FLEETSIM_CSMS_CAPACITY",
-                     help="CSMS capacity model: CALLs per second it can serve (32 workers); "
-                          "beyond it CALLs queue and latency climbs. 0: unlimited."),
-        click.option("--commands", default="0", show_default=True,
-                     envvar="FLEETSIM_CSMS_COMMANDS",
-                     help="CSMS-initiated CALLs per second across the fleet: 5/s, 300/m."),
-    ]):
-        fn = option(fn)
-    return fn
+def _options(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Several click options as one decorator, listed in the order `--help` shows them."""
+    def apply(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
+_csms_options = _options(
+    click.option("--heartbeat-interval", type=click.IntRange(min=0), default=60,
+                 show_default=True, envvar="FLEETSIM_HEARTBEAT_INTERVAL",
+                 help="Heartbeat interval (s) the CSMS gives chargers at boot."),
+    click.option("--delay-ms", default="0", show_default=True, envvar="FLEETSIM_DELAY_MS",
+                 help="Artificial CSMS response delay: 50, uniform:10-50, exp:20."),
+    click.option("--boot-status", type=click.Choice(["Accepted", "Pending", "Rejected"]),
+                 default="Accepted", show_default=True,
+                 help="BootNotification status the CSMS answers."),
+    click.option("--capacity", default="0", show_default=True,
+                 envvar="FLEETSIM_CSMS_CAPACITY",
+                 help="CSMS capacity model: CALLs per second it can serve (32 workers); "
+                      "beyond it CALLs queue and latency climbs. 0: unlimited."),
+    click.option("--commands", default="0", show_default=True,
+                 envvar="FLEETSIM_CSMS_COMMANDS",
+                 help="CSMS-initiated CALLs per second across the fleet: 5/s, 300/m."),
+)
+"""Options shared by `fleetsim csms` and the embedded CSMS of `fleetsim spawn` and `ramp`."""
+
+
+_fleet_options = _options(
+    click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=1000.0,
+                 show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second."),
+    click.option("--url", envvar="FLEETSIM_URL",
+                 help="CSMS base URL (ws:// or wss://); the charger ID is appended. "
+                      "Default: start the embedded CSMS on 127.0.0.1."),
+    click.option("--id-prefix", default="CP", show_default=True, envvar="FLEETSIM_ID_PREFIX",
+                 help="Charger IDs are PREFIX00001, PREFIX00002, ..."),
+    click.option("--password", envvar="FLEETSIM_PASSWORD",
+                 help="HTTP Basic auth password (user: the charger ID). Never reported."),
+    click.option("--password-file", type=click.Path(dir_okay=False),
+                 envvar="FLEETSIM_PASSWORD_FILE", help="Read the password from this file."),
+    click.option("--ca-file", type=click.Path(dir_okay=False), envvar="FLEETSIM_CA_FILE",
+                 help="Trust this CA bundle for wss:// instead of the system store."),
+    click.option("--insecure", is_flag=True, envvar="FLEETSIM_INSECURE",
+                 help="Do not verify the CSMS's TLS certificate (self-signed labs)."),
+    click.option("--transport", type=click.Choice(fleetsim.TRANSPORTS), default="wsproto",
+                 show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine."),
+    click.option("--ocpp", type=click.Choice(["1.6", "2.0.1"]), default="1.6",
+                 show_default=True,
+                 help="Without a profile: the OCPP version the chargers speak."),
+    click.option("-p", "--profile", envvar="FLEETSIM_PROFILE", metavar="NAME|FILE",
+                 help="Behaviour profile: a TOML file or a shipped profile's name (see "
+                      "`fleetsim profiles`). Without it every charger plays one behaviour made "
+                      "of the four options below."),
+    click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+                 show_default=True, envvar="FLEETSIM_TIME_SCALE",
+                 help="Play the profile K times faster: intervals, durations, event times and "
+                      "rates scale together (protocol timeouts and back-off do not)."),
+    click.option("--connectors", type=click.IntRange(1, 99), default=2, show_default=True,
+                 envvar="FLEETSIM_CONNECTORS", help="Connectors per charger."),
+    click.option("--meter-interval", default="10s", show_default=True,
+                 help="MeterValues sampling interval during a session."),
+    click.option("--session", default="30s-90s", show_default=True,
+                 help="Session length, uniform in LOW-HIGH."),
+    click.option("--arrivals", default="1/m", show_default=True,
+                 help="EVs arriving per charger (a Poisson process): 1/m, 2/h."),
+    click.option("--call-timeout", default="30s", show_default=True,
+                 envvar="FLEETSIM_CALL_TIMEOUT", help="Time a CALL may wait for its answer."),
+    click.option("--connect-timeout", default="10s", show_default=True,
+                 help="Time a WebSocket handshake may take."),
+    click.option("--graceful-stop", default="5s", show_default=True,
+                 help="At the end, time given to CALLs in flight to be answered."),
+    click.option("--seed", type=int, default=0, show_default=True, envvar="FLEETSIM_SEED",
+                 help="Random seed: the same seed plays the same fleet."),
+    click.option("--report", "report_path", type=click.Path(dir_okay=False),
+                 envvar="FLEETSIM_REPORT",
+                 help="JSON report path [default: reports/<UTC time>.json]"),
+)
+"""How the fleet behaves and where it runs: shared by `spawn` and `ramp`."""
+
+_output_options = _options(
+    click.option("--prometheus", "prometheus", metavar="[HOST:]PORT", envvar="FLEETSIM_PROMETHEUS",
+                 help="Serve live metrics for Prometheus on this port (all interfaces unless "
+                      "HOST is given)."),
+    click.option("--json", "json_out", is_flag=True,
+                 help="Print the JSON report on stdout instead of the summary."),
+    click.option("--html", "html_path", type=click.Path(dir_okay=False), envvar="FLEETSIM_HTML",
+                 help="Also write the report as a self-contained HTML page with charts."),
+    click.option("--progress", "progress_mode",
+                 type=click.Choice(["auto", "plain", "jsonl", "none"]), default="auto",
+                 show_default=True, envvar="FLEETSIM_PROGRESS",
+                 help="Live progress on stderr: redrawn line on a terminal (auto), plain lines, "
+                      "JSON lines, or none."),
+    click.option("-q", "--quiet", is_flag=True, help="No live progress (--progress none)."),
+    click.option("--closed-loop", is_flag=True,
+                 help="Benchmark mode: each booted charger sends its next Heartbeat as soon as "
+                      "the previous CALL is answered."),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
@@ -105,72 +188,13 @@ def cli() -> None:
               show_default=True, envvar="FLEETSIM_CHARGERS", help="Fleet size.")
 @click.option("-t", "--duration", default="60s", show_default=True, envvar="FLEETSIM_DURATION",
               help="Run time: 60, 90s, 10m, 1h30m.")
-@click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=1000.0,
-              show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second.")
-@click.option("--url", envvar="FLEETSIM_URL",
-              help="CSMS base URL (ws:// or wss://); the charger ID is appended. "
-                   "Default: start the embedded CSMS on 127.0.0.1.")
-@click.option("--id-prefix", default="CP", show_default=True, envvar="FLEETSIM_ID_PREFIX",
-              help="Charger IDs are PREFIX00001, PREFIX00002, ...")
-@click.option("--password", envvar="FLEETSIM_PASSWORD",
-              help="HTTP Basic auth password (user: the charger ID). Never reported.")
-@click.option("--password-file", type=click.Path(dir_okay=False),
-              envvar="FLEETSIM_PASSWORD_FILE", help="Read the password from this file.")
-@click.option("--ca-file", type=click.Path(dir_okay=False), envvar="FLEETSIM_CA_FILE",
-              help="Trust this CA bundle for wss:// instead of the system store.")
-@click.option("--insecure", is_flag=True, envvar="FLEETSIM_INSECURE",
-              help="Do not verify the CSMS's TLS certificate (self-signed labs).")
-@click.option("--transport", type=click.Choice(fleetsim.TRANSPORTS), default="wsproto",
-              show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine.")
-@click.option("--ocpp", type=click.Choice(["1.6", "2.0.1"]), default="1.6", show_default=True,
-              help="Without a profile: the OCPP version the chargers speak.")
-@click.option("-p", "--profile", envvar="FLEETSIM_PROFILE", metavar="NAME|FILE",
-              help="Behaviour profile: a TOML file or a shipped profile's name (see "
-                   "`fleetsim profiles`). Without it every charger plays one behaviour made "
-                   "of the four options below.")
-@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, envvar="FLEETSIM_TIME_SCALE",
-              help="Play the profile K times faster: intervals, durations, event times and "
-                   "rates scale together (protocol timeouts and back-off do not).")
-@click.option("--connectors", type=click.IntRange(1, 99), default=2, show_default=True,
-              envvar="FLEETSIM_CONNECTORS", help="Connectors per charger.")
-@click.option("--meter-interval", default="10s", show_default=True,
-              help="MeterValues sampling interval during a session.")
-@click.option("--session", default="30s-90s", show_default=True,
-              help="Session length, uniform in LOW-HIGH.")
-@click.option("--arrivals", default="1/m", show_default=True,
-              help="EVs arriving per charger (a Poisson process): 1/m, 2/h.")
-@click.option("--call-timeout", default="30s", show_default=True,
-              envvar="FLEETSIM_CALL_TIMEOUT", help="Time a CALL may wait for its answer.")
-@click.option("--connect-timeout", default="10s", show_default=True,
-              help="Time a WebSocket handshake may take.")
-@click.option("--graceful-stop", default="5s", show_default=True,
-              help="At the end, time given to CALLs in flight to be answered.")
-@click.option("--seed", type=int, default=0, show_default=True, envvar="FLEETSIM_SEED",
-              help="Random seed: the same seed plays the same fleet.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False),
-              envvar="FLEETSIM_REPORT", help="JSON report path [default: reports/<UTC time>.json]")
+@_fleet_options
 @click.option("--threshold", "thresholds", multiple=True, metavar="RULE",
               help="Pass/fail rule, repeatable: 'BootNotification.p99<500ms', "
                    "'error_rate<0.1%', 'throughput>1500/s'. Any failure exits 99.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
               help="Write the threshold verdicts as JUnit XML.")
-@click.option("--prometheus", "prometheus", metavar="[HOST:]PORT", envvar="FLEETSIM_PROMETHEUS",
-              help="Serve live metrics for Prometheus on this port (all interfaces unless "
-                   "HOST is given).")
-@click.option("--json", "json_out", is_flag=True,
-              help="Print the JSON report on stdout instead of the summary.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), envvar="FLEETSIM_HTML",
-              help="Also write the report as a self-contained HTML page with charts.")
-@click.option("--progress", "progress_mode",
-              type=click.Choice(["auto", "plain", "jsonl", "none"]), default="auto",
-              show_default=True, envvar="FLEETSIM_PROGRESS",
-              help="Live progress on stderr: redrawn line on a terminal (auto), plain lines, "
-                   "JSON lines, or none.")
-@click.option("-q", "--quiet", is_flag=True, help="No live progress (--progress none).")
-@click.option("--closed-loop", is_flag=True,
-              help="Benchmark mode: each booted charger sends its next Heartbeat as soon as "
-                   "the previous CALL is answered.")
+@_output_options
 @_csms_options
 def spawn(**options: Any) -> None:
     """Run a fleet of chargers against a CSMS (the embedded one without --url)."""
@@ -182,15 +206,7 @@ def spawn(**options: Any) -> None:
                           restrict_keyboard_interrupt_to_checkpoints=True)
     finally:
         progress.close()
-    if options["json_out"]:
-        sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        click.echo(fleetsim.format_summary(result.report))
-        click.echo(f"\nreport: {result.report_path}")
-    if options["html_path"]:
-        _write_html(result.report, options["html_path"])
-        if not options["json_out"]:
-            click.echo(f"html: {options['html_path']}")
+    _show(result, options)
     if options["junit_path"]:
         verdicts = [Verdict(**verdict) for verdict in result.report.get("thresholds", ())]
         Path(options["junit_path"]).write_text(
@@ -204,8 +220,9 @@ def spawn(**options: Any) -> None:
         sys.exit(EXIT_THRESHOLDS)
 
 
-def _parse_grace(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text, "graceful-stop")
+def _parse_zero_or_duration(text: str, option: str) -> float:
+    return 0.0 if text.strip() in ("0", "0s") else parse_duration(text, option)
+
 
 
 _BEHAVIOUR_OPTIONS = ("connectors", "meter_interval", "session", "arrivals", "ocpp")
@@ -235,17 +252,25 @@ def _profile(options: dict[str, Any]) -> Profile:
 
 def _spawn_config(options: dict[str, Any]) -> RunConfig:
     profile = _profile(options)
-    spec = build_config(
-        ChargerSpec,
-        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
-        closed_loop=options["closed_loop"],
-    )
     thresholds = [parse_threshold(text).text for text in options["thresholds"]]
     for rule in profile.threshold_rules:
         try:
             thresholds.append(parse_threshold(rule).text)
         except ConfigError as exc:
             raise ConfigError(f"{profile.source}: thresholds: {exc}") from None
+    return _run_config(options, profile, chargers=options["chargers"],
+                       duration_s=parse_duration(options["duration"], "duration"),
+                       thresholds=tuple(thresholds))
+
+
+def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
+                duration_s: float, thresholds: tuple[str, ...] = ()) -> RunConfig:
+    """The run configuration from the options `spawn` and `ramp` share."""
+    spec = build_config(
+        ChargerSpec,
+        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
+        closed_loop=options["closed_loop"],
+    )
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
     csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
@@ -256,8 +281,8 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
                  seed=options["seed"])
     config: RunConfig = build_config(
         RunConfig,
-        chargers=options["chargers"],
-        duration_s=parse_duration(options["duration"], "duration"),
+        chargers=chargers,
+        duration_s=duration_s,
         ramp_per_s=options["ramp"],
         url=options["url"],
         id_prefix=options["id_prefix"],
@@ -266,10 +291,10 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         ca_file=options["ca_file"],
         insecure=options["insecure"],
         connect_timeout_s=parse_duration(options["connect_timeout"], "connect-timeout"),
-        graceful_stop_s=_parse_grace(options["graceful_stop"]),
+        graceful_stop_s=_parse_zero_or_duration(options["graceful_stop"], "graceful-stop"),
         seed=options["seed"],
         report_path=options["report_path"],
-        thresholds=tuple(thresholds),
+        thresholds=thresholds,
         prometheus=(parse_listen(options["prometheus"], "prometheus")
                     if options["prometheus"] else None),
         charger=spec,
@@ -278,6 +303,81 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         csms=csms,
     )
     return config
+
+
+@cli.command(name="ramp")
+@click.option("--start", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
+              envvar="FLEETSIM_RAMP_START", help="Fleet size of the first step.")
+@click.option("--step", type=click.IntRange(1, 1_000_000), envvar="FLEETSIM_RAMP_STEP",
+              help="Chargers added at each step.  [default: --start]")
+@click.option("--every", default="60s", show_default=True, envvar="FLEETSIM_RAMP_EVERY",
+              help="How long each step is held and measured, once its chargers have booted.")
+@click.option("--max", "max_chargers", type=click.IntRange(1, 1_000_000), default=10_000,
+              show_default=True, envvar="FLEETSIM_RAMP_MAX",
+              help="The largest fleet: the last step.")
+@click.option("--slo", "slos", multiple=True, metavar="RULE",
+              help="A rule every step's hold must meet, repeatable, in the grammar of spawn's "
+                   "--threshold: 'p99<1s', 'BootNotification.p99<500ms', 'error_rate<0.5%', "
+                   "'throughput>1500/s'. The first step that breaks one ends the ramp.")
+@click.option("--settle", default="0s", show_default=True,
+              help="Extra wait between a step's last boot and its hold.")
+@click.option("--settle-timeout",
+              help="How long a step's chargers have to boot once the last one has started; "
+                   "a step whose chargers did not all boot fails.  [default: --every]")
+@_fleet_options
+@_output_options
+@_csms_options
+def ramp_command(**options: Any) -> None:
+    """Grow the fleet in steps until one breaks an SLO; report the knee, the largest fleet
+    size that held every SLO (against the embedded CSMS without --url)."""
+    plan = build_config(
+        RampPlan, start=options["start"], step=options["step"] or options["start"],
+        every_s=parse_duration(options["every"], "every"), max=options["max_chargers"],
+        slos=options["slos"], settle_s=_parse_zero_or_duration(options["settle"], "settle"),
+        settle_timeout_s=(parse_duration(options["settle_timeout"], "settle-timeout")
+                          if options["settle_timeout"] else None))
+    config = _run_config(options, _profile(options), chargers=plan.max,
+                         duration_s=plan.longest_s(options["ramp"]))
+    mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
+    progress = Progress(sys.stderr, config.chargers, mode)
+    try:
+        result = trio.run(functools.partial(fleetsim.ramp, config, plan, on_second=progress,
+                                            on_step=progress.step),
+                          restrict_keyboard_interrupt_to_checkpoints=True)
+    finally:
+        progress.close()
+    _show(result, options)
+    code = ramp_exit_code(result)
+    if code == EXIT_UNREACHABLE:
+        _fail(result.outcome.reason, code)
+    sys.exit(code)
+
+
+def ramp_exit_code(result: RampResult) -> int:
+    """0 when the ramp found a knee (or every step held), 99 when its first step already
+    failed, 106 when the step that failed had saturated the generator, and 103 or 105 for an
+    unreachable target or an interrupted ramp, as for spawn."""
+    stopped_by = result.outcome.stopped_by
+    if stopped_by == "unreachable":
+        return EXIT_UNREACHABLE
+    if stopped_by == "interrupted":
+        return EXIT_INTERRUPTED
+    if result.limit == "generator":
+        return EXIT_GENERATOR_LIMITED
+    return EXIT_THRESHOLDS if result.knee is None else 0
+
+
+def _show(result: RunResult, options: dict[str, Any]) -> None:
+    """The summary (or the JSON report) on stdout, and the HTML page if asked for."""
+    if options["json_out"]:
+        sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        click.echo(fleetsim.format_summary(result.report))
+        click.echo(f"\nreport: {result.report_path}")
+    if options["html_path"]:
+        _write_html(result.report, options["html_path"])
+        if not options["json_out"]:
+            click.echo(f"html: {options['html_path']}")
 
 
 @cli.command()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import gc
+import math
 import random
 import signal
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -79,7 +80,10 @@ class Fleet:
         self._reason = ""
         self._t0 = trio.current_time()
         self._draining = False
-        self._frozen = False
+        self._target = 0
+        """The fleet size being grown to."""
+        self._frozen = 0
+        """The fleet size the last `gc.freeze` covered."""
         self._quiet = False
         self._conversing: dict[int, ChargerCore] = {}
         self._undrained: set[int] = set()
@@ -89,17 +93,32 @@ class Fleet:
         self._send_guards: dict[int, trio.CancelScope] = {}
         self._sending: dict[int, float] = {}
         self._chargers_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+        self._started = 0
         self._cpu_mark = (self._t0, time.process_time())
         self._cpu_start = self._cpu_mark[1]
         self.behaviour_names, self._specs, weights = config.behaviours()
         self._assignment = assign_behaviours(weights, config.chargers, config.seed)
 
     def behaviour_counts(self) -> dict[str, int]:
-        """How many chargers play each behaviour."""
+        """How many of the chargers started play each behaviour."""
         counts = dict.fromkeys(self.behaviour_names, 0)
-        for index in self._assignment:
+        for index in self._assignment[:self._started]:
             counts[self.behaviour_names[index]] += 1
         return counts
+
+    @property
+    def started(self) -> int:
+        """Chargers started so far (each keeps running, reconnecting, until the end)."""
+        return self._started
+
+    @property
+    def stopping(self) -> bool:
+        """The fleet was asked to stop: a driver should start nothing more."""
+        return self._stop.is_set()
+
+    async def wait_stopping(self) -> None:
+        await self._stop.wait()
 
     @property
     def t0(self) -> float:
@@ -112,7 +131,12 @@ class Fleet:
             self._stopped_by, self._reason = stopped_by, reason
             self._stop.set()
 
-    async def run(self) -> FleetOutcome:
+    async def run(self, driver: Callable[[], Awaitable[None]] | None = None) -> FleetOutcome:
+        """Run until the duration is over, a signal, or an unreachable target.
+
+        With a `driver` (a ramp), the driver grows the fleet with `grow` and calls `stop` when
+        it is done; the duration does not apply.
+        """
         started_at = time.time()
         config = self.config
         async with trio.open_nursery() as nursery:
@@ -124,8 +148,12 @@ class Fleet:
             nursery.start_soon(self._probe_loop_lag)
             async with trio.open_nursery() as chargers:
                 self._chargers_scope = chargers.cancel_scope
-                chargers.start_soon(self._ramp, chargers)
-                with trio.move_on_after(config.duration_s):
+                self._nursery = chargers
+                if driver is None:
+                    chargers.start_soon(self.grow, config.chargers)
+                else:
+                    chargers.start_soon(driver)
+                with trio.move_on_after(config.duration_s if driver is None else math.inf):
                     await self._stop.wait()
                 self.stop("duration")
                 await self._drain()
@@ -208,10 +236,11 @@ class Fleet:
         while True:
             await trio.sleep_until(next_tick)
             next_tick += 1.0
-            if not self._frozen and self.metrics.booted_now >= self.config.chargers:
+            if self._frozen < self._target <= self.metrics.booted_now:
                 # Thousands of long-lived charger objects make each full garbage collection a
-                # pause of hundreds of milliseconds, measured as latency: park them outside it.
-                self._frozen = True
+                # pause of hundreds of milliseconds, measured as latency: park them outside it
+                # (again after each ramp step).
+                self._frozen = self._target
                 gc.freeze()
             self._cancel_stalled_sends()
             self._close_second()
@@ -226,15 +255,21 @@ class Fleet:
         if self._on_second is not None and not final:
             self._on_second(row)
 
-    async def _ramp(self, nursery: trio.Nursery) -> None:
+    async def grow(self, chargers: int) -> None:
+        """Start chargers, `ramp_per_s` a second, until `chargers` (at most the configured
+        fleet) have started; returns when the last one has, or when the fleet is draining."""
+        assert self._nursery is not None, "grow() is for a running fleet"
         t0 = trio.current_time()
-        for index in range(1, self.config.chargers + 1):
+        first = self._started
+        self._target = max(self._target, min(chargers, self.config.chargers))
+        for index in range(first + 1, self._target + 1):
             if self._draining:
                 return
-            due = t0 + (index - 1) / self.config.ramp_per_s
+            due = t0 + (index - first - 1) / self.config.ramp_per_s
             if trio.current_time() < due:
                 await trio.sleep_until(due)
-            nursery.start_soon(self._charger, index)
+            self._nursery.start_soon(self._charger, index)
+            self._started = index
 
     def _check_reachable(self) -> None:
         """Give up early when the first attempts all failed and none ever succeeded."""

@@ -26,7 +26,9 @@ import attrs
 from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 
+from fleetsim.errors import ConfigError
 from fleetsim.metrics import new_histogram, percentiles_ms
+from fleetsim.thresholds import parse_threshold
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -325,6 +327,74 @@ def _generator_chart(runs: Sequence[_Run]) -> str | None:
     return _svg(figure, "generator")
 
 
+def _ramp_steps(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    steps = _obj(report.get("ramp")).get("steps")
+    if not isinstance(steps, list):
+        return []
+    return [step for step in steps
+            if isinstance(step, dict) and _num(step.get("chargers")) is not None]
+
+
+def _latency_limits(ramp: Mapping[str, Any], stat: str) -> list[tuple[str, float]]:
+    """The ramp's SLOs on all actions' response `stat`, as (rule, limit in ms)."""
+    limits = []
+    plan = _obj(ramp.get("plan"))
+    for text in plan.get("slos", ()) if isinstance(plan.get("slos"), list) else ():
+        with contextlib.suppress(ConfigError):  # an unreadable rule is simply not drawn
+            rule = parse_threshold(str(text))
+            if (rule.kind == "latency" and rule.action is None and rule.timing == "response"
+                    and rule.stat == stat):
+                limits.append((rule.text, rule.limit))
+    return limits
+
+
+def _ramp_chart(report: Mapping[str, Any]) -> str | None:
+    """Fleet size against p99 response time and calls/s per step, the knee marked."""
+    steps = _ramp_steps(report)
+    if not steps:
+        return None
+    ramp = _obj(report.get("ramp"))
+    figure = _new_figure(9, 4.2)
+    latency = figure.subplots()
+    rate = latency.twinx()
+    rate.spines["right"].set_visible(True)
+    rate.grid(False)  # the latency axis draws the grid
+    sizes = [float(step["chargers"]) for step in steps]
+    p99 = [_num(step.get("p99_ms")) for step in steps]
+    latency.plot(sizes, [math.nan if v is None else v for v in p99], color=_RESPONSE,
+                 marker="o", label="response p99 (ms)")
+    rate.plot(sizes, [_num(step.get("calls_per_s")) or 0.0 for step in steps], color=_SERVICE,
+              marker="s", linestyle="--", label="answered calls/s")
+    for index, step in enumerate(steps):
+        value = p99[index]
+        if value is None:
+            continue
+        if step.get("held") is False:
+            latency.plot([sizes[index]], [value], marker="X", markersize=11, color=_SATURATED,
+                         linestyle="none", label="broke an SLO")
+        if step.get("saturated") is True:
+            latency.plot([sizes[index]], [value], marker="o", markersize=15, color=_SATURATED,
+                         fillstyle="none", linestyle="none", label="generator saturated")
+    for text, limit in _latency_limits(ramp, "p99"):
+        latency.axhline(limit, color=_SATURATED, linewidth=0.8, linestyle=":", label=f"SLO {text}")
+    knee = _num(ramp.get("knee"))
+    if knee is not None:
+        latency.axvline(knee, color="#2ca02c", linewidth=1.2, label=f"knee: {knee:,.0f} chargers")
+    latency.set_xlabel("fleet size (chargers)")
+    latency.set_ylabel("response p99 of the hold (ms)")
+    rate.set_ylabel("answered calls / s")
+    latency.set_ylim(bottom=0)
+    rate.set_ylim(bottom=0)
+    handles, labels = [], []
+    for axes in (latency, rate):
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            if label not in labels:  # one entry per kind of marker
+                handles.append(handle)
+                labels.append(label)
+    latency.legend(handles, labels, loc="upper left")
+    return _svg(figure, "ramp")
+
+
 # -- HTML ------------------------------------------------------------------------------------
 
 
@@ -493,6 +563,50 @@ def _thresholds(report: Mapping[str, Any]) -> str:
             _e(show(verdict.get("limit"), unit)),
         ])
     return banner + _table(["verdict", "rule", "measured", "limit"], rows, "thresholds")
+
+
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:g} s"
+
+
+def _ramp(report: Mapping[str, Any]) -> str:
+    ramp = _obj(report.get("ramp"))
+    knee, limit = _num(ramp.get("knee")), ramp.get("limit")
+    css = "warn" if limit == "generator" else "bad" if knee is None else "good"
+    headline = "No knee" if knee is None else f"Knee: {knee:,.0f} chargers"
+    out = [f'<div class="banner {css}"><b>{_e(headline)}.</b> '
+           f'{_e(ramp.get("verdict", ""))}</div>']
+    plan = _obj(ramp.get("plan"))
+    slos = plan.get("slos")
+    rules = ", ".join(str(rule) for rule in slos) if isinstance(slos, list) and slos else "none"
+    out.append(f"<p>From {_count(plan.get('start'))} chargers, {_count(plan.get('step'))} more "
+               f"a step up to {_count(plan.get('max'))}; each step held "
+               f"{_e(_seconds(_num(plan.get('every_s'))))} once its chargers had booted, "
+               f"and judged on its hold alone. SLOs: {_e(rules)}.</p>")
+    out.append(_figure_or_note(_ramp_chart(report), "No step finished: nothing to plot."))
+    rows = []
+    for step in _ramp_steps(report):
+        cpu = _num(step.get("cpu_share"))
+        verdicts = [v for v in step.get("slos", ()) if isinstance(v, dict)]
+        failed = ", ".join(str(v.get("threshold")) for v in verdicts if v.get("ok") is not True)
+        if step.get("held") is True:
+            verdict = '<span class="pass">&#10003; held</span>'
+        else:
+            why = failed or "its chargers did not all boot in time"
+            verdict = f'<span class="fail">&#10007; {_e(why)}</span>'
+        if step.get("saturated") is True:
+            verdict += " (generator saturated)"
+        rate = _num(step.get("error_rate"))
+        rows.append([_count(step.get("step")), _count(step.get("chargers")),
+                     _e(_fixed(1)(_num(step.get("duration_s")))),
+                     _e(_fixed(1)(_num(step.get("calls_per_s")))),
+                     _e(_fixed(1)(_num(step.get("sent_per_s")))),
+                     _ms(_num(step.get("p50_ms"))), _ms(_num(step.get("p99_ms"))),
+                     "n/a" if rate is None else f"{rate * 100:.2f}%",
+                     "n/a" if cpu is None else f"{cpu * 100:.0f}%", verdict])
+    out.append(_table(["step", "chargers", "hold (s)", "answered/s", "sent/s", "p50 (ms)",
+                       "p99 (ms)", "error rate", "generator CPU", "verdict"], rows, "ramp"))
+    return "".join(out)
 
 
 def _generator(runs: Sequence[_Run]) -> str:
@@ -681,6 +795,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     with _style():
         sections = [
             ("summary", "Summary", _headline(runs)),
+            *([("ramp", "Capacity ramp", _ramp(report))] if _obj(report.get("ramp")) else []),
             ("thresholds", "Thresholds", _thresholds(report)),
             ("timeline", "Over time", _figure_or_note(
                 _timeline_chart(runs), "No timeline in this report: nothing to plot over time.")),

@@ -21,6 +21,9 @@ __all__ = [
     "Metrics",
     "StormStats",
     "UnreadableHistogram",
+    "Window",
+    "WindowStats",
+    "mean_us",
     "merge_encoded",
     "new_histogram",
     "percentiles_ms",
@@ -72,8 +75,27 @@ def percentiles_ms(histogram: HdrHistogram) -> dict[str, float]:
     values = histogram.get_percentile_to_value_dict(list(PERCENTILES.values()))
     result = {name: values[pct] / 1000 for name, pct in PERCENTILES.items()}
     result["max"] = histogram.get_max_value() / 1000
-    result["mean"] = round(histogram.get_mean_value() / 1000, 3)
+    result["mean"] = round(mean_us(histogram) / 1000, 3)
     return result
+
+
+def mean_us(histogram: HdrHistogram) -> float:
+    """hdrh's `get_mean_value`, the same figure from a loop over the counts: hdrh walks an
+    iterator of Python objects, 25-50 ms a histogram, too slow for figures needed while a run
+    goes on."""
+    recorded: int = histogram.total_count
+    if not recorded:
+        return 0.0
+    counts = histogram.counts
+    total = 0
+    for index in range(histogram.get_counts_array_index(histogram.max_value) + 1):
+        count = counts[index]
+        if count:
+            value = histogram.get_value_from_index(index)
+            low = histogram.get_lowest_equivalent_value(value)
+            high = histogram.get_highest_equivalent_value(value)
+            total += count * (low + ((high - low + 1) >> 1))  # the bucket's median, as hdrh
+    return float(total) / recorded
 
 
 class ActionStats:
@@ -145,6 +167,50 @@ class StormStats:
         self.recovery_s.append(now - self.start)
 
 
+class WindowStats:
+    """One action's CALLs that ended (or were sent) inside a `Window`."""
+
+    __slots__ = ("callerror", "ok", "response", "sent", "service", "timeout")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.ok = 0
+        self.callerror: Counter[str] = Counter()
+        self.timeout = 0
+        self.service = new_histogram()
+        self.response = new_histogram()
+
+
+class Window:
+    """A stretch of a run measured on its own: a ramp step.
+
+    Its CALL outcomes and latencies go into histograms of their own as they happen, so a
+    step's p99 is exact, never derived from per-second figures. A CALL belongs to the window
+    in which it ended (answered or timed out); `sent` counts the CALLs written in it.
+    Connections count from the window's opening (a step's new chargers connect first), CALLs
+    and the generator's loop lag from `start_hold` (once they have booted).
+    """
+
+    __slots__ = ("actions", "connect_failures", "handshake", "lag")
+
+    def __init__(self) -> None:
+        self.handshake = new_histogram()
+        self.connect_failures: Counter[str] = Counter()
+        self.actions: dict[str, WindowStats] = {}
+        self.lag = new_histogram()
+
+    def start_hold(self) -> None:
+        """Forget the CALLs and loop lag so far: what follows is the steady state."""
+        self.actions = {}
+        self.lag = new_histogram()
+
+    def action(self, action: str) -> WindowStats:
+        stats = self.actions.get(action)
+        if stats is None:
+            stats = self.actions[action] = WindowStats()
+        return stats
+
+
 class Metrics:
     """Everything a run measures. One instance per fleet, shared by all chargers."""
 
@@ -188,6 +254,18 @@ class Metrics:
         self._interval_errors = 0
         self._interval_lag = 0.0
         self.lag = new_histogram()
+        self.window: Window | None = None
+        """The window being measured, if any: recording into it costs nothing otherwise."""
+
+    def open_window(self) -> Window:
+        """Start measuring a window of its own (a ramp step), ending any open one."""
+        self.window = Window()
+        return self.window
+
+    def close_window(self) -> Window | None:
+        """Stop measuring the open window and hand it over."""
+        window, self.window = self.window, None
+        return window
 
     # -- CALLs sent by chargers -------------------------------------------------------------
 
@@ -202,33 +280,48 @@ class Metrics:
         stats.sent += 1
         stats.lateness.record_value(max(1, int(late_s * 1e6)))
         self._interval_sent += 1
+        if self.window is not None:
+            self.window.action(action).sent += 1
 
-    def _record(self, stats: ActionStats, service_s: float, response_s: float) -> None:
+    def _record(self, stats: ActionStats, service_s: float, response_s: float,
+                window: WindowStats | None) -> None:
+        service_us = int(service_s * 1e6)
         response_us = int(response_s * 1e6)
         if not (
-            stats.service.record_value(int(service_s * 1e6))
+            stats.service.record_value(service_us)
             and stats.response.record_value(response_us)
             and self._interval.record_value(response_us)
         ):
             stats.dropped_samples += 1
+        if window is not None:
+            window.service.record_value(service_us)
+            window.response.record_value(response_us)
 
     def call_ok(self, action: str, service_s: float, response_s: float) -> None:
         stats = self.action(action)
         stats.ok += 1
         self._interval_ok += 1
-        self._record(stats, service_s, response_s)
+        window = None if self.window is None else self.window.action(action)
+        if window is not None:
+            window.ok += 1
+        self._record(stats, service_s, response_s, window)
 
     def call_error(self, action: str, code: str, service_s: float, response_s: float) -> None:
         stats = self.action(action)
         stats.callerror[code] += 1
         self._interval_errors += 1
-        self._record(stats, service_s, response_s)
+        window = None if self.window is None else self.window.action(action)
+        if window is not None:
+            window.callerror[code] += 1
+        self._record(stats, service_s, response_s, window)
 
     def call_timeout(self, action: str, *, lost: bool = False) -> None:
         stats = self.action(action)
         stats.timeout += 1
         stats.lost += lost
         self._interval_errors += 1
+        if self.window is not None:
+            self.window.action(action).timeout += 1
 
     def call_late(self, action: str) -> None:
         self.action(action).late += 1
@@ -263,11 +356,16 @@ class Metrics:
         self._interval_connects += 1
         self.connected += 1
         self.connected_peak = max(self.connected_peak, self.connected)
-        self.handshake.record_value(max(1, int(handshake_s * 1e6)))
+        handshake_us = max(1, int(handshake_s * 1e6))
+        self.handshake.record_value(handshake_us)
+        if self.window is not None:
+            self.window.handshake.record_value(handshake_us)
 
     def connect_failed(self, reason: str) -> None:
         self.connect_failures[reason] += 1
         self._interval_connect_failures += 1
+        if self.window is not None:
+            self.window.connect_failures[reason] += 1
         for storm in self.storms.values():
             if storm.waiting:
                 storm.connect_failures += 1
@@ -318,8 +416,11 @@ class Metrics:
 
     def loop_lag(self, seconds: float) -> None:
         """How late the event loop woke a task that was due: the harness's own delay."""
-        self.lag.record_value(max(1, int(seconds * 1e6)))
+        lag_us = max(1, int(seconds * 1e6))
+        self.lag.record_value(lag_us)
         self._interval_lag = max(self._interval_lag, seconds)
+        if self.window is not None:
+            self.window.lag.record_value(lag_us)
 
     def close_interval(self, t: float, cpu_share: float | None = None, *,
                        closing: bool = False) -> dict[str, Any]:

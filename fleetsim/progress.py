@@ -6,6 +6,8 @@ from typing import Any, Literal, TextIO
 
 import orjson
 
+from fleetsim.report import format_step
+
 __all__ = ["Progress", "ProgressMode", "format_progress"]
 
 ProgressMode = Literal["auto", "plain", "jsonl", "none"]
@@ -43,6 +45,18 @@ class Progress:
             self._stream.write("\r\x1b[K" + format_progress(row, self._chargers, self._errors))
         else:
             self._stream.write(format_progress(row, self._chargers, self._errors) + "\n")
+        self._stream.flush()
+
+    def step(self, step: dict[str, Any]) -> None:
+        """A ramp step is over: its line (without its histograms, in "jsonl")."""
+        if self._mode == "none":
+            return
+        if self._mode == "jsonl":
+            self._stream.write(orjson.dumps({k: v for k, v in step.items() if k != "hdr"})
+                               .decode() + "\n")
+        else:
+            prefix = "\r\x1b[K" if self._mode == "auto" else ""
+            self._stream.write(prefix + format_step(step) + "\n")
         self._stream.flush()
 
     def close(self) -> None:

@@ -19,10 +19,10 @@ from fleetsim._version import __version__
 from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
 from fleetsim.config import RunConfig, unstructure_config
 from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics, StormStats, new_histogram, percentiles_ms
+from fleetsim.metrics import Metrics, StormStats, Window, new_histogram, percentiles_ms
 
-__all__ = ["SCHEMA", "build_report", "default_report_path", "format_summary", "peak_connects",
-           "write_report"]
+__all__ = ["SCHEMA", "broken", "build_report", "default_report_path", "format_step",
+           "format_summary", "peak_connects", "window_report", "write_report"]
 
 SCHEMA = "fleetsim.report/1"
 
@@ -122,6 +122,55 @@ def build_report(
     return report
 
 
+def window_report(window: Window, duration_s: float) -> dict[str, Any]:
+    """A window (a ramp step's hold) in the report's own shape, so that threshold rules
+    evaluate on it unchanged: `calls` (counts and histograms), `totals`, `connect`, plus the
+    percentiles of all actions together and their merged `hdr`.
+
+    A CALL counts in the window in which it ended; the error rate is over those CALLs
+    (CALLERRORs and timeouts among all that ended), since the CALLs sent in a window are not
+    the ones answered in it, and None when none ended (so an error-rate rule fails).
+    """
+    calls: dict[str, Any] = {}
+    merged = {"service": new_histogram(), "response": new_histogram()}
+    ok = callerrors = timeouts = sent = 0
+    for action in sorted(window.actions):
+        stats = window.actions[action]
+        sent += stats.sent
+        ok += stats.ok
+        callerrors += sum(stats.callerror.values())
+        timeouts += stats.timeout
+        for timing, histogram in (("service", stats.service), ("response", stats.response)):
+            merged[timing].add(histogram)
+        calls[action] = {
+            "sent": stats.sent, "ok": stats.ok, "callerror": dict(stats.callerror),
+            "timeout": stats.timeout,
+            "hdr": {"service": stats.service.encode().decode(),
+                    "response": stats.response.encode().decode()},
+        }
+    ended = ok + callerrors + timeouts
+    duration_s = max(duration_s, 1e-9)
+    return {
+        "duration_s": round(duration_s, 3),
+        "calls": calls,
+        "totals": {
+            "sent": sent, "ok": ok, "errors": callerrors + timeouts, "callerrors": callerrors,
+            "timeouts": timeouts,
+            "error_rate": round((callerrors + timeouts) / ended, 6) if ended else None,
+            "throughput_cps": round((ok + callerrors) / duration_s, 2),
+            "sent_per_s": round(sent / duration_s, 2),
+        },
+        "connect": {"handshake_ms": percentiles_ms(window.handshake),
+                    "hdr": window.handshake.encode().decode(),
+                    "count": window.handshake.get_total_count(),
+                    "failures": dict(window.connect_failures)},
+        "service_ms": percentiles_ms(merged["service"]),
+        "response_ms": percentiles_ms(merged["response"]),
+        "hdr": {timing: histogram.encode().decode() for timing, histogram in merged.items()},
+        "loop_lag_ms": percentiles_ms(window.lag),
+    }
+
+
 def _behaviour_sections(config: RunConfig, metrics: Metrics,
                         outcome: FleetOutcome) -> dict[str, Any]:
     """What the profile made the fleet do: who played what, sessions, drops and storms."""
@@ -199,6 +248,65 @@ def write_report(report: dict[str, Any], path: Path) -> None:
 
 def _ms(value: float) -> str:
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def _measured(verdict: dict[str, Any]) -> str:
+    value, unit = verdict["value"], verdict["unit"]
+    if value is None:
+        return "no samples"
+    if unit == "ratio":
+        return f"{value * 100:.3g}%"
+    if unit == "ms":
+        return f"{_ms(value)} ms"
+    return f"{value:,.1f} {unit}"
+
+
+def broken(step: dict[str, Any]) -> str:
+    """What a ramp step that did not hold broke, in words."""
+    parts = [f"{verdict['threshold']} failed (measured {_measured(verdict)})"
+             for verdict in step["slos"] if not verdict["ok"]]
+    if not step["settled"]:
+        parts.insert(0, f"only {step['booted']} of its {step['chargers']} chargers were "
+                        "booted in time")
+    return " and ".join(parts)
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
+def format_step(step: dict[str, Any]) -> str:
+    """One line per finished ramp step, for live progress."""
+    verdict = "held" if step["held"] else broken(step)
+    saturated = "  [generator saturated]" if step["saturated"] else ""
+    return (f"step {step['step']}: {step['chargers']} chargers  calls/s {step['calls_per_s']:.1f}"
+            f"  p50 {_ms(step['p50_ms'])} ms  p99 {_ms(step['p99_ms'])} ms  "
+            f"error rate {_rate(step['error_rate'])}  {'✓' if step['held'] else '✗'} "
+            f"{verdict}{saturated}")
+
+
+def _ramp_lines(ramp: dict[str, Any]) -> list[str]:
+    plan = ramp["plan"]
+    slos = ", ".join(plan["slos"]) or "none"
+    lines = ["", f"RAMP       from {plan['start']} chargers, +{plan['step']} a step up to "
+                 f"{plan['max']}, each held {plan['every_s']:g} s; SLOs: {slos}",
+             f"{'step':>4}{'chargers':>10}{'hold s':>8}{'calls/s':>10}{'sent/s':>10}"
+             f"{'p50 ms':>9}{'p99 ms':>9}{'error rate':>12}{'CPU':>6}  verdict"]
+    for step in ramp["steps"]:
+        verdict = "✓ held" if step["held"] else "✗ " + broken(step)
+        if step["saturated"]:
+            verdict += " [generator saturated]"
+        cpu = "n/a" if step["cpu_share"] is None else f"{step['cpu_share'] * 100:.0f}%"
+        lines.append(
+            f"{step['step']:>4}{step['chargers']:>10}{step['duration_s']:>8.1f}"
+            f"{step['calls_per_s']:>10.1f}{step['sent_per_s']:>10.1f}{_ms(step['p50_ms']):>9}"
+            f"{_ms(step['p99_ms']):>9}{_rate(step['error_rate']):>12}{cpu:>6}  {verdict}")
+    knee = ramp["knee"]
+    lines.append(f"KNEE       {'none' if knee is None else f'{knee} chargers'}. {ramp['verdict']}")
+    if ramp["limit"] == "generator":
+        lines.append("WARNING: the generator, not the CSMS, was the limit: this knee says nothing "
+                     "of the CSMS's capacity beyond it")
+    return lines
 
 
 def _behaviour_lines(report: dict[str, Any]) -> list[str]:
@@ -322,4 +430,6 @@ def format_summary(report: dict[str, Any]) -> str:
     if report["bad_frames"]:
         lines.append("bad frames from the CSMS: " + ", ".join(
             f"{kind} {n}" for kind, n in report["bad_frames"].items()))
+    if report.get("ramp"):
+        lines += _ramp_lines(report["ramp"])
     return "\n".join(lines)

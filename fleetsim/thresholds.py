@@ -123,22 +123,25 @@ def latency_ms(report: dict[str, Any], action: str | None, timing: str) -> dict[
 
 def _measure(threshold: Threshold, report: dict[str, Any]) -> float | None:
     if threshold.kind == "error_rate":
-        return float(report["totals"]["error_rate"])
+        rate = report["totals"]["error_rate"]  # None: no CALL ended, nothing to rate
+        return None if rate is None else float(rate)
     if threshold.kind == "throughput":
         return float(report["totals"]["throughput_cps"])
     if threshold.timing == "connect":
         figures = report["connect"]["handshake_ms"]
     else:
-        stats = report["calls"].get(threshold.action) if threshold.action else None
-        if threshold.action and (
-                stats is None or stats["ok"] + sum(stats["callerror"].values()) == 0):
+        answered = sum(stats["ok"] + sum(stats["callerror"].values())
+                       for action, stats in report["calls"].items()
+                       if threshold.action is None or action == threshold.action)
+        if not answered:
             return None
         figures = latency_ms(report, threshold.action, threshold.timing)
     return float(figures[STATS[threshold.stat]])
 
 
 def evaluate(thresholds: Sequence[Threshold], report: dict[str, Any]) -> list[Verdict]:
-    """A verdict per threshold; a latency with no samples fails (nothing was shown to hold)."""
+    """A verdict per threshold; a latency (or an error rate) with no samples fails: nothing
+    was shown to hold."""
     verdicts = []
     for threshold in thresholds:
         value = _measure(threshold, report)

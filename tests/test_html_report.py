@@ -21,9 +21,10 @@ import pytest
 import trio
 from PIL import Image
 
-from fleetsim import format_summary, load_report, render_html
+from fleetsim import Metrics, RampPlan, format_summary, load_report, parse_threshold, render_html
 from fleetsim.html_report import percentile_curve
 from fleetsim.metrics import new_histogram
+from fleetsim.ramp import conclude, step_result
 from fleetsim.thresholds import latency_ms
 from tests.browser import NAMES, Chromium, find_chromium, launch, load_page
 
@@ -283,6 +284,45 @@ def test_ten_saturated_minutes_stay_a_small_page(run: Run) -> None:
     [timeline] = re.findall(r'<section id="timeline">.*?</section>', raw, flags=re.S)
     assert len(timeline) < 100_000  # 620 kB with a span per second
     assert Page(timeline).chart_text.count("generator saturated") == 1
+
+
+def _ramp_step(number: int, chargers: int, p99_s: float, cpu: float = 0.3) -> dict[str, Any]:
+    metrics = Metrics()
+    window = metrics.open_window()
+    window.start_hold()
+    for _ in range(chargers):
+        metrics.call_sent("Heartbeat")
+        metrics.call_ok("Heartbeat", p99_s, p99_s)
+    metrics.close_window()
+    return step_result(number, chargers, (parse_threshold("p99<1s"),), window, 10.0,
+                       started_at_s=number * 12.0, hold_started_at_s=number * 12.0 + 2,
+                       settled=True, booted=chargers, cpu_share=cpu)
+
+
+def test_a_ramp_gets_its_chart_steps_and_knee(run: Run) -> None:
+    plan = RampPlan(start=100, step=100, every_s=10, max=500, slos=("p99<1s", "error_rate<1%"))
+    steps = [_ramp_step(1, 100, 0.1), _ramp_step(2, 200, 0.2), _ramp_step(3, 300, 1.5)]
+    report = copy.deepcopy(run.report) | {"ramp": conclude(plan, steps, "ramp")}
+    raw = render_html(report)
+    page = Page(raw)
+    assert_offline(page, raw)
+    assert ("a", "href", "#ramp") in page.links
+    ramp = page.text("ramp")
+    assert "Knee: 200 chargers. At 300 chargers p99<1s failed (measured 1500 ms): the CSMS " \
+        "was the limit." in ramp
+    assert "SLOs: p99<1s, error_rate<1%" in ramp
+    assert "1 100 10.0 10.0 10.0" in ramp and "✓ held" in ramp and "✗ p99<1s" in ramp
+    assert page.sections["ramp"]["svgs"] == 1
+    assert {"knee: 200 chargers", "SLO p99<1s", "broke an SLO", "fleet size (chargers)",
+            "answered calls / s"} <= set(page.chart_text)
+    assert "generator saturated" not in page.chart_text
+
+    steps[-1] = _ramp_step(3, 300, 1.5, cpu=0.97)
+    page = Page(render_html(report | {"ramp": conclude(plan, steps, "ramp")}))
+    assert "the generator, not the CSMS, was the limit" in page.text("ramp")
+    assert "(generator saturated)" in page.text("ramp")
+    assert "generator saturated" in page.chart_text
+    assert "ramp" not in Page(render_html(run.report)).sections  # a spawn has no ramp
 
 
 def test_percentile_curve_follows_the_histogram() -> None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from fleetsim.metrics import (
     Metrics,
     UnreadableHistogram,
+    mean_us,
     merge_encoded,
     new_histogram,
     percentiles_ms,
@@ -56,6 +57,15 @@ def test_a_histogram_that_does_not_decode_is_named_by_its_position() -> None:
     with pytest.raises(UnreadableHistogram, match="histogram 1: ") as caught:
         merge_encoded([good, "not base64 at all"])
     assert caught.value.index == 1
+
+
+@given(st.lists(st.integers(1, 3_600_000_000), max_size=300), st.integers(1, 5))
+@settings(max_examples=50, deadline=None)
+def test_the_fast_mean_is_hdrh_own(values: list[int], repeat: int) -> None:
+    histogram = new_histogram()
+    for value in values:
+        histogram.record_value(value, repeat)
+    assert mean_us(histogram) == histogram.get_mean_value()
 
 
 def test_out_of_range_samples_are_counted_not_lost() -> None:

@@ -72,6 +72,18 @@ def test_verdicts_from_a_report(text: str, ok: bool) -> None:
     assert verdict.ok is ok, verdict
 
 
+def test_a_latency_over_all_actions_fails_without_samples() -> None:
+    """A run (or a ramp step) in which no CALL was answered showed nothing to hold."""
+    metrics = Metrics()
+    metrics.call_sent("Heartbeat")
+    metrics.call_timeout("Heartbeat")
+    outcome = FleetOutcome("duration", 1_700_000_000.0, 1_700_000_010.0)
+    report = build_report(RunConfig(url="ws://127.0.0.1:9/ocpp"), "ws://127.0.0.1:9/ocpp",
+                          metrics, outcome)
+    verdicts = evaluate([parse_threshold("p99<1s"), parse_threshold("service.max<1s")], report)
+    assert [(verdict.ok, verdict.value) for verdict in verdicts] == [(False, None)] * 2
+
+
 def test_junit_xml_has_a_case_per_threshold() -> None:
     verdicts = evaluate([parse_threshold("Heartbeat.p50<600ms"),
                          parse_threshold("error_rate<0.1%")], _report())
