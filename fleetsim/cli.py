@@ -125,7 +125,8 @@ _fleet_options = _options(
                  show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine."),
     click.option("--ocpp", type=click.Choice(["1.6", "2.0.1"]), default="1.6",
                  show_default=True,
-                 help="Without a profile: the OCPP version the chargers speak."),
+                 help="The OCPP version the chargers speak (with a profile: every "
+                      "behaviour speaks it)."),
     click.option("-p", "--profile", envvar="FLEETSIM_PROFILE", metavar="NAME|FILE",
                  help="Behaviour profile: a TOML file or a shipped profile's name (see "
                       "`fleetsim profiles`). Without it every charger plays one behaviour made "
@@ -225,7 +226,7 @@ def _parse_zero_or_duration(text: str, option: str) -> float:
 
 
 
-_BEHAVIOUR_OPTIONS = ("connectors", "meter_interval", "session", "arrivals", "ocpp")
+_BEHAVIOUR_OPTIONS = ("connectors", "meter_interval", "session", "arrivals")
 
 
 def _profile(options: dict[str, Any]) -> Profile:
@@ -238,7 +239,12 @@ def _profile(options: dict[str, Any]) -> Profile:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise ConfigError(f"{flags}: the profile sets how chargers behave; "
                               "change it in the profile file instead")
-        return load_profile(resolve_profile(options["profile"]))
+        profile = load_profile(resolve_profile(options["profile"]))
+        if context.get_parameter_source("ocpp") not in (None, ParameterSource.DEFAULT):
+            # the same fleet in the other version: every behaviour speaks it
+            profile = attrs.evolve(profile, behaviour=tuple(
+                attrs.evolve(b, ocpp=options["ocpp"]) for b in profile.behaviour))
+        return profile
     low, high = parse_range(options["session"], "session")
     behaviour = build_config(
         Behaviour, name="default", weight=1.0, connectors=options["connectors"],

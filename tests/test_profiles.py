@@ -255,3 +255,14 @@ async def test_merging_parts_of_a_profile_run_adds_behaviours_sessions_and_storm
     meters = merged["calls"]["MeterValues"]
     assert meters["lateness_ms"]["max"] >= max(
         part["calls"]["MeterValues"]["lateness_ms"]["max"] for part in parts) * 0.99
+
+
+def test_ocpp_with_a_profile_makes_every_behaviour_speak_it(tmp_path: Path) -> None:
+    report_path = tmp_path / "run.json"
+    done = fleetsim("spawn", "--profile", "city-mix", "--ocpp", "2.0.1", "-u", "20", "-t", "2",
+                    "-q", "--report", str(report_path))
+    assert done.returncode == 0, done.stderr
+    report = json.loads(report_path.read_text())
+    assert report["target"]["ocpp"] == ["2.0.1"]
+    assert {b["ocpp"] for b in report["config"]["profile"]["behaviour"]} == {"2.0.1"}
+    assert report["embedded_csms"]["subprotocols"] == {"ocpp2.0.1": 20}
