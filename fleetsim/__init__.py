@@ -23,12 +23,14 @@ from fleetsim.config import (
     CsmsConfig,
     Delay,
     RunConfig,
+    Segment,
     build_config,
     parse_delay,
     parse_duration,
     parse_listen,
     parse_range,
     parse_rate,
+    parse_segment,
 )
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
@@ -75,6 +77,7 @@ __all__ = [
     "RemoteProtocolError",
     "RunConfig",
     "RunResult",
+    "Segment",
     "Sessions",
     "TargetUnreachable",
     "Threshold",
@@ -97,6 +100,7 @@ __all__ = [
     "parse_listen",
     "parse_range",
     "parse_rate",
+    "parse_segment",
     "parse_threshold",
     "render_html",
     "resolve_profile",

@@ -42,6 +42,7 @@ from fleetsim import (
     parse_listen,
     parse_range,
     parse_rate,
+    parse_segment,
     parse_threshold,
     resolve_profile,
     shipped_profiles,
@@ -168,6 +169,9 @@ def cli() -> None:
               help="Live progress on stderr: redrawn line on a terminal (auto), plain lines, "
                    "JSON lines, or none.")
 @click.option("-q", "--quiet", is_flag=True, help="No live progress (--progress none).")
+@click.option("--segment", metavar="K/N", envvar="FLEETSIM_SEGMENT",
+              help="Run only the K-th of N slices of the fleet (every N-th charger from the "
+                   "K-th), as one of N machines; `fleetsim merge` joins their reports.")
 @click.option("--closed-loop", is_flag=True,
               help="Benchmark mode: each booted charger sends its next Heartbeat as soon as "
                    "the previous CALL is answered.")
@@ -176,7 +180,7 @@ def spawn(**options: Any) -> None:
     """Run a fleet of chargers against a CSMS (the embedded one without --url)."""
     config = _spawn_config(options)
     mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
-    progress = Progress(sys.stderr, config.chargers, mode)
+    progress = Progress(sys.stderr, len(config.charger_indexes()), mode)
     try:
         result = trio.run(functools.partial(fleetsim.spawn, config, on_second=progress),
                           restrict_keyboard_interrupt_to_checkpoints=True)
@@ -276,6 +280,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         profile=profile,
         time_scale=options["time_scale"],
         csms=csms,
+        segment=parse_segment(options["segment"]) if options["segment"] else None,
     )
     return config
 
@@ -412,6 +417,9 @@ def merge_command(parts: tuple[str, ...], output: str, force: bool) -> None:
                                     force=force, names=list(parts))
     for warning in merged["merge"]["warnings"]:
         click.echo(f"fleetsim: warning: {warning}", err=True)
+    if merged["merge"]["missing_segments"]:
+        click.echo("fleetsim: warning: no part ran segment(s) "
+                   + ", ".join(merged["merge"]["missing_segments"]), err=True)
     try:
         fleetsim.write_report(merged, Path(output))
     except OSError as exc:

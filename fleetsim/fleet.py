@@ -63,7 +63,8 @@ def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLCon
 
 
 class Fleet:
-    """Ramps up `config.chargers` chargers against `url` and runs them until told to stop."""
+    """Ramps up the chargers of `config` (the fleet or its segment) against `url` and runs
+    them until told to stop."""
 
     def __init__(
         self, config: RunConfig, url: str, metrics: Metrics,
@@ -93,13 +94,15 @@ class Fleet:
         self._cpu_mark = (self._t0, time.process_time())
         self._cpu_start = self._cpu_mark[1]
         self.behaviour_names, self._specs, weights = config.behaviours()
+        # the whole fleet's assignment, whatever slice of it runs here
         self._assignment = assign_behaviours(weights, config.chargers, config.seed)
+        self._indexes = config.charger_indexes()
 
     def behaviour_counts(self) -> dict[str, int]:
-        """How many chargers play each behaviour."""
+        """How many of this run's chargers play each behaviour."""
         counts = dict.fromkeys(self.behaviour_names, 0)
-        for index in self._assignment:
-            counts[self.behaviour_names[index]] += 1
+        for index in self._indexes:
+            counts[self.behaviour_names[self._assignment[index - 1]]] += 1
         return counts
 
     @property
@@ -209,7 +212,7 @@ class Fleet:
         while True:
             await trio.sleep_until(next_tick)
             next_tick += 1.0
-            if not self._frozen and self.metrics.booted_now >= self.config.chargers:
+            if not self._frozen and self.metrics.booted_now >= len(self._indexes):
                 # Thousands of long-lived charger objects make each full garbage collection a
                 # pause of hundreds of milliseconds, measured as latency: park them outside it.
                 self._frozen = True
@@ -229,10 +232,10 @@ class Fleet:
 
     async def _ramp(self, nursery: trio.Nursery) -> None:
         t0 = trio.current_time()
-        for index in range(1, self.config.chargers + 1):
+        for index in self._indexes:
             if self._draining:
                 return
-            due = t0 + (index - 1) / self.config.ramp_per_s
+            due = t0 + (index - 1) / self.config.ramp_per_s  # a segment keeps the fleet's times
             if trio.current_time() < due:
                 await trio.sleep_until(due)
             nursery.start_soon(self._charger, index)
@@ -241,7 +244,7 @@ class Fleet:
         """Give up early when the first attempts all failed and none ever succeeded."""
         metrics = self.metrics
         failures = sum(metrics.connect_failures.values())
-        if metrics.connected_peak == 0 and failures >= min(self.config.chargers,
+        if metrics.connected_peak == 0 and failures >= min(len(self._indexes),
                                                            _UNREACHABLE_PROBES):
             reasons = ", ".join(f"{reason} x{n}" for reason, n in
                                 metrics.connect_failures.most_common())

@@ -74,7 +74,7 @@ def build_report(
                    "transport": config.transport},
         "config": unstructure_config(config),
         "chargers": {
-            "target": config.chargers,
+            "target": len(config.charger_indexes()),  # a segment's own slice
             "connected_peak": metrics.connected_peak,
             "booted": len(metrics.booted_ids),
             "boots": metrics.boots,
@@ -238,8 +238,11 @@ def format_summary(report: dict[str, Any]) -> str:
     """A compact, fixed-width end-of-run summary (k6 style)."""
     target, chargers, totals = report["target"], report["chargers"], report["totals"]
     where = "embedded CSMS" if target["embedded"] else "target"
+    spread = ""
+    if report["config"].get("segment") is not None:
+        spread += f" (segment {report['config']['segment']} of {report['config']['chargers']})"
     lines = [
-        f"fleetsim {report['fleetsim_version']}: {chargers['target']} chargers, "
+        f"fleetsim {report['fleetsim_version']}: {chargers['target']} chargers{spread}, "
         f"{report['duration_s']:.1f} s, OCPP {', '.join(target['ocpp'])} over "
         f"{target['transport']} against {target['url']} ({where})",
     ]
@@ -304,6 +307,12 @@ def format_summary(report: dict[str, Any]) -> str:
                 f" ms   saturated {saturated} s" + ("   <- saturated" if saturated else ""))
     for warning in report.get("merge", {}).get("warnings", ()):
         lines.append(f"WARNING: merge: {warning}")
+    missing = report.get("merge", {}).get("missing_segments")
+    if missing:
+        lines.append(f"WARNING: merge: no part ran segment{'s' * (len(missing) > 1)} "
+                     f"{', '.join(missing)}: its parts ran "
+                     f"{sum(part['chargers'] for part in parts)} of "
+                     f"{report['config'].get('chargers')} chargers")
     generator = report["generator"]
     lag = generator["loop_lag_ms"]
     across = f" (all {len(parts)} parts together)" if parts else ""
