@@ -31,6 +31,7 @@ from fleetsim.config import (
     parse_range,
     parse_rate,
     parse_segment,
+    parse_workers,
 )
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
@@ -102,6 +103,7 @@ __all__ = [
     "parse_rate",
     "parse_segment",
     "parse_threshold",
+    "parse_workers",
     "render_html",
     "resolve_profile",
     "run",

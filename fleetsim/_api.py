@@ -20,6 +20,7 @@ from fleetsim.fleet import Fleet, FleetOutcome
 from fleetsim.metrics import Metrics
 from fleetsim.report import build_report, default_report_path, write_report
 from fleetsim.thresholds import evaluate, parse_threshold
+from fleetsim.workers.supervisor import run_workers
 
 __all__ = ["RunResult", "run", "spawn"]
 
@@ -36,6 +37,11 @@ class RunResult:
     def thresholds_failed(self) -> bool:
         return any(not verdict["ok"] for verdict in self.report.get("thresholds", ()))
 
+    @property
+    def workers_lost(self) -> int:
+        """Worker processes that died or hung: their chargers are missing from the report."""
+        return len(self.report.get("workers", {}).get("lost", ()))
+
 
 @asynccontextmanager
 async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
@@ -49,11 +55,13 @@ async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
 
 async def spawn(
     config: RunConfig, *, on_second: Callable[[dict[str, Any]], None] | None = None,
-    write: bool = True,
+    on_worker: Callable[[dict[str, Any]], None] | None = None, write: bool = True,
 ) -> RunResult:
     """Run a fleet to the end (duration, signal, or unreachable target) and report on it.
 
-    Without `config.url` the embedded CSMS is started in a child process first.
+    Without `config.url` the embedded CSMS is started in a child process first. With
+    `config.workers`, worker processes run the fleet (see `fleetsim.workers`): `on_second`
+    then gets their rows summed, and `on_worker` hears of each worker's start and loss.
     """
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
@@ -64,17 +72,27 @@ async def spawn(
         except OSError as exc:
             raise ConfigError(f"prometheus: cannot listen on {config.prometheus[0]}:"
                               f"{config.prometheus[1]}: {exc.strerror or exc}") from None
+    supervised: tuple[dict[str, Any], FleetOutcome] | None = None
     try:
         with single_error():
             async with _target(config) as target:
-                outcome = await Fleet(config, target.url, metrics, on_second).run()
+                if config.workers is None:
+                    outcome = await Fleet(config, target.url, metrics, on_second).run()
+                else:
+                    supervised = await run_workers(config, target.url, on_second=on_second,
+                                                   on_worker=on_worker)
             url = target.url
             if config.url is None:
                 embedded_stats = target.stats
     finally:
         if exporter is not None:
             exporter.close()
-    report = build_report(config, url, metrics, outcome, embedded_stats)
+    if supervised is None:
+        report = build_report(config, url, metrics, outcome, embedded_stats)
+    else:
+        report, outcome = supervised
+        if embedded_stats is not None:
+            report["embedded_csms"] = {k: v for k, v in embedded_stats.items() if k != "event"}
     if config.thresholds:
         verdicts = evaluate([parse_threshold(text) for text in config.thresholds], report)
         report["thresholds"] = [verdict.as_dict() for verdict in verdicts]

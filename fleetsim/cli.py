@@ -44,17 +44,19 @@ from fleetsim import (
     parse_rate,
     parse_segment,
     parse_threshold,
+    parse_workers,
     resolve_profile,
     shipped_profiles,
 )
 
-__all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS", "EXIT_UNREACHABLE", "cli",
-           "main"]
+__all__ = ["EXIT_BAD_CONFIG", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS", "EXIT_UNREACHABLE",
+           "EXIT_WORKER_LOST", "cli", "main"]
 
 EXIT_THRESHOLDS = 99
 EXIT_UNREACHABLE = 103
 EXIT_BAD_CONFIG = 104
 EXIT_INTERRUPTED = 105
+EXIT_WORKER_LOST = 106
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -172,6 +174,9 @@ def cli() -> None:
 @click.option("--segment", metavar="K/N", envvar="FLEETSIM_SEGMENT",
               help="Run only the K-th of N slices of the fleet (every N-th charger from the "
                    "K-th), as one of N machines; `fleetsim merge` joins their reports.")
+@click.option("--workers", metavar="N|auto", envvar="FLEETSIM_WORKERS",
+              help="Split the fleet over N processes of this machine (auto: one per core); "
+                   "one live view, one merged report.")
 @click.option("--closed-loop", is_flag=True,
               help="Benchmark mode: each booted charger sends its next Heartbeat as soon as "
                    "the previous CALL is answered.")
@@ -182,7 +187,8 @@ def spawn(**options: Any) -> None:
     mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
     progress = Progress(sys.stderr, len(config.charger_indexes()), mode)
     try:
-        result = trio.run(functools.partial(fleetsim.spawn, config, on_second=progress),
+        result = trio.run(functools.partial(fleetsim.spawn, config, on_second=progress,
+                                            on_worker=progress.event),
                           restrict_keyboard_interrupt_to_checkpoints=True)
     finally:
         progress.close()
@@ -204,6 +210,8 @@ def spawn(**options: Any) -> None:
         _fail(result.outcome.reason, EXIT_UNREACHABLE)
     if stopped_by == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if result.workers_lost:
+        sys.exit(EXIT_WORKER_LOST)
     if result.thresholds_failed:
         sys.exit(EXIT_THRESHOLDS)
 
@@ -281,6 +289,7 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
         time_scale=options["time_scale"],
         csms=csms,
         segment=parse_segment(options["segment"]) if options["segment"] else None,
+        workers=parse_workers(options["workers"]) if options["workers"] else None,
     )
     return config
 

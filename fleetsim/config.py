@@ -7,6 +7,7 @@ The CLI, environment variables and tests all end up here; validation errors beco
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 from typing import Any, Final, Literal
@@ -32,6 +33,7 @@ __all__ = [
     "parse_range",
     "parse_rate",
     "parse_segment",
+    "parse_workers",
     "unstructure_config",
 ]
 
@@ -172,6 +174,7 @@ class Segment:
 
 
 WHOLE_FLEET: Final = Segment(1, 1)
+MAX_WORKERS: Final = 1024
 
 
 def parse_segment(text: str) -> Segment:
@@ -182,6 +185,20 @@ def parse_segment(text: str) -> Segment:
     except (ValueError, ConfigError):
         raise ConfigError(f"segment: expected K/N with 1 <= K <= N, like 3/8; got {text!r}"
                           ) from None
+
+
+def parse_workers(text: str) -> int:
+    """'auto' (one per core this process may run on) or a number of worker processes."""
+    if text.strip().lower() == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return min(cores or os.cpu_count() or 1, MAX_WORKERS)
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"workers: expected auto or 1 to {MAX_WORKERS}; got {text!r}")
+    return workers
 
 
 CAPACITY_WORKERS = 32
@@ -243,12 +260,19 @@ class RunConfig:
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
     segment: Segment | None = None
     """Run only this slice of the fleet (IDs, behaviours and schedules as in the whole)."""
+    workers: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(
+            attrs.validators.in_(range(1, MAX_WORKERS + 1))))
+    """Split the fleet (or segment) over this many worker processes; None: run it here."""
 
     def __attrs_post_init__(self) -> None:
         if self.profile is None and self.time_scale != 1.0:
             raise ConfigError("time-scale: applies to a profile's behaviours; give a profile")
         if not self.charger_indexes():
             raise ConfigError(f"segment: {self.segment} of {self.chargers} chargers is empty")
+        if self.workers is not None and self.prometheus is not None:
+            raise ConfigError("prometheus: not with --workers yet; run one process per "
+                              "segment (--segment K/N), each with its own port")
 
     def charger_indexes(self) -> range:
         """The 1-based indexes of the chargers this run plays: the fleet, or its segment."""

@@ -241,6 +241,8 @@ def format_summary(report: dict[str, Any]) -> str:
     spread = ""
     if report["config"].get("segment") is not None:
         spread += f" (segment {report['config']['segment']} of {report['config']['chargers']})"
+    if "workers" in report:
+        spread += f" in {report['workers']['count']} worker processes"
     lines = [
         f"fleetsim {report['fleetsim_version']}: {chargers['target']} chargers{spread}, "
         f"{report['duration_s']:.1f} s, OCPP {', '.join(target['ocpp'])} over "
@@ -308,11 +310,13 @@ def format_summary(report: dict[str, Any]) -> str:
     for warning in report.get("merge", {}).get("warnings", ()):
         lines.append(f"WARNING: merge: {warning}")
     missing = report.get("merge", {}).get("missing_segments")
-    if missing:
+    if missing and "workers" not in report:  # a run's lost workers are named below
         lines.append(f"WARNING: merge: no part ran segment{'s' * (len(missing) > 1)} "
                      f"{', '.join(missing)}: its parts ran "
                      f"{sum(part['chargers'] for part in parts)} of "
                      f"{report['config'].get('chargers')} chargers")
+    for lost in report.get("workers", {}).get("lost", ()):
+        lines.append(f"WARNING: {lost['message']}")
     generator = report["generator"]
     lag = generator["loop_lag_ms"]
     across = f" (all {len(parts)} parts together)" if parts else ""
