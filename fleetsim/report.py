@@ -7,6 +7,7 @@ freely, never rename or remove one without bumping the schema version.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -192,8 +193,20 @@ def default_report_path(directory: str = "reports") -> Path:
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write the report whole or not at all: into a temporary file renamed over `path`, so a
+    tool that watches the folder (the Kubernetes merge step waits for parts) never reads half
+    of one. A path that is not a plain file (`/dev/stdout`, a symlink) is written directly."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    data = orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        path.write_bytes(data)
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _ms(value: float) -> str:
