@@ -23,12 +23,15 @@ from fleetsim.config import (
     CsmsConfig,
     Delay,
     RunConfig,
+    Segment,
     build_config,
     parse_delay,
     parse_duration,
     parse_listen,
     parse_range,
     parse_rate,
+    parse_segment,
+    parse_workers,
 )
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
@@ -78,6 +81,7 @@ __all__ = [
     "RemoteProtocolError",
     "RunConfig",
     "RunResult",
+    "Segment",
     "Sessions",
     "TargetUnreachable",
     "Threshold",
@@ -101,7 +105,9 @@ __all__ = [
     "parse_listen",
     "parse_range",
     "parse_rate",
+    "parse_segment",
     "parse_threshold",
+    "parse_workers",
     "ramp",
     "render_html",
     "resolve_profile",

@@ -21,6 +21,7 @@ from fleetsim.metrics import Metrics
 from fleetsim.ramp import Ramp, RampPlan, conclude
 from fleetsim.report import build_report, default_report_path, write_report
 from fleetsim.thresholds import evaluate, parse_threshold
+from fleetsim.workers.supervisor import run_workers
 
 __all__ = ["RampResult", "RunResult", "ramp", "run", "run_ramp", "spawn"]
 
@@ -36,6 +37,11 @@ class RunResult:
     @property
     def thresholds_failed(self) -> bool:
         return any(not verdict["ok"] for verdict in self.report.get("thresholds", ()))
+
+    @property
+    def workers_lost(self) -> int:
+        """Worker processes that died or hung: their chargers are missing from the report."""
+        return len(self.report.get("workers", {}).get("lost", ()))
 
 
 @attrs.frozen
@@ -68,8 +74,10 @@ async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
 async def _run_fleet(
     config: RunConfig, on_second: Callable[[dict[str, Any]], None] | None,
     plan: RampPlan | None = None, on_step: Callable[[dict[str, Any]], None] | None = None,
+    on_worker: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[dict[str, Any], FleetOutcome]:
-    """Run the fleet (through a ramp plan, if given) against its target and report on it."""
+    """Run the fleet (through a ramp plan, if given; in worker processes, with
+    `config.workers`) against its target and report on it."""
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
     exporter = None
@@ -80,20 +88,30 @@ async def _run_fleet(
             raise ConfigError(f"prometheus: cannot listen on {config.prometheus[0]}:"
                               f"{config.prometheus[1]}: {exc.strerror or exc}") from None
     ramp = None
+    supervised: tuple[dict[str, Any], FleetOutcome] | None = None
     try:
         with single_error():
             async with _target(config) as target:
-                fleet = Fleet(config, target.url, metrics, on_second)
-                if plan is not None:
-                    ramp = Ramp(fleet, metrics, plan, on_step)
-                outcome = await fleet.run(ramp)
+                if config.workers is not None:
+                    supervised = await run_workers(config, target.url, on_second=on_second,
+                                                   on_worker=on_worker)
+                else:
+                    fleet = Fleet(config, target.url, metrics, on_second)
+                    if plan is not None:
+                        ramp = Ramp(fleet, metrics, plan, on_step)
+                    outcome = await fleet.run(ramp)
             url = target.url
             if config.url is None:
                 embedded_stats = target.stats
     finally:
         if exporter is not None:
             exporter.close()
-    report = build_report(config, url, metrics, outcome, embedded_stats)
+    if supervised is None:
+        report = build_report(config, url, metrics, outcome, embedded_stats)
+    else:
+        report, outcome = supervised
+        if embedded_stats is not None:
+            report["embedded_csms"] = {k: v for k, v in embedded_stats.items() if k != "event"}
     if config.thresholds:
         verdicts = evaluate([parse_threshold(text) for text in config.thresholds], report)
         report["thresholds"] = [verdict.as_dict() for verdict in verdicts]
@@ -113,13 +131,15 @@ def _write(report: dict[str, Any], config: RunConfig, write: bool) -> Path | Non
 
 async def spawn(
     config: RunConfig, *, on_second: Callable[[dict[str, Any]], None] | None = None,
-    write: bool = True,
+    on_worker: Callable[[dict[str, Any]], None] | None = None, write: bool = True,
 ) -> RunResult:
     """Run a fleet to the end (duration, signal, or unreachable target) and report on it.
 
-    Without `config.url` the embedded CSMS is started in a child process first.
+    Without `config.url` the embedded CSMS is started in a child process first. With
+    `config.workers`, worker processes run the fleet (see `fleetsim.workers`): `on_second`
+    then gets their rows summed, and `on_worker` hears of each worker's start and loss.
     """
-    report, outcome = await _run_fleet(config, on_second)
+    report, outcome = await _run_fleet(config, on_second, on_worker=on_worker)
     return RunResult(report, outcome, _write(report, config, write))
 
 

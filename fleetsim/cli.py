@@ -3,7 +3,7 @@
 Exit codes follow k6's where they overlap: 0 the run happened, 99 a threshold failed (or a
 ramp's first step broke an SLO: no knee), 103 the target could not be reached at all, 104 bad
 options or files, 105 interrupted (the report is still written), 106 a ramp found the
-generator's limit rather than the CSMS's.
+generator's limit rather than the CSMS's, 107 a worker process was lost (`--workers`).
 """
 
 from __future__ import annotations
@@ -47,19 +47,22 @@ from fleetsim import (
     parse_listen,
     parse_range,
     parse_rate,
+    parse_segment,
     parse_threshold,
+    parse_workers,
     resolve_profile,
     shipped_profiles,
 )
 
 __all__ = ["EXIT_BAD_CONFIG", "EXIT_GENERATOR_LIMITED", "EXIT_INTERRUPTED", "EXIT_THRESHOLDS",
-           "EXIT_UNREACHABLE", "cli", "main", "ramp_exit_code"]
+           "EXIT_UNREACHABLE", "EXIT_WORKER_LOST", "cli", "main", "ramp_exit_code"]
 
 EXIT_THRESHOLDS = 99
 EXIT_UNREACHABLE = 103
 EXIT_BAD_CONFIG = 104
 EXIT_INTERRUPTED = 105
 EXIT_GENERATOR_LIMITED = 106
+EXIT_WORKER_LOST = 107
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -196,14 +199,21 @@ def cli() -> None:
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
               help="Write the threshold verdicts as JUnit XML.")
 @_output_options
+@click.option("--segment", metavar="K/N", envvar="FLEETSIM_SEGMENT",
+              help="Run only the K-th of N slices of the fleet (every N-th charger from the "
+                   "K-th), as one of N machines; `fleetsim merge` joins their reports.")
+@click.option("--workers", metavar="N|auto", envvar="FLEETSIM_WORKERS",
+              help="Split the fleet over N processes of this machine (auto: one per core); "
+                   "one live view, one merged report.")
 @_csms_options
 def spawn(**options: Any) -> None:
     """Run a fleet of chargers against a CSMS (the embedded one without --url)."""
     config = _spawn_config(options)
     mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
-    progress = Progress(sys.stderr, config.chargers, mode)
+    progress = Progress(sys.stderr, len(config.charger_indexes()), mode)
     try:
-        result = trio.run(functools.partial(fleetsim.spawn, config, on_second=progress),
+        result = trio.run(functools.partial(fleetsim.spawn, config, on_second=progress,
+                                            on_worker=progress.event),
                           restrict_keyboard_interrupt_to_checkpoints=True)
     finally:
         progress.close()
@@ -217,6 +227,8 @@ def spawn(**options: Any) -> None:
         _fail(result.outcome.reason, EXIT_UNREACHABLE)
     if stopped_by == "interrupted":
         sys.exit(EXIT_INTERRUPTED)
+    if result.workers_lost:
+        sys.exit(EXIT_WORKER_LOST)
     if result.thresholds_failed:
         sys.exit(EXIT_THRESHOLDS)
 
@@ -307,6 +319,8 @@ def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
         profile=profile,
         time_scale=options["time_scale"],
         csms=csms,
+        segment=parse_segment(options["segment"]) if options.get("segment") else None,
+        workers=parse_workers(options["workers"]) if options.get("workers") else None,
     )
     return config
 
@@ -518,6 +532,9 @@ def merge_command(parts: tuple[str, ...], output: str, force: bool) -> None:
                                     force=force, names=list(parts))
     for warning in merged["merge"]["warnings"]:
         click.echo(f"fleetsim: warning: {warning}", err=True)
+    if merged["merge"]["missing_segments"]:
+        click.echo("fleetsim: warning: no part ran segment(s) "
+                   + ", ".join(merged["merge"]["missing_segments"]), err=True)
     try:
         fleetsim.write_report(merged, Path(output))
     except OSError as exc:

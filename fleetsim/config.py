@@ -7,9 +7,10 @@ The CLI, environment variables and tests all end up here; validation errors beco
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
 import attrs
@@ -24,12 +25,15 @@ __all__ = [
     "CsmsConfig",
     "Delay",
     "RunConfig",
+    "Segment",
     "build_config",
     "parse_delay",
     "parse_duration",
     "parse_listen",
     "parse_range",
     "parse_rate",
+    "parse_segment",
+    "parse_workers",
     "unstructure_config",
 ]
 
@@ -139,6 +143,64 @@ def _check_url(_instance: object, _attribute: object, value: str | None) -> None
         raise ConfigError(f"url: expected ws://host:port/path or wss://...; got {value!r}")
 
 
+@attrs.frozen
+class Segment:
+    """The `index`-th of `count` slices of a fleet (1-based): every `count`-th charger index,
+    starting at `index`.
+
+    Strided rather than contiguous, so that each segment takes its share of every behaviour
+    and ramps up alongside the others, and so that a segment split again (`split`) is still a
+    segment of the whole fleet: a report's label says exactly which chargers it ran.
+    """
+
+    index: int
+    count: int
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ConfigError(f"segment: expected K/N with 1 <= K <= N; got {self}")
+
+    def indexes(self, chargers: int) -> range:
+        """The 1-based charger indexes of this slice of a fleet of `chargers`."""
+        return range(self.index, chargers + 1, self.count)
+
+    def split(self, parts: int) -> tuple[Segment, ...]:
+        """This slice in `parts` slices, each a segment of the whole fleet."""
+        return tuple(Segment(self.index + self.count * part, self.count * parts)
+                     for part in range(parts))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE_FLEET: Final = Segment(1, 1)
+MAX_WORKERS: Final = 1024
+
+
+def parse_segment(text: str) -> Segment:
+    """'3/8': the 3rd of 8 slices."""
+    index, _, count = text.strip().partition("/")
+    try:
+        return Segment(int(index), int(count))
+    except (ValueError, ConfigError):
+        raise ConfigError(f"segment: expected K/N with 1 <= K <= N, like 3/8; got {text!r}"
+                          ) from None
+
+
+def parse_workers(text: str) -> int:
+    """'auto' (one per core this process may run on) or a number of worker processes."""
+    if text.strip().lower() == "auto":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        return min(cores or os.cpu_count() or 1, MAX_WORKERS)
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"workers: expected auto or 1 to {MAX_WORKERS}; got {text!r}")
+    return workers
+
+
 CAPACITY_WORKERS = 32
 
 _IDENTITY = re.compile(r"[A-Za-z0-9._~-]{0,40}")
@@ -195,10 +257,25 @@ class RunConfig:
     profile: Profile | None = None
     time_scale: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
+    segment: Segment | None = None
+    """Run only this slice of the fleet (IDs, behaviours and schedules as in the whole)."""
+    workers: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(
+            attrs.validators.in_(range(1, MAX_WORKERS + 1))))
+    """Split the fleet (or segment) over this many worker processes; None: run it here."""
 
     def __attrs_post_init__(self) -> None:
         if self.profile is None and self.time_scale != 1.0:
             raise ConfigError("time-scale: applies to a profile's behaviours; give a profile")
+        if not self.charger_indexes():
+            raise ConfigError(f"segment: {self.segment} of {self.chargers} chargers is empty")
+        if self.workers is not None and self.prometheus is not None:
+            raise ConfigError("prometheus: not with --workers yet; run one process per "
+                              "segment (--segment K/N), each with its own port")
+
+    def charger_indexes(self) -> range:
+        """The 1-based indexes of the chargers this run plays: the fleet, or its segment."""
+        return (self.segment or WHOLE_FLEET).indexes(self.chargers)
 
     def behaviours(self) -> tuple[tuple[str, ...], tuple[ChargerSpec, ...], list[float]]:
         """(names, the spec each plays in real seconds, weights)."""
@@ -217,6 +294,7 @@ class RunConfig:
 
 
 _converter = cattrs.Converter()
+_converter.register_unstructure_hook(Segment, str)
 
 
 def unstructure_config(config: RunConfig) -> dict[str, Any]:

@@ -63,7 +63,8 @@ def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLCon
 
 
 class Fleet:
-    """Ramps up `config.chargers` chargers against `url` and runs them until told to stop."""
+    """Ramps up the chargers of `config` (the fleet or its segment) against `url` and runs
+    them until told to stop."""
 
     def __init__(
         self, config: RunConfig, url: str, metrics: Metrics,
@@ -98,13 +99,24 @@ class Fleet:
         self._cpu_mark = (self._t0, time.process_time())
         self._cpu_start = self._cpu_mark[1]
         self.behaviour_names, self._specs, weights = config.behaviours()
+        # the whole fleet's assignment, whatever slice of it runs here
         self._assignment = assign_behaviours(weights, config.chargers, config.seed)
+        self._indexes = config.charger_indexes()
+
+    def _planned(self) -> int:
+        """How many chargers of this run's slice the fleet is growing to."""
+        indexes = self._indexes
+        return len(range(indexes.start, min(indexes.stop, self._target + 1), indexes.step))
 
     def behaviour_counts(self) -> dict[str, int]:
-        """How many of the chargers started play each behaviour."""
+        """How many of this run's chargers play each behaviour: those the fleet was grown to
+        (a ramp may stop short), or its whole slice before it runs."""
         counts = dict.fromkeys(self.behaviour_names, 0)
-        for index in self._assignment[:self._started]:
-            counts[self.behaviour_names[index]] += 1
+        limit = self._target or self.config.chargers
+        for index in self._indexes:
+            if index > limit:
+                break
+            counts[self.behaviour_names[self._assignment[index - 1]]] += 1
         return counts
 
     @property
@@ -236,7 +248,7 @@ class Fleet:
         while True:
             await trio.sleep_until(next_tick)
             next_tick += 1.0
-            if self._frozen < self._target <= self.metrics.booted_now:
+            if self._frozen < self._target and self.metrics.booted_now >= self._planned():
                 # Thousands of long-lived charger objects make each full garbage collection a
                 # pause of hundreds of milliseconds, measured as latency: park them outside it
                 # (again after each ramp step).
@@ -260,22 +272,26 @@ class Fleet:
         fleet) have started; returns when the last one has, or when the fleet is draining."""
         assert self._nursery is not None, "grow() is for a running fleet"
         t0 = trio.current_time()
-        first = self._started
+        first = self._target
         self._target = max(self._target, min(chargers, self.config.chargers))
-        for index in range(first + 1, self._target + 1):
+        for index in self._indexes:  # a segment plays its own slice, at the fleet's times
+            if index <= first:
+                continue
+            if index > self._target:
+                break
             if self._draining:
                 return
             due = t0 + (index - first - 1) / self.config.ramp_per_s
             if trio.current_time() < due:
                 await trio.sleep_until(due)
             self._nursery.start_soon(self._charger, index)
-            self._started = index
+            self._started += 1
 
     def _check_reachable(self) -> None:
         """Give up early when the first attempts all failed and none ever succeeded."""
         metrics = self.metrics
         failures = sum(metrics.connect_failures.values())
-        if metrics.connected_peak == 0 and failures >= min(self.config.chargers,
+        if metrics.connected_peak == 0 and failures >= min(len(self._indexes),
                                                            _UNREACHABLE_PROBES):
             reasons = ", ".join(f"{reason} x{n}" for reason, n in
                                 metrics.connect_failures.most_common())

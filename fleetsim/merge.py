@@ -25,6 +25,7 @@ so a saturated worker stands out.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -103,6 +104,8 @@ _PROFILE_SHAPE: Final[dict[str, Any]] = {
 }
 """The sections a profile run adds (reports from before profiles have none of them)."""
 _LABEL_KEYS: Final = ("segment", "worker")
+_SEGMENT_LABEL: Final = re.compile(r"([1-9][0-9]{0,8})/([1-9][0-9]{0,8})")
+_MAX_PERIOD: Final = 1 << 20
 _SEVERITY: Final = ("unreachable", "interrupted", "duration")
 _ROW_SUMS: Final = ("sent", "ok", "errors", "connects", "connect_failures")
 _ROW_GAUGES: Final = ("connected", "booted", "queued")
@@ -135,7 +138,8 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
             leaves.append(part)
             within.append(part["source"] if part["source"] == source
                           else f"{part['source']} in {source}")
-    problems = _not_one_run(reports, sources) + _duplicates(leaves, within)
+    missing, overlaps = _coverage(leaves, within, reports[0]["config"].get("chargers"))
+    problems = _not_one_run(reports, sources) + _duplicates(leaves, within) + overlaps
     if problems and not force:
         raise ConfigError("merge: refusing to merge reports of different runs: "
                           + "; ".join(problems) + " (--force merges anyway)")
@@ -167,7 +171,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
         "outcome": _merged_outcome(reports),
         "target": _merged_target(reports),
         "config": config,
-        "chargers": _merged_chargers(reports, leaves, config, timeline),
+        "chargers": _merged_chargers(reports, leaves, timeline),
         "calls": calls,
         "csms_calls": _merge_csms_calls(reports, sources),
         "bad_frames": _add_counts([report["bad_frames"] for report in reports]),
@@ -181,7 +185,8 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
             "saturated_seconds": sum(1 for row in timeline if row["saturated"]),
         },
         "parts": leaves,
-        "merge": {"warnings": warnings, "timeline_p99_ms": TIMELINE_P99},
+        "merge": {"warnings": warnings, "timeline_p99_ms": TIMELINE_P99,
+                  "missing_segments": missing},
     }
     merged.update(_merged_behaviour_sections(reports, sources, starts, origin, timeline))
     embedded = [report["embedded_csms"] for report in reports if "embedded_csms" in report]
@@ -314,6 +319,39 @@ def _duplicates(leaves: Sequence[Mapping[str, Any]], within: Sequence[str]) -> l
         else:
             seen[key] = where
     return problems
+
+
+def _coverage(leaves: Sequence[Mapping[str, Any]], within: Sequence[str],
+              fleet: Any) -> tuple[list[str], list[str]]:
+    """When every part is a segment (a `K/N` label): the segments of the fleet that no part
+    ran, and the parts that ran the same chargers (1/2 and 1/4 share every 4th charger).
+
+    Segments of different sizes compare on the least common multiple of their counts, so the
+    parts of one machine's workers (1/4, 3/4) and another's segment (2/2) cover the fleet.
+    """
+    labels = [_SEGMENT_LABEL.fullmatch(str(part["label"])) for part in leaves]
+    if not labels or not all(labels):
+        return [], []
+    segments = [(int(m[1]), int(m[2])) for m in labels if m]
+    if any(index > count for index, count in segments):
+        return [], []
+    period = math.lcm(*(count for _, count in segments))
+    if period > _MAX_PERIOD:
+        return [], []
+    owner: dict[int, int] = {}
+    overlaps = []
+    for position, (index, count) in enumerate(segments):
+        for residue in range(index - 1, period, count):
+            other = owner.setdefault(residue, position)
+            if other != position and segments[other] != segments[position]:
+                overlaps.append(f"segments {leaves[other]['label']} and "
+                                f"{leaves[position]['label']} ran the same chargers "
+                                f"({within[other]} and {within[position]})")
+                break
+    gaps = [residue for residue in range(period) if residue not in owner]
+    if isinstance(fleet, int) and not isinstance(fleet, bool):
+        gaps = [residue for residue in gaps if residue < fleet]
+    return [f"{residue + 1}/{period}" for residue in gaps], overlaps
 
 
 def _apart(starts: Sequence[float], ends: Sequence[float], sources: Sequence[str]) -> list[str]:
@@ -502,7 +540,6 @@ def _merged_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapping[str, Any]],
-                     config: Mapping[str, Any],
                      timeline: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts add; `target` and `connected_peak` need thought.
 
@@ -511,8 +548,9 @@ def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapp
     Both are lower bounds of the true peak. Without a timeline in every part, it is the sum
     of the parts' peaks, an upper bound.
 
-    `target` is the sum of the parts' targets, except when every part is a labelled segment
-    whose target is the whole configured fleet: then that fleet is the target.
+    `target` is the sum of the parts' targets: a segment's report counts the chargers of its
+    own slice (`--segment K/N`), so the segments of a fleet add up to the fleet, and a merge
+    that lacks some says so in `merge.missing_segments`.
     """
     chargers = _add_counts([report["chargers"] for report in reports],
                            skip=("target", "connected_peak"))
@@ -522,12 +560,7 @@ def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapp
             [row["connected"] for row in timeline] + peaks)
     else:
         chargers["connected_peak"] = sum(peaks)
-    fleet = config.get("chargers")
-    if len(leaves) > 1 and all(
-            part["label"] is not None and part["chargers"] == fleet for part in leaves):
-        chargers["target"] = fleet
-    else:
-        chargers["target"] = sum(part["chargers"] for part in leaves)
+    chargers["target"] = sum(part["chargers"] for part in leaves)
     return {"target": chargers.pop("target"), "connected_peak": chargers.pop("connected_peak"),
             **chargers}
 

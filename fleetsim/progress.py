@@ -8,7 +8,7 @@ import orjson
 
 from fleetsim.report import format_step
 
-__all__ = ["Progress", "ProgressMode", "format_progress"]
+__all__ = ["Progress", "ProgressMode", "format_event", "format_progress"]
 
 ProgressMode = Literal["auto", "plain", "jsonl", "none"]
 
@@ -19,7 +19,20 @@ def format_progress(row: dict[str, Any], chargers: int, errors_total: int) -> st
         f"booted {row['booted']}  calls/s {row['ok'] + row['errors']:>6}  "
         f"errors {errors_total}  p99 {row['p99_ms']:.2f} ms"
         + ("  [generator saturated]" if row.get("saturated") else "")
+        + (f"  [{row['workers_lost']} worker(s) lost]" if row.get("workers_lost") else "")
     )
+
+
+def format_event(event: dict[str, Any]) -> str:
+    """A worker's start or loss, as one line."""
+    if event["event"] == "worker":
+        return (f"worker {event['worker']}: pid {event['pid']}, segment {event['segment']}, "
+                f"{event['chargers']} chargers")
+    if event["event"] == "worker_lost":
+        last = f"; last stderr line: {event['stderr']}" if event["stderr"] else ""
+        return (f"fleetsim: warning: worker {event['worker']} (segment {event['segment']}, "
+                f"pid {event['pid']}) lost: {event['exit']}{last}")
+    return str(event)
 
 
 class Progress:
@@ -57,6 +70,17 @@ class Progress:
         else:
             prefix = "\r\x1b[K" if self._mode == "auto" else ""
             self._stream.write(prefix + format_step(step) + "\n")
+
+    def event(self, event: dict[str, Any]) -> None:
+        """Something other than a second's row: a worker's start or loss (see
+        `fleetsim.spawn`'s `on_worker`), as a line of its own, or a JSON line in "jsonl"."""
+        if self._mode == "none":
+            return
+        if self._mode == "jsonl":
+            self._stream.write(orjson.dumps(event).decode() + "\n")
+        else:
+            self._stream.write(("\r\x1b[K" if self._mode == "auto" else "")
+                               + format_event(event) + "\n")
         self._stream.flush()
 
     def close(self) -> None:

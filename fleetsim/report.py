@@ -7,6 +7,7 @@ freely, never rename or remove one without bumping the schema version.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -75,7 +76,7 @@ def build_report(
                    "transport": config.transport},
         "config": unstructure_config(config),
         "chargers": {
-            "target": config.chargers,
+            "target": len(config.charger_indexes()),  # a segment's own slice
             "connected_peak": metrics.connected_peak,
             "booted": len(metrics.booted_ids),
             "boots": metrics.boots,
@@ -242,8 +243,20 @@ def default_report_path(directory: str = "reports") -> Path:
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write the report whole or not at all: into a temporary file renamed over `path`, so a
+    tool that watches the folder (the Kubernetes merge step waits for parts) never reads half
+    of one. A path that is not a plain file (`/dev/stdout`, a symlink) is written directly."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    data = orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        path.write_bytes(data)
+        return
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _ms(value: float) -> str:
@@ -348,8 +361,13 @@ def format_summary(report: dict[str, Any]) -> str:
     """A compact, fixed-width end-of-run summary (k6 style)."""
     target, chargers, totals = report["target"], report["chargers"], report["totals"]
     where = "embedded CSMS" if target["embedded"] else "target"
+    spread = ""
+    if report["config"].get("segment") is not None:
+        spread += f" (segment {report['config']['segment']} of {report['config']['chargers']})"
+    if "workers" in report:
+        spread += f" in {report['workers']['count']} worker processes"
     lines = [
-        f"fleetsim {report['fleetsim_version']}: {chargers['target']} chargers, "
+        f"fleetsim {report['fleetsim_version']}: {chargers['target']} chargers{spread}, "
         f"{report['duration_s']:.1f} s, OCPP {', '.join(target['ocpp'])} over "
         f"{target['transport']} against {target['url']} ({where})",
     ]
@@ -414,6 +432,14 @@ def format_summary(report: dict[str, Any]) -> str:
                 f" ms   saturated {saturated} s" + ("   <- saturated" if saturated else ""))
     for warning in report.get("merge", {}).get("warnings", ()):
         lines.append(f"WARNING: merge: {warning}")
+    missing = report.get("merge", {}).get("missing_segments")
+    if missing and "workers" not in report:  # a run's lost workers are named below
+        lines.append(f"WARNING: merge: no part ran segment{'s' * (len(missing) > 1)} "
+                     f"{', '.join(missing)}: its parts ran "
+                     f"{sum(part['chargers'] for part in parts)} of "
+                     f"{report['config'].get('chargers')} chargers")
+    for lost in report.get("workers", {}).get("lost", ()):
+        lines.append(f"WARNING: {lost['message']}")
     generator = report["generator"]
     lag = generator["loop_lag_ms"]
     across = f" (all {len(parts)} parts together)" if parts else ""

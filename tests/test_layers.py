@@ -18,6 +18,7 @@ SANS_IO = [
     PACKAGE / "csms" / "handlers.py",
     PACKAGE / "csms" / "v201.py",
     PACKAGE / "csms" / "commands.py",
+    PACKAGE / "workers" / "live.py",
 ]
 FORBIDDEN = {"trio", "trio_websocket", "wsproto", "socket", "ssl", "asyncio", "time",
              "subprocess", "fleetsim.transport", "fleetsim.fleet"}

@@ -16,7 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetsim import ConfigError, FleetOutcome, Metrics, RunConfig, format_summary, merge_reports
+from fleetsim import (
+    ConfigError,
+    FleetOutcome,
+    Metrics,
+    RunConfig,
+    format_summary,
+    merge_reports,
+    parse_segment,
+)
 from fleetsim.report import build_report
 
 T0 = 1_700_000_000.0
@@ -143,6 +151,8 @@ def split(seed: int, parts: int, seconds: int = 6,
     pieces = [report(play([e for e in events if owner[e.charger] == part], seconds, lags[part],
                           cpus[part]), segment=f"{part + 1}/{parts}")
               for part in range(parts)]
+    for part, piece in enumerate(pieces):  # a segment's report counts its own chargers
+        piece["chargers"]["target"] = sum(1 for who in owner.values() if who == part)
     return together, pieces
 
 
@@ -283,7 +293,7 @@ def test_reports_of_different_runs_are_refused_naming_keys_and_files() -> None:
 def test_keys_that_differ_between_parts_do_not_stop_a_merge() -> None:
     one = small(report_path="one.json", prometheus=("127.0.0.1", 9101))
     two = small(segment="2/2", report_path="two.json", prometheus=("127.0.0.1", 9102))
-    two["config"]["workers"] = 2
+    one["config"]["workers"] = two["config"]["workers"] = 2  # kept where all parts agree
     merged = merge_reports([one, two])
     assert merged["calls"]["Heartbeat"]["sent"] == 200
     assert merged["config"]["segment"] is None and merged["config"]["report_path"] is None
@@ -299,6 +309,30 @@ def test_the_same_part_twice_is_refused() -> None:
     both = merge_reports([small(), small(segment="2/2")])
     with pytest.raises(ConfigError, match="segment 2/2 twice"):
         merge_reports([both, small(segment="2/2")])
+
+
+def segment(label: str) -> dict[str, Any]:
+    """A report of segment `label` of the CHARGERS-strong fleet, counting its own chargers."""
+    part = small(segment=label)
+    part["chargers"]["target"] = len(parse_segment(label).indexes(CHARGERS))
+    return part
+
+
+def test_segments_no_part_ran_are_named_and_overlapping_ones_refused() -> None:
+    merged = merge_reports([segment("1/3"), segment("3/3")])
+    assert merged["merge"]["missing_segments"] == ["2/3"]
+    assert merged["chargers"]["target"] == 20
+    assert "WARNING: merge: no part ran segment 2/3: its parts ran 20 of 30 chargers" in (
+        format_summary(merged))
+    # one machine's two workers (1/4 and 3/4) and another machine's segment 2/2
+    nested = merge_reports([segment("1/4"), segment("3/4"), segment("2/2")])
+    assert nested["merge"]["missing_segments"] == []
+    assert nested["chargers"]["target"] == CHARGERS
+    assert merge_reports([segment("1/4")])["merge"]["missing_segments"] == ["2/4", "3/4", "4/4"]
+    assert merge_reports([small(segment=None)])["merge"]["missing_segments"] == []
+    with pytest.raises(ConfigError, match=r"segments 1/2 and 3/4 ran the same chargers "
+                                          r"\(a\.json and b\.json\)"):
+        merge_reports([segment("1/2"), segment("3/4")], names=["a.json", "b.json"])
 
 
 def test_force_merges_anyway_and_says_so() -> None:

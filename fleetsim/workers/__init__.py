@@ -1,0 +1,1 @@
+"""Running one fleet in several worker processes of this machine (`fleetsim spawn --workers`)."""

@@ -1,0 +1,3 @@
+from fleetsim.workers.child import main
+
+main()
