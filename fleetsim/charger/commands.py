@@ -38,8 +38,9 @@ _TYPES: Final[dict[type, str]] = {int: "an integer", str: "a string", list: "an 
                                   dict: "an object"}
 
 
-def _field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool = True,
-           choices: frozenset[str] | tuple[str, ...] = (), max_length: int = 0) -> Any:
+def field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool = True,
+          choices: frozenset[str] | tuple[str, ...] = (), max_length: int = 0) -> Any:
+    """A payload field of an exact JSON type, or the CALLERROR a charger owes the CSMS."""
     if key not in payload:
         if required:
             raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{key} is required")
@@ -57,7 +58,7 @@ def _field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool
 
 
 def _connector_id(payload: dict[str, Any], *, required: bool) -> int | None:
-    value: int | None = _field(payload, "connectorId", int, required=required)
+    value: int | None = field(payload, "connectorId", int, required=required)
     if value is not None and value < 0:
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "connectorId must be >= 0")
     return value
@@ -65,7 +66,7 @@ def _connector_id(payload: dict[str, Any], *, required: bool) -> int | None:
 
 def _date(payload: dict[str, Any], key: str) -> float:
     """A required ISO 8601 date-time field, as Unix seconds."""
-    text = _field(payload, key, str)
+    text = field(payload, key, str)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -77,7 +78,7 @@ def _date(payload: dict[str, Any], key: str) -> float:
 
 
 def get_configuration(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    keys = _field(payload, "key", list, required=False)
+    keys = field(payload, "key", list, required=False)
     if keys is not None and not all(type(key) is str and len(key) <= 50 for key in keys):
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
                         "key must be an array of strings of at most 50 characters")
@@ -90,8 +91,8 @@ def get_configuration(core: ChargerCore, payload: dict[str, Any], now: float) ->
 
 def change_configuration(core: ChargerCore, payload: dict[str, Any],
                          now: float) -> dict[str, Any]:
-    key = _field(payload, "key", str, max_length=50)
-    value = _field(payload, "value", str, max_length=500)
+    key = field(payload, "key", str, max_length=50)
+    value = field(payload, "value", str, max_length=500)
     status = core.config.change(key, value)
     if status == "Accepted" and key == "HeartbeatInterval":
         core.set_heartbeat_interval(int(value), now)
@@ -107,7 +108,7 @@ def clear_cache(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[
 
 
 def data_transfer(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    _field(payload, "vendorId", str, max_length=255)
+    field(payload, "vendorId", str, max_length=255)
     return {"status": "UnknownVendorId"}
 
 
@@ -119,9 +120,9 @@ def get_local_list_version(core: ChargerCore, payload: dict[str, Any],
 
 
 def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    version = _field(payload, "listVersion", int)
-    update = _field(payload, "updateType", str, choices=("Differential", "Full"))
-    entries = _field(payload, "localAuthorizationList", list, required=False) or []
+    version = field(payload, "listVersion", int)
+    update = field(payload, "updateType", str, choices=("Differential", "Full"))
+    entries = field(payload, "localAuthorizationList", list, required=False) or []
     for entry in entries:
         if type(entry) is not dict or type(entry.get("idTag")) is not str or (
                 "idTagInfo" in entry and type(entry["idTagInfo"]) is not dict):
@@ -136,7 +137,7 @@ def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> d
 
 def remote_start_transaction(core: ChargerCore, payload: dict[str, Any],
                              now: float) -> dict[str, Any]:
-    id_tag = _field(payload, "idTag", str, max_length=20)
+    id_tag = field(payload, "idTag", str, max_length=20)
     connector_id = _connector_id(payload, required=False)
     if connector_id is not None and not core.has_connector(connector_id):
         return {"status": "Rejected"}
@@ -146,19 +147,19 @@ def remote_start_transaction(core: ChargerCore, payload: dict[str, Any],
 
 def remote_stop_transaction(core: ChargerCore, payload: dict[str, Any],
                             now: float) -> dict[str, Any]:
-    transaction_id = _field(payload, "transactionId", int)
+    transaction_id = field(payload, "transactionId", int)
     stopped = core.stop_transaction(transaction_id, "Remote", now)
     return {"status": "Accepted" if stopped else "Rejected"}
 
 
 def reset(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    kind = _field(payload, "type", str, choices=("Hard", "Soft"))
+    kind = field(payload, "type", str, choices=("Hard", "Soft"))
     core.reset(kind, now)
     return {"status": "Accepted"}
 
 
 def trigger_message(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    message = _field(payload, "requestedMessage", str, choices=TRIGGERABLE)
+    message = field(payload, "requestedMessage", str, choices=TRIGGERABLE)
     connector_id = _connector_id(payload, required=False)
     return {"status": core.trigger(message, connector_id, now)}
 
@@ -175,7 +176,7 @@ def unlock_connector(core: ChargerCore, payload: dict[str, Any], now: float) -> 
 def change_availability(core: ChargerCore, payload: dict[str, Any],
                         now: float) -> dict[str, Any]:
     connector_id = _connector_id(payload, required=True)
-    kind = _field(payload, "type", str, choices=("Inoperative", "Operative"))
+    kind = field(payload, "type", str, choices=("Inoperative", "Operative"))
     assert connector_id is not None
     if connector_id != 0 and not core.has_connector(connector_id):
         return {"status": "Rejected"}
@@ -185,9 +186,9 @@ def change_availability(core: ChargerCore, payload: dict[str, Any],
 def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
     connector_id = _connector_id(payload, required=True)
     expiry = _date(payload, "expiryDate")
-    id_tag = _field(payload, "idTag", str, max_length=20)
-    _field(payload, "parentIdTag", str, required=False, max_length=20)
-    reservation_id = _field(payload, "reservationId", int)
+    id_tag = field(payload, "idTag", str, max_length=20)
+    field(payload, "parentIdTag", str, required=False, max_length=20)
+    reservation_id = field(payload, "reservationId", int)
     assert connector_id is not None
     if not core.has_connector(connector_id):  # connector 0: ReserveConnectorZeroSupported=false
         return {"status": "Rejected"}
@@ -196,15 +197,15 @@ def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[
 
 def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
                        now: float) -> dict[str, Any]:
-    reservation_id = _field(payload, "reservationId", int)
+    reservation_id = field(payload, "reservationId", int)
     cancelled = core.cancel_reservation(reservation_id, now)
     return {"status": "Accepted" if cancelled else "Rejected"}
 
 
 def get_diagnostics(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    _field(payload, "location", str)
+    field(payload, "location", str)
     for key in ("retries", "retryInterval"):
-        _field(payload, key, int, required=False)
+        field(payload, key, int, required=False)
     for key in ("startTime", "stopTime"):
         if key in payload:
             _date(payload, key)
@@ -212,10 +213,10 @@ def get_diagnostics(core: ChargerCore, payload: dict[str, Any], now: float) -> d
 
 
 def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    _field(payload, "location", str)
+    field(payload, "location", str)
     retrieve = _date(payload, "retrieveDate")
     for key in ("retries", "retryInterval"):
-        _field(payload, key, int, required=False)
+        field(payload, key, int, required=False)
     core.update_firmware(retrieve, now)
     return {}
 
@@ -223,7 +224,7 @@ def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> d
 def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
                          now: float) -> dict[str, Any]:
     connector_id = _connector_id(payload, required=True)
-    data = _field(payload, "csChargingProfiles", dict)
+    data = field(payload, "csChargingProfiles", dict)
     assert connector_id is not None
     try:
         profile = parse_profile(connector_id, data, core.wall(now))
@@ -234,11 +235,11 @@ def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
 
 def clear_charging_profile(core: ChargerCore, payload: dict[str, Any],
                            now: float) -> dict[str, Any]:
-    profile_id = _field(payload, "id", int, required=False)
+    profile_id = field(payload, "id", int, required=False)
     connector_id = _connector_id(payload, required=False)
-    purpose = _field(payload, "chargingProfilePurpose", str, required=False,
+    purpose = field(payload, "chargingProfilePurpose", str, required=False,
                      choices=("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"))
-    stack_level = _field(payload, "stackLevel", int, required=False)
+    stack_level = field(payload, "stackLevel", int, required=False)
     return {"status": core.clear_charging_profile(profile_id, connector_id, purpose,
                                                   stack_level)}
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 
 from fleetsim.charger import commands201
-from fleetsim.charger.commands import Violation
+from fleetsim.charger.commands import Violation, field
 from fleetsim.charger.device_model import (
     ALIGNED_INTERVAL,
     AUTHORIZE_REMOTE_START,
@@ -32,29 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HANDLERS"]
 
-_TYPES: Final[dict[type, str]] = {int: "an integer", str: "a string", dict: "an object",
-                                  list: "an array"}
-
-
-def _field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool = True,
-           choices: frozenset[str] = frozenset()) -> Any:
-    if key not in payload:
-        if required:
-            raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{key} is required")
-        return None
-    value: Any = payload[key]
-    if type(value) is not kind:
-        raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION, f"{key} must be {_TYPES[kind]}")
-    if choices and value not in choices:
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{key} must be one of {', '.join(sorted(choices))}")
-    return value
-
-
 def _token(payload: dict[str, Any]) -> str:
-    token = _field(payload, "idToken", dict)
-    value = _field(token, "idToken", str)
-    _field(token, "type", str)
+    token = field(payload, "idToken", dict)
+    value = field(token, "idToken", str)
+    field(token, "type", str)
     return str(value)[:20]
 
 
@@ -87,8 +68,8 @@ def _device(action: str) -> Handler:
 def request_start_transaction(core: ChargerCore, payload: dict[str, Any],
                               now: float) -> dict[str, Any]:
     token = _token(payload)
-    remote_start_id = _field(payload, "remoteStartId", int)
-    evse_id = _field(payload, "evseId", int, required=False)
+    remote_start_id = field(payload, "remoteStartId", int)
+    evse_id = field(payload, "evseId", int, required=False)
     if evse_id is not None and not core.has_connector(evse_id):
         return {"status": "Rejected"}
     authorize = _model(core).flag(AUTHORIZE_REMOTE_START)
@@ -99,14 +80,14 @@ def request_start_transaction(core: ChargerCore, payload: dict[str, Any],
 
 def request_stop_transaction(core: ChargerCore, payload: dict[str, Any],
                              now: float) -> dict[str, Any]:
-    transaction_id = _field(payload, "transactionId", str)
+    transaction_id = field(payload, "transactionId", str)
     stopped = core.stop_transaction(transaction_id, "Remote", now)
     return {"status": "Accepted" if stopped else "Rejected"}
 
 
 def reset(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    kind = _field(payload, "type", str, choices=frozenset({"Immediate", "OnIdle"}))
-    if _field(payload, "evseId", int, required=False) is not None:
+    kind = field(payload, "type", str, choices=frozenset({"Immediate", "OnIdle"}))
+    if field(payload, "evseId", int, required=False) is not None:
         return {"status": "Rejected"}  # resetting a single EVSE is not supported
     if kind == "Immediate":
         core.reset("Hard", now)
@@ -116,27 +97,27 @@ def reset(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, A
 
 def change_availability(core: ChargerCore, payload: dict[str, Any],
                         now: float) -> dict[str, Any]:
-    status = _field(payload, "operationalStatus", str,
+    status = field(payload, "operationalStatus", str,
                     choices=frozenset({"Operative", "Inoperative"}))
-    evse = _field(payload, "evse", dict, required=False) or {}
-    evse_id = _field(evse, "id", int) if evse else 0
+    evse = field(payload, "evse", dict, required=False) or {}
+    evse_id = field(evse, "id", int) if evse else 0
     if evse_id != 0 and not core.has_connector(evse_id):
         return {"status": "Rejected"}
     return {"status": core.set_availability(evse_id, status == "Operative", now)}
 
 
 def trigger_message(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    message = _field(payload, "requestedMessage", str)
-    evse = _field(payload, "evse", dict, required=False)
-    evse_id = _field(evse, "id", int) if evse is not None else None
+    message = field(payload, "requestedMessage", str)
+    evse = field(payload, "evse", dict, required=False)
+    evse_id = field(evse, "id", int) if evse is not None else None
     if evse_id is not None and evse_id != 0 and not core.has_connector(evse_id):
         return {"status": "Rejected"}
     return {"status": core.trigger_201(message, evse_id or None, now)}
 
 
 def unlock_connector(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    evse_id = _field(payload, "evseId", int)
-    connector_id = _field(payload, "connectorId", int)
+    evse_id = field(payload, "evseId", int)
+    connector_id = field(payload, "connectorId", int)
     if not core.has_connector(evse_id) or connector_id != 1:
         return {"status": "UnknownConnector"}
     if core.charging(evse_id):
@@ -146,7 +127,7 @@ def unlock_connector(core: ChargerCore, payload: dict[str, Any], now: float) -> 
 
 def get_transaction_status(core: ChargerCore, payload: dict[str, Any],
                            now: float) -> dict[str, Any]:
-    transaction_id = _field(payload, "transactionId", str, required=False)
+    transaction_id = field(payload, "transactionId", str, required=False)
     result: dict[str, Any] = {"messagesInQueue": core.transaction_messages_queued(
         transaction_id)}
     if transaction_id is not None:
@@ -159,7 +140,7 @@ def clear_cache(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[
 
 
 def data_transfer(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    _field(payload, "vendorId", str)
+    field(payload, "vendorId", str)
     return {"status": "UnknownVendorId"}
 
 
@@ -169,16 +150,16 @@ def get_local_list_version(core: ChargerCore, payload: dict[str, Any],
 
 
 def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    version = _field(payload, "versionNumber", int)
-    update = _field(payload, "updateType", str, choices=frozenset({"Differential", "Full"}))
-    entries = _field(payload, "localAuthorizationList", list, required=False) or []
+    version = field(payload, "versionNumber", int)
+    update = field(payload, "updateType", str, choices=frozenset({"Differential", "Full"}))
+    entries = field(payload, "localAuthorizationList", list, required=False) or []
     converted = []
     for entry in entries:
         if type(entry) is not dict:
             raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
                             "localAuthorizationList entries must be objects")
         item: dict[str, Any] = {"idTag": _token(entry)}
-        info = _field(entry, "idTokenInfo", dict, required=False)
+        info = field(entry, "idTokenInfo", dict, required=False)
         if info is not None:
             item["idTagInfo"] = info
         converted.append(item)
@@ -186,10 +167,10 @@ def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> d
 
 
 def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    reservation_id = _field(payload, "id", int)
-    expiry = _field(payload, "expiryDateTime", str)
+    reservation_id = field(payload, "id", int)
+    expiry = field(payload, "expiryDateTime", str)
     token = _token(payload)
-    evse_id = _field(payload, "evseId", int, required=False)
+    evse_id = field(payload, "evseId", int, required=False)
     if evse_id is not None and not core.has_connector(evse_id):
         return {"status": "Rejected"}
     try:
@@ -206,7 +187,7 @@ def _wall(text: str) -> float:
 
 def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
                        now: float) -> dict[str, Any]:
-    reservation_id = _field(payload, "reservationId", int)
+    reservation_id = field(payload, "reservationId", int)
     return {"status": "Accepted" if core.cancel_reservation(reservation_id, now) else "Rejected"}
 
 
@@ -220,8 +201,8 @@ _PURPOSES_BACK: Final = {v16: v201 for v201, v16 in _PURPOSES.items()}
 
 def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
                          now: float) -> dict[str, Any]:
-    evse_id = _field(payload, "evseId", int)
-    data = _field(payload, "chargingProfile", dict)
+    evse_id = field(payload, "evseId", int)
+    data = field(payload, "chargingProfile", dict)
     purpose = _PURPOSES.get(data.get("chargingProfilePurpose", ""))
     schedules = data.get("chargingSchedule")
     if purpose is None:  # ChargingStationExternalConstraints are the station's own business
@@ -247,9 +228,9 @@ def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
 
 def get_charging_profiles(core: ChargerCore, payload: dict[str, Any],
                           now: float) -> dict[str, Any]:
-    request_id = _field(payload, "requestId", int)
-    evse_id = _field(payload, "evseId", int, required=False)
-    criterion = _field(payload, "chargingProfile", dict)
+    request_id = field(payload, "requestId", int)
+    evse_id = field(payload, "evseId", int, required=False)
+    criterion = field(payload, "chargingProfile", dict)
     purpose = criterion.get("chargingProfilePurpose")
     stack_level = criterion.get("stackLevel")
     ids = criterion.get("chargingProfileId")
@@ -272,8 +253,8 @@ def get_charging_profiles(core: ChargerCore, payload: dict[str, Any],
 
 def clear_charging_profile(core: ChargerCore, payload: dict[str, Any],
                            now: float) -> dict[str, Any]:
-    profile_id = _field(payload, "chargingProfileId", int, required=False)
-    criteria = _field(payload, "chargingProfileCriteria", dict, required=False) or {}
+    profile_id = field(payload, "chargingProfileId", int, required=False)
+    criteria = field(payload, "chargingProfileCriteria", dict, required=False) or {}
     purpose = criteria.get("chargingProfilePurpose")
     status = core.clear_charging_profile(
         profile_id, criteria.get("evseId"), None if purpose is None else _PURPOSES.get(purpose),
@@ -282,18 +263,18 @@ def clear_charging_profile(core: ChargerCore, payload: dict[str, Any],
 
 
 def get_log(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    _field(payload, "logType", str, choices=frozenset({"DiagnosticsLog", "SecurityLog"}))
-    request_id = _field(payload, "requestId", int)
-    log = _field(payload, "log", dict)
-    _field(log, "remoteLocation", str)
+    field(payload, "logType", str, choices=frozenset({"DiagnosticsLog", "SecurityLog"}))
+    request_id = field(payload, "requestId", int)
+    log = field(payload, "log", dict)
+    field(log, "remoteLocation", str)
     return {"status": "Accepted", "filename": core.upload_diagnostics(now, request_id)}
 
 
 def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    request_id = _field(payload, "requestId", int)
-    firmware = _field(payload, "firmware", dict)
-    _field(firmware, "location", str)
-    retrieve = _field(firmware, "retrieveDateTime", str)
+    request_id = field(payload, "requestId", int)
+    firmware = field(payload, "firmware", dict)
+    field(firmware, "location", str)
+    retrieve = field(firmware, "retrieveDateTime", str)
     try:
         retrieve_wall = _wall(retrieve)
     except ValueError:
@@ -306,9 +287,9 @@ def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> d
 def get_composite_schedule(core: ChargerCore, payload: dict[str, Any],
                            now: float) -> dict[str, Any]:
     """The limit in force now, held for the asked duration (a one-period composite)."""
-    duration = _field(payload, "duration", int)
-    evse_id = _field(payload, "evseId", int)
-    unit = _field(payload, "chargingRateUnit", str, required=False,
+    duration = field(payload, "duration", int)
+    evse_id = field(payload, "evseId", int)
+    unit = field(payload, "chargingRateUnit", str, required=False,
                   choices=frozenset({"A", "W"})) or "W"
     if evse_id != 0 and not core.has_connector(evse_id):
         return {"status": "Rejected"}
@@ -322,7 +303,7 @@ def get_composite_schedule(core: ChargerCore, payload: dict[str, Any],
 
 def clear_variable_monitoring(core: ChargerCore, payload: dict[str, Any],
                               now: float) -> dict[str, Any]:
-    ids = _field(payload, "id", list)
+    ids = field(payload, "id", list)
     return {"clearMonitoringResult": [{"status": "NotFound", "id": monitor}
                                       for monitor in ids if type(monitor) is int]}
 
@@ -330,7 +311,7 @@ def clear_variable_monitoring(core: ChargerCore, payload: dict[str, Any],
 def set_variable_monitoring(core: ChargerCore, payload: dict[str, Any],
                             now: float) -> dict[str, Any]:
     """Monitoring is not supported: every request is refused, echoed as the schema asks."""
-    entries = _field(payload, "setMonitoringData", list)
+    entries = field(payload, "setMonitoringData", list)
     results = []
     for entry in entries:
         if type(entry) is not dict:

@@ -16,7 +16,7 @@ from typing import Any, Final
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import Call, CallError, CallResult
-from fleetsim.ocpp.v201 import as_v201_error
+from fleetsim.ocpp.v201 import CHARGER_ACTIONS, CSMS_ACTIONS, SUBPROTOCOL, as_v201_error
 
 __all__ = [
     "CHARGER_ACTIONS",
@@ -26,31 +26,6 @@ __all__ = [
     "CsmsCore201",
     "as_v201_error",
 ]
-
-SUBPROTOCOL: Final = "ocpp2.0.1"
-
-CHARGER_ACTIONS: Final = frozenset({
-    "Authorize", "BootNotification", "ClearedChargingLimit", "DataTransfer",
-    "FirmwareStatusNotification", "Get15118EVCertificate", "GetCertificateStatus", "Heartbeat",
-    "LogStatusNotification", "MeterValues", "NotifyChargingLimit", "NotifyCustomerInformation",
-    "NotifyDisplayMessages", "NotifyEVChargingNeeds", "NotifyEVChargingSchedule", "NotifyEvent",
-    "NotifyMonitoringReport", "NotifyReport", "PublishFirmwareStatusNotification",
-    "ReportChargingProfiles", "ReservationStatusUpdate", "SecurityEventNotification",
-    "SignCertificate", "StatusNotification", "TransactionEvent",
-})
-
-CSMS_ACTIONS: Final = frozenset({
-    "CancelReservation", "CertificateSigned", "ChangeAvailability", "ClearCache",
-    "ClearChargingProfile", "ClearDisplayMessage", "ClearVariableMonitoring", "CostUpdated",
-    "CustomerInformation", "DataTransfer", "DeleteCertificate", "GetBaseReport",
-    "GetChargingProfiles", "GetCompositeSchedule", "GetDisplayMessages",
-    "GetInstalledCertificateIds", "GetLocalListVersion", "GetLog", "GetMonitoringReport",
-    "GetReport", "GetTransactionStatus", "GetVariables", "InstallCertificate", "PublishFirmware",
-    "RequestStartTransaction", "RequestStopTransaction", "ReserveNow", "Reset", "SendLocalList",
-    "SetChargingProfile", "SetDisplayMessage", "SetMonitoringBase", "SetMonitoringLevel",
-    "SetNetworkProfile", "SetVariableMonitoring", "SetVariables", "TriggerMessage",
-    "UnlockConnector", "UnpublishFirmware", "UpdateFirmware",
-})
 
 ERROR_CODES: Final = frozenset({
     "FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported",
