@@ -73,10 +73,10 @@ class Result:
         return self.calls_per_s / self.client_cpu if self.client_cpu else 0.0
 
 
-def start_csms() -> tuple[subprocess.Popen[str], str]:
+def start_csms(*options: str) -> tuple[subprocess.Popen[str], str]:
     csms = subprocess.Popen(
         [sys.executable, "-m", "fleetsim", "csms", "--port", "0", "--heartbeat-interval", "300",
-         "--stats-every", "1h"],
+         "--stats-every", "1h", *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     assert csms.stderr is not None
