@@ -39,21 +39,24 @@ _TYPES: Final[dict[type, str]] = {int: "an integer", str: "a string", list: "an 
 
 
 def field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool = True,
-          choices: frozenset[str] | tuple[str, ...] = (), max_length: int = 0) -> Any:
-    """A payload field of an exact JSON type, or the CALLERROR a charger owes the CSMS."""
+          choices: frozenset[str] | tuple[str, ...] = (), max_length: int = 0,
+          where: str = "") -> Any:
+    """A payload field of an exact JSON type, or the CALLERROR a charger owes the CSMS;
+    `where` prefixes the key's path in nested payloads ("setVariableData[2].")."""
     if key not in payload:
         if required:
-            raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{key} is required")
+            raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{where}{key} is required")
         return None
     value: Any = payload[key]
     if type(value) is not kind:
-        raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION, f"{key} must be {_TYPES[kind]}")
+        raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
+                        f"{where}{key} must be {_TYPES[kind]}")
     if choices and value not in choices:
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{key} must be one of {', '.join(sorted(choices))}")
+                        f"{where}{key} must be one of {', '.join(sorted(choices))}")
     if max_length and len(value) > max_length:
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{key} is longer than {max_length}")
+                        f"{where}{key} is longer than {max_length}")
     return value
 
 

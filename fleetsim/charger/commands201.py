@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import attrs
 
-from fleetsim.charger.commands import Violation
+from fleetsim.charger.commands import Violation, field
 from fleetsim.charger.device_model import (
     ITEMS_PER_MESSAGE_GET_REPORT,
     ITEMS_PER_MESSAGE_GET_VARIABLES,
@@ -34,8 +34,6 @@ _ATTRIBUTES: Final = frozenset({"Actual", "Target", "MinSet", "MaxSet"})
 _CRITERIA: Final = frozenset({"Active", "Available", "Enabled", "Problem"})
 _MAX_CRITERIA: Final = 4
 _MAX_SET_VALUE_LENGTH: Final = 1000
-_TYPES: Final[dict[type, str]] = {int: "an integer", str: "a string", list: "an array",
-                                  dict: "an object"}
 
 
 @attrs.frozen
@@ -50,28 +48,8 @@ class Answer:
     """Variables that now hold another value."""
 
 
-def _field(payload: dict[str, Any], key: str, kind: type[Any], where: str, *,
-           required: bool = True, max_length: int = 0,
-           choices: frozenset[str] = frozenset()) -> Any:
-    if key not in payload:
-        if required:
-            raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{where}{key} is required")
-        return None
-    value: Any = payload[key]
-    if type(value) is not kind:
-        raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-                        f"{where}{key} must be {_TYPES[kind]}")
-    if max_length and len(value) > max_length:
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{where}{key} is longer than {max_length}")
-    if choices and value not in choices:
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{where}{key} must be one of {', '.join(sorted(choices))}")
-    return value
-
-
 def _entries(payload: dict[str, Any], key: str, limit: int, *, required: bool) -> list[Any]:
-    entries: list[Any] | None = _field(payload, key, list, "", required=required)
+    entries: list[Any] | None = field(payload, key, list, required=required)
     if entries is None:
         return []
     if not entries:
@@ -86,18 +64,18 @@ def _entries(payload: dict[str, Any], key: str, limit: int, *, required: bool) -
 
 
 def _component_variable(entry: dict[str, Any], where: str, *, variable_required: bool) -> None:
-    component = _field(entry, "component", dict, where)
-    _field(component, "name", str, f"{where}component.", max_length=_NAME_LENGTH)
-    _field(component, "instance", str, f"{where}component.", required=False,
+    component = field(entry, "component", dict, where=where)
+    field(component, "name", str, where=f"{where}component.", max_length=_NAME_LENGTH)
+    field(component, "instance", str, where=f"{where}component.", required=False,
            max_length=_NAME_LENGTH)
-    evse = _field(component, "evse", dict, f"{where}component.", required=False)
+    evse = field(component, "evse", dict, where=f"{where}component.", required=False)
     if evse is not None:
-        _field(evse, "id", int, f"{where}component.evse.")
-        _field(evse, "connectorId", int, f"{where}component.evse.", required=False)
-    variable = _field(entry, "variable", dict, where, required=variable_required)
+        field(evse, "id", int, where=f"{where}component.evse.")
+        field(evse, "connectorId", int, where=f"{where}component.evse.", required=False)
+    variable = field(entry, "variable", dict, where=where, required=variable_required)
     if variable is not None:
-        _field(variable, "name", str, f"{where}variable.", max_length=_NAME_LENGTH)
-        _field(variable, "instance", str, f"{where}variable.", required=False,
+        field(variable, "name", str, where=f"{where}variable.", max_length=_NAME_LENGTH)
+        field(variable, "instance", str, where=f"{where}variable.", required=False,
                max_length=_NAME_LENGTH)
 
 
@@ -107,7 +85,7 @@ def get_variables(model: DeviceModel, payload: dict[str, Any]) -> Answer:
     for n, entry in enumerate(entries):
         where = f"getVariableData[{n}]."
         _component_variable(entry, where, variable_required=True)
-        _field(entry, "attributeType", str, where, required=False, choices=_ATTRIBUTES)
+        field(entry, "attributeType", str, where=where, required=False, choices=_ATTRIBUTES)
     return Answer({"getVariableResult": model.get_variables(entries)})
 
 
@@ -117,8 +95,8 @@ def set_variables(model: DeviceModel, payload: dict[str, Any]) -> Answer:
     for n, entry in enumerate(entries):
         where = f"setVariableData[{n}]."
         _component_variable(entry, where, variable_required=True)
-        _field(entry, "attributeType", str, where, required=False, choices=_ATTRIBUTES)
-        _field(entry, "attributeValue", str, where, max_length=_MAX_SET_VALUE_LENGTH)
+        field(entry, "attributeType", str, where=where, required=False, choices=_ATTRIBUTES)
+        field(entry, "attributeValue", str, where=where, max_length=_MAX_SET_VALUE_LENGTH)
     results, changed = model.set_variables(entries)
     return Answer({"setVariableResult": results}, changed=tuple(changed))
 
@@ -136,18 +114,18 @@ def _reported(request_id: int, report_data: list[dict[str, Any]], model: DeviceM
 def get_base_report(model: DeviceModel, payload: dict[str, Any], wall: float) -> Answer:
     """The report goes in NotifyReport messages after the answer; the model is read now, so
     what they carry is the state the CSMS asked about."""
-    request_id = _field(payload, "requestId", int, "")
-    base = _field(payload, "reportBase", str, "", choices=frozenset(ReportBase))
+    request_id = field(payload, "requestId", int)
+    base = field(payload, "reportBase", str, choices=frozenset(ReportBase))
     return _reported(request_id, model.base_report(base), model, wall)
 
 
 def get_report(model: DeviceModel, payload: dict[str, Any], wall: float) -> Answer:
-    request_id = _field(payload, "requestId", int, "")
+    request_id = field(payload, "requestId", int)
     entries = _entries(payload, "componentVariable", model.integer(ITEMS_PER_MESSAGE_GET_REPORT),
                        required=False)
     for n, entry in enumerate(entries):
         _component_variable(entry, f"componentVariable[{n}].", variable_required=False)
-    criteria = _field(payload, "componentCriteria", list, "", required=False)
+    criteria = field(payload, "componentCriteria", list, required=False)
     if criteria is not None:
         if not 1 <= len(criteria) <= _MAX_CRITERIA:
             raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION,
