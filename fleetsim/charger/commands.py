@@ -67,7 +67,7 @@ def _connector_id(payload: dict[str, Any], *, required: bool) -> int | None:
     return value
 
 
-def _date(payload: dict[str, Any], key: str) -> float:
+def date_field(payload: dict[str, Any], key: str) -> float:
     """A required ISO 8601 date-time field, as Unix seconds."""
     text = field(payload, key, str)
     try:
@@ -188,7 +188,7 @@ def change_availability(core: ChargerCore, payload: dict[str, Any],
 
 def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
     connector_id = _connector_id(payload, required=True)
-    expiry = _date(payload, "expiryDate")
+    expiry = date_field(payload, "expiryDate")
     id_tag = field(payload, "idTag", str, max_length=20)
     field(payload, "parentIdTag", str, required=False, max_length=20)
     reservation_id = field(payload, "reservationId", int)
@@ -211,13 +211,13 @@ def get_diagnostics(core: ChargerCore, payload: dict[str, Any], now: float) -> d
         field(payload, key, int, required=False)
     for key in ("startTime", "stopTime"):
         if key in payload:
-            _date(payload, key)
+            date_field(payload, key)
     return {"fileName": core.upload_diagnostics(now)}
 
 
 def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
     field(payload, "location", str)
-    retrieve = _date(payload, "retrieveDate")
+    retrieve = date_field(payload, "retrieveDate")
     for key in ("retries", "retryInterval"):
         field(payload, key, int, required=False)
     core.update_firmware(retrieve, now)

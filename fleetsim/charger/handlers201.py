@@ -9,13 +9,12 @@ model's own calls (GetVariables, SetVariables, GetBaseReport, GetReport) come fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from fleetsim.charger import commands201
-from fleetsim.charger.commands import Violation, field
+from fleetsim.charger.commands import Violation, date_field, field
 from fleetsim.charger.device_model import (
     ALIGNED_INTERVAL,
     AUTHORIZE_REMOTE_START,
@@ -168,21 +167,13 @@ def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> d
 
 def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
     reservation_id = field(payload, "id", int)
-    expiry = field(payload, "expiryDateTime", str)
+    field(payload, "expiryDateTime", str)
     token = _token(payload)
     evse_id = field(payload, "evseId", int, required=False)
     if evse_id is not None and not core.has_connector(evse_id):
         return {"status": "Rejected"}
-    try:
-        expiry_wall = _wall(expiry)
-    except ValueError:
-        raise Violation(ErrorCode.FORMATION_VIOLATION,
-                        "expiryDateTime is not an RFC 3339 date") from None
+    expiry_wall = date_field(payload, "expiryDateTime")
     return {"status": core.reserve_any(evse_id, reservation_id, token, expiry_wall, now)}
-
-
-def _wall(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
@@ -274,13 +265,7 @@ def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> d
     request_id = field(payload, "requestId", int)
     firmware = field(payload, "firmware", dict)
     field(firmware, "location", str)
-    retrieve = field(firmware, "retrieveDateTime", str)
-    try:
-        retrieve_wall = _wall(retrieve)
-    except ValueError:
-        raise Violation(ErrorCode.FORMATION_VIOLATION,
-                        "retrieveDateTime is not an RFC 3339 date") from None
-    core.update_firmware(retrieve_wall, now, request_id)
+    core.update_firmware(date_field(firmware, "retrieveDateTime"), now, request_id)
     return {"status": "Accepted"}
 
 
