@@ -6,12 +6,9 @@ from __future__ import annotations
 import functools
 import json
 import random
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import attrs
-import jsonschema
 import pytest
 import trio
 
@@ -36,17 +33,13 @@ from fleetsim.ocpp.frames import Call, encode_frame
 from fleetsim.ocpp.v16 import iso_timestamp as v16_iso
 
 from .conftest import start_csms
+from .schemas import validator_16, validator_201
 from .sim import WALL_OFFSET, Link
 
-SCHEMAS = resources.files("ocpp").joinpath("v201/schemas")
 SPEC = ChargerSpec(ocpp="2.0.1", connectors=2, meter_interval_s=10, session_s=(60, 60),
                    idle_s=(5, 5))
 
 
-@cache
-def _validator(name: str) -> jsonschema.Draft6Validator:
-    schema = json.loads(SCHEMAS.joinpath(f"{name}.json").read_text())
-    return jsonschema.Draft6Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def _check_wire(wire: list[tuple[float, str, list[Any]]]) -> dict[str, int]:
@@ -56,12 +49,12 @@ def _check_wire(wire: list[tuple[float, str, list[Any]]]) -> dict[str, int]:
     for _, direction, message in wire:
         if message[0] == 2:
             _, unique_id, action, payload = message
-            _validator(f"{action}Request").validate(payload)
+            validator_201(f"{action}Request").validate(payload)
             pending[unique_id] = (direction, action)
             checked[action] = checked.get(action, 0) + 1
         elif message[0] == 3:
             _, action = pending.pop(message[1])
-            _validator(f"{action}Response").validate(message[2])
+            validator_201(f"{action}Response").validate(message[2])
             checked[f"{action}Response"] = checked.get(f"{action}Response", 0) + 1
     return checked
 
@@ -142,7 +135,7 @@ def _command(link: Link, action: str, payload: dict[str, Any]) -> dict[str, Any]
     for _, direction, message in reversed(link.wire):
         if direction == "cp->csms" and message[1] == unique_id:
             if message[0] == 3:
-                _validator(f"{action}Response").validate(message[2])
+                validator_201(f"{action}Response").validate(message[2])
                 result: dict[str, Any] = message[2]
                 return result
             return {"error": message[2]}
@@ -363,7 +356,7 @@ def test_every_csms_initiated_2_0_1_action_has_an_answer_that_validates() -> Non
     link = _booted(attrs.evolve(SPEC, idle_s=(5, 5), session_s=(600, 600)))
     link.run_until(20)
     for action, payload in MINIMAL_REQUESTS.items():
-        _validator(f"{action}Request").validate(payload)
+        validator_201(f"{action}Request").validate(payload)
         answer = _command(link, action, payload)
         assert "error" not in answer, (action, answer)
     composite = _command(link, "GetCompositeSchedule", MINIMAL_REQUESTS["GetCompositeSchedule"])
@@ -393,18 +386,14 @@ class SchemaTap:
 
     def _check(self, version: str, action: str, payload: Any, *, request: bool) -> None:
         if version == "v201":
-            validator = _validator(f"{action}{'Request' if request else 'Response'}")
+            validator = validator_201(f"{action}{'Request' if request else 'Response'}")
         else:
-            validator = _v16_validator(action if request else f"{action}Response")
+            validator = validator_16(action if request else f"{action}Response")
         self.checked += 1
         for error in validator.iter_errors(payload):
             self.violations.append(f"{version} {action}: {error.message}")
 
 
-@cache
-def _v16_validator(name: str) -> jsonschema.Draft4Validator:
-    schema = json.loads(resources.files("ocpp").joinpath(f"v16/schemas/{name}.json").read_text())
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 async def test_the_whole_catalogue_of_both_versions_under_load(nursery: trio.Nursery) -> None:

@@ -16,8 +16,8 @@ from fleetsim.charger.commands import COMMANDS
 from fleetsim.charger.core import ChargerSpec, ConnectorState
 from fleetsim.ocpp import v16
 
+from .schemas import validator_16
 from .sim import WALL_OFFSET, Link
-from .test_schemas import _validator
 
 SPEC = ChargerSpec(connectors=2, meter_interval_s=10, session_s=(600, 600), idle_s=(5, 5))
 _ids = itertools.count()
@@ -61,14 +61,14 @@ def booted(spec: ChargerSpec = SPEC, until: float = 1.0) -> Link:
 
 def command(link: Link, action: str, payload: dict[str, Any]) -> list[Any]:
     """Send a CALL from the CSMS now, run a moment, return the charger's answer frame."""
-    _validator(action).validate(payload)
+    validator_16(action).validate(payload)
     unique_id = f"csms-{next(_ids)}"
     link.send_to_charger(orjson.dumps([2, unique_id, action, payload]).decode())
     link.run_until(link.now + 0.01)
     for _, direction, msg in link.wire:
         if direction == "cp->csms" and msg[1] == unique_id:
             if msg[0] == 3:
-                _validator(f"{action}Response").validate(msg[2])
+                validator_16(f"{action}Response").validate(msg[2])
             return msg
     raise AssertionError(f"{action} was not answered")
 
@@ -88,7 +88,7 @@ def test_every_command_has_a_schema_checked_sample() -> None:
         link.run_until(link.now + 30)
         for _, direction, msg in link.wire:
             if direction == "cp->csms" and msg[0] == 2:
-                _validator(msg[2]).validate(msg[3])
+                validator_16(msg[2]).validate(msg[3])
 
 
 def test_get_configuration() -> None:

@@ -21,9 +21,9 @@ from fleetsim.ocpp.frames import Call, CallError, CallResult, decode_frame, enco
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
 from .conftest import start_csms
-from .test_csms_v201 import MINIMAL_CALLS, transaction_event, validator_201
+from .schemas import validator_16, validator_201
+from .test_csms_v201 import MINIMAL_CALLS, transaction_event
 from .test_schemas import MINIMAL_CALLS as MINIMAL_CALLS_16
-from .test_schemas import _validator as validator_16
 
 Answerer = Callable[[Call], Awaitable[CallResult | CallError]]
 

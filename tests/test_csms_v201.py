@@ -4,10 +4,7 @@ package (an independent oracle), and the TransactionEvent seqNo ledger."""
 
 from __future__ import annotations
 
-import json
 import random
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -19,22 +16,10 @@ from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.v201 import CsmsCore201
 from fleetsim.ocpp.frames import Call, CallError, CallResult, ErrorCode
 
+from .schemas import SCHEMAS_201, schema_201, validator_201
+
 WALL = 1_764_000_000.0
 TS = "2026-01-01T00:00:00.000Z"
-_SCHEMAS = resources.files("ocpp").joinpath("v201/schemas")
-
-
-@cache
-def schema_201(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(_SCHEMAS.joinpath(f"{name}.json").read_text())
-    return loaded
-
-
-@cache
-def validator_201(name: str) -> jsonschema.Draft6Validator:
-    """`name` is e.g. `BootNotificationRequest`; the 2.0.1 schemas are JSON Schema draft 6."""
-    return jsonschema.Draft6Validator(schema_201(name),
-                                      format_checker=jsonschema.FormatChecker())
 
 
 _PROFILE = {"id": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
@@ -99,7 +84,7 @@ def transaction_event(event_type: str, seq_no: int, transaction_id: str = "tx-1"
 
 
 def test_the_catalogue_is_the_official_one() -> None:
-    actions = {path.name.removesuffix("Request.json") for path in _SCHEMAS.iterdir()
+    actions = {path.name.removesuffix("Request.json") for path in SCHEMAS_201.iterdir()
                if path.name.endswith("Request.json")}
     both_ways = v201.CHARGER_ACTIONS & v201.CSMS_ACTIONS
     assert actions == v201.CHARGER_ACTIONS | v201.CSMS_ACTIONS

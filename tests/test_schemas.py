@@ -3,10 +3,7 @@ official OCPP 1.6 JSON schemas shipped by the `ocpp` package (an independent ora
 
 from __future__ import annotations
 
-import json
 import random
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import jsonschema
@@ -19,13 +16,8 @@ from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import Call, CallResult
 
+from .schemas import SCHEMAS_16, validator_16
 from .sim import Link
-
-
-@cache
-def _validator(name: str) -> jsonschema.Draft4Validator:
-    schema = json.loads(resources.files("ocpp").joinpath(f"v16/schemas/{name}.json").read_text())
-    return jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def _traffic() -> list[tuple[str, list[Any]]]:
@@ -61,12 +53,12 @@ def test_every_charger_call_and_csms_answer_validates() -> None:
     for direction, msg in wire:
         if direction == "cp->csms" and msg[0] == 2:
             _, unique_id, action, payload = msg
-            _validator(action).validate(payload)
+            validator_16(action).validate(payload)
             pending[unique_id] = action
             checked[action] = checked.get(action, 0) + 1
         elif direction == "csms->cp" and msg[0] == 3:
             action = pending.pop(msg[1])
-            _validator(f"{action}Response").validate(msg[2])
+            validator_16(f"{action}Response").validate(msg[2])
             checked[f"{action}Response"] = checked.get(f"{action}Response", 0) + 1
     sent = {"Authorize", "BootNotification", "DataTransfer", "Heartbeat", "MeterValues",
             "StartTransaction", "StatusNotification", "StopTransaction"}
@@ -83,7 +75,7 @@ def test_every_charger_call_and_csms_answer_validates() -> None:
 
 
 def test_csms_action_catalogue_matches_the_official_schemas() -> None:
-    schemas = resources.files("ocpp").joinpath("v16/schemas")
+    schemas = SCHEMAS_16
     for action in v16.CHARGER_ACTIONS | v16.CSMS_ACTIONS:
         assert schemas.joinpath(f"{action}.json").is_file(), action
     assert len(v16.CHARGER_ACTIONS) == 10
@@ -99,7 +91,7 @@ def test_csms_action_catalogue_matches_the_official_schemas() -> None:
 ])
 def test_the_oracle_can_fail(action: str, bad: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
-        _validator(action).validate(bad)
+        validator_16(action).validate(bad)
 
 
 MINIMAL_CALLS: dict[str, dict[str, Any]] = {
@@ -124,10 +116,10 @@ def test_the_embedded_csms_answers_every_charger_action_validly(action: str) -> 
     stats = CsmsStats()
     csms = CsmsCore(stats)
     payload = MINIMAL_CALLS[action]
-    _validator(action).validate(payload)
+    validator_16(action).validate(payload)
     answer = csms.answer(Call("1", action, payload), 1_764_000_000.0)
     assert isinstance(answer, CallResult), answer
-    _validator(f"{action}Response").validate(answer.payload)
+    validator_16(f"{action}Response").validate(answer.payload)
     assert stats.received[action] == stats.answered[action] == 1
 
 
@@ -136,7 +128,7 @@ def test_every_command_the_embedded_csms_sends_validates() -> None:
     seen = set()
     for n in range(3000):
         action, payload = pick_command(rng, {17, 42} if n % 2 else set(), 1_764_000_000.0)
-        _validator(action).validate(payload)
+        validator_16(action).validate(payload)
         seen.add(action)
     assert seen == set(MIX)
     assert set(MIX) <= v16.CSMS_ACTIONS

@@ -4,11 +4,8 @@ the device-model CALLs."""
 
 from __future__ import annotations
 
-import json
 import re
 import tracemalloc
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +20,31 @@ from fleetsim.charger.commands201 import COMMANDS, Answer
 from fleetsim.ocpp import v16, v201
 from fleetsim.ocpp.frames import ErrorCode
 
+from .schemas import SCHEMAS_201, schema_201, validator_201
 from .test_layers import SANS_IO
 
-SCHEMAS = resources.files("ocpp").joinpath("v201/schemas")
 WALL = 1_764_000_000.25
 
 
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(SCHEMAS.joinpath(f"{name}.json").read_text())
-    return schema
-
-
-@cache
-def _validator(name: str) -> jsonschema.Draft6Validator:
-    return jsonschema.Draft6Validator(_schema(name), format_checker=jsonschema.FormatChecker())
 
 
 def _request(action: str, payload: dict[str, Any]) -> None:
-    _validator(f"{action}Request").validate(payload)
+    validator_201(f"{action}Request").validate(payload)
 
 
 def _response(action: str, payload: dict[str, Any]) -> None:
-    _validator(f"{action}Response").validate(payload)
+    validator_201(f"{action}Response").validate(payload)
 
 
 def _enum(schema: str, definition: str) -> list[str]:
-    values: list[str] = _schema(schema)["definitions"][definition]["enum"]
+    values: list[str] = schema_201(schema)["definitions"][definition]["enum"]
     return values
 
 
 # The catalogue.
 
 def test_the_catalogue_is_every_official_2_0_1_action_by_direction() -> None:
-    official = {entry.name.removesuffix("Request.json") for entry in SCHEMAS.iterdir()
+    official = {entry.name.removesuffix("Request.json") for entry in SCHEMAS_201.iterdir()
                 if entry.name.endswith("Request.json")}
     assert official == v201.CHARGER_ACTIONS | v201.CSMS_ACTIONS
     both_ways = v201.CHARGER_ACTIONS & v201.CSMS_ACTIONS
