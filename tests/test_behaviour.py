@@ -343,3 +343,22 @@ def test_a_warm_start_begins_in_steady_state() -> None:
     steady = estimate_rate(COMMUTER, 300)["MeterValues"]
     assert meter_values_per_charger_hour(True) == pytest.approx(steady, rel=0.15)
     assert meter_values_per_charger_hour(False) < 0.5 * steady
+
+
+def test_warm_sessions_start_spread_over_the_first_meter_interval() -> None:
+    """A fleet booting together must not start every session it finds under way in the boot's
+    own instant: each starts within one meter interval of the boot, and counts as one arrival."""
+    metrics = Metrics()
+    spec = COMMUTER.charger_spec(warm_start=True)
+    starts: list[float] = []
+    for n in range(300):
+        link = Link(spec, seed=n, heartbeat_interval_s=300, metrics=metrics)
+        link.connect()
+        link.run_until(60)
+        boot = _calls(link, "BootNotification")[0][0]
+        starts += [t - boot for t, _ in _calls(link, "Authorize")]
+    found = len(starts)
+    assert found > 300 * 0.5  # about one of two connectors busy per charger
+    assert metrics.arrivals == found
+    assert all(0 < t <= 60.01 for t in starts)
+    assert sum(t < 5 for t in starts) < found * 5 / 60 * 1.5  # not bunched at the boot

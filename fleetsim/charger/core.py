@@ -508,6 +508,7 @@ class ChargerCore:
             connector.reservation = None
             connector.fire(_ConnectorEvent.RESET)
             connector.due = connector.session_end = NEVER
+            connector.preset = None
             connector.transaction_id = None
             connector.suspended = False
             if connector.scheduled_operative is not None:
@@ -654,7 +655,7 @@ class ChargerCore:
         if self._online_at(due) and not self._resetting and self._drain_deadline is None:
             for connector in self._connectors:
                 if (connector.state is ConnectorState.IDLE and connector.operative
-                        and connector.reservation is None):
+                        and connector.reservation is None and connector.preset is None):
                     self._metrics.arrivals += 1
                     self._plug_in(connector, self.id_tag, due)
                     return
@@ -794,6 +795,7 @@ class ChargerCore:
         for connector in self._connectors:
             if connector.state is ConnectorState.IDLE:
                 connector.due = NEVER
+                connector.preset = None
         self._heartbeat_due = NEVER
         return busy
 
@@ -894,6 +896,7 @@ class ChargerCore:
                 self._end_session(connector, self._resetting, now)
             elif connector.state is ConnectorState.IDLE:
                 connector.due = NEVER
+                connector.preset = None
         self._heartbeat_due = NEVER
 
     def trigger(self, message: str, connector_id: int | None, now: float) -> str:
@@ -1202,7 +1205,9 @@ class ChargerCore:
     def _find_sessions_in_progress(self, now: float) -> None:
         """Warm start: how many connectors are busy follows Erlang's loss distribution for the
         offered load, and each busy one is part-way through a session whose total length is
-        length-biased (a long session is more likely to be caught running)."""
+        length-biased (a long session is more likely to be caught running). Each is picked up
+        within its first meter interval, not at the boot itself: a fleet booting together would
+        otherwise start all its sessions in the same few seconds."""
         spec, rng = self._spec, self._rng
         load = spec.arrivals_per_s * spec.session_s.expected
         weights = [1.0]
@@ -1213,9 +1218,9 @@ class ChargerCore:
             total = spec.session_s.length_biased(rng)
             left = rng.random()
             energy = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng) * left
-            connector.preset = (total * left, energy)
-            self._metrics.arrivals += 1
-            self._plug_in(connector, self.id_tag, now)
+            delay = rng.random() * min(self._meter_interval_s, total * left)
+            connector.preset = (total * left - delay, energy)
+            connector.due = now + delay
 
     # -- the charging-session loop ----------------------------------------------------------
 
