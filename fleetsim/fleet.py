@@ -83,8 +83,8 @@ class Fleet:
         self._draining = False
         self._target = 0
         """The fleet size being grown to."""
-        self._frozen = 0
-        """The fleet size the last `gc.freeze` covered."""
+        self._frozen = False
+        """Whether `gc.freeze` has parked objects outside the collector."""
         self._quiet = False
         self._conversing: dict[int, ChargerCore] = {}
         self._undrained: set[int] = set()
@@ -234,10 +234,21 @@ class Fleet:
                 self.stop("interrupted", "interrupted by signal")
 
     async def _probe_loop_lag(self) -> None:
-        """Wake every 20 ms and note how late: a busy generator cannot keep time."""
+        """Wake every 20 ms and note how late: a busy generator cannot keep time.
+
+        Each wake also parks every object alive outside the garbage collector (`gc.freeze`
+        costs nothing). A waiting charger's coroutines and cancel scopes are remade at each of
+        its wakes, so without this the collector's generations fill with thousands of live
+        objects and each collection pauses the loop for tens to hundreds of milliseconds,
+        measured as latency. Refcounting still frees what dies; a run makes next to no cyclic
+        garbage (none in steady state or in a 1600-charger reconnect storm), and the end of the
+        run hands everything back to the collector.
+        """
         interval = 0.02
         due = trio.current_time() + interval
+        self._frozen = True
         while not self._quiet:  # closing connections is not measured
+            gc.freeze()
             await trio.sleep_until(due)
             now = trio.current_time()
             self.metrics.loop_lag(now - due)
@@ -248,12 +259,6 @@ class Fleet:
         while True:
             await trio.sleep_until(next_tick)
             next_tick += 1.0
-            if self._frozen < self._target and self.metrics.booted_now >= self._planned():
-                # Thousands of long-lived charger objects make each full garbage collection a
-                # pause of hundreds of milliseconds, measured as latency: park them outside it
-                # (again after each ramp step).
-                self._frozen = self._target
-                gc.freeze()
             self._cancel_stalled_sends()
             self._close_second()
 

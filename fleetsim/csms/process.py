@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import os
 import signal
@@ -77,7 +78,18 @@ async def _serve_until_stopped(
                 await trio.sleep(stats_every_s)
                 on_event({"event": "stats", **server.stats.as_dict()})
 
+        async def keep_collections_short() -> None:
+            # as in the fleet's loop-lag probe: thousands of connections' live objects would
+            # make each garbage collection a pause long enough to show in the latencies
+            try:
+                while True:
+                    gc.freeze()
+                    await trio.sleep(0.02)
+            finally:
+                gc.unfreeze()
+
         nursery.start_soon(stop_on_signal)
+        nursery.start_soon(keep_collections_short)
         if watch_stdin:
             nursery.start_soon(stop_on_stdin_eof)
         if stats_every_s > 0:
