@@ -217,23 +217,24 @@ def main() -> None:
             try:
                 baseline = [run(url, csms.pid, BASELINE_CHARGERS * workers, workers, 6,
                                 ramp, closed=False)]
-                result = [run(url, csms.pid, chargers, workers, settle, ramp, closed=False)]
+                boot = [run(url, csms.pid, chargers, workers, settle, ramp, closed=False)]
             finally:
                 csms.terminate()
                 csms.wait(timeout=30)
-            show_boot(f"--workers {workers}, 1 CSMS", chargers, baseline, result)
+            show_boot(f"--workers {workers}, 1 CSMS", chargers, baseline, boot)
         segments = 2
         csmss = [start_csms() for _ in range(segments)]
         try:
-            baseline = together([(url, csms.pid, BASELINE_CHARGERS * segments, f"{k + 1}/2")
-                                 for k, (csms, url) in enumerate(csmss)], 6, ramp)
-            result = together([(url, csms.pid, args.boot_chargers, f"{k + 1}/2")
-                               for k, (csms, url) in enumerate(csmss)], settle, ramp)
+            parts_baseline = together([(url, csms.pid, BASELINE_CHARGERS * segments,
+                                        f"{k + 1}/2") for k, (csms, url) in enumerate(csmss)],
+                                      6, ramp)
+            parts = together([(url, csms.pid, args.boot_chargers, f"{k + 1}/2")
+                              for k, (csms, url) in enumerate(csmss)], settle, ramp)
         finally:
             for csms, _ in csmss:
                 csms.terminate()
                 csms.wait(timeout=30)
-        show_boot("--segment 1/2 and 2/2, 2 CSMS", args.boot_chargers, baseline, result)
+        show_boot("--segment 1/2 and 2/2, 2 CSMS", args.boot_chargers, parts_baseline, parts)
 
 
 def together(parts: list[tuple[str, int, int, str]], duration: int, ramp: float) -> list[Run]:

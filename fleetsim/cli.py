@@ -109,7 +109,7 @@ _csms_options = _options(
 
 
 _fleet_options = _options(
-    click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=1000.0,
+    click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=500.0,
                  show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second."),
     click.option("--url", envvar="FLEETSIM_URL",
                  help="CSMS base URL (ws:// or wss://); the charger ID is appended. "

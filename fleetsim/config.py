@@ -239,7 +239,7 @@ class RunConfig:
     chargers: int = attrs.field(default=100, validator=attrs.validators.in_(range(1, 1_000_001)))
     duration_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     url: str | None = attrs.field(default=None, validator=_check_url)
-    ramp_per_s: float = attrs.field(default=1000.0, validator=attrs.validators.gt(0))
+    ramp_per_s: float = attrs.field(default=500.0, validator=attrs.validators.gt(0))
     id_prefix: str = attrs.field(default="CP", validator=_check_id_prefix)
     transport: Literal["wsproto", "trio-websocket"] = "wsproto"
     password: str | None = attrs.field(default=None, repr=False)
