@@ -8,16 +8,15 @@ FROM python:3.11-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md /opt/fleetsim/
-COPY fleetsim /opt/fleetsim/fleetsim
-COPY profiles /opt/fleetsim/profiles
-# Installed in place: the shipped profiles are read from the source tree's profiles/.
+COPY pyproject.toml README.md /src/
+COPY fleetsim /src/fleetsim
+COPY profiles /src/profiles
+# a regular install: the shipped profiles go to /opt/venv/share/fleetsim/profiles
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -e /opt/fleetsim
+    && /opt/venv/bin/pip install --no-cache-dir /src
 
 FROM python:3.11-slim
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/fleetsim /opt/fleetsim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /reports fleetsim \

@@ -143,9 +143,12 @@ def test_the_image_runs_fleetsim() -> None:
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert 'ENTRYPOINT ["fleetsim"]' in dockerfile
     assert "USER 10001" in dockerfile
-    for source in re.findall(r"^COPY (?!--from)(.+) /opt/fleetsim/", dockerfile, re.M):
-        for name in source.split():
-            assert (ROOT / name).exists(), name
+    copied = {name for source in re.findall(r"^COPY (?!--from)(.+) /src/", dockerfile, re.M)
+              for name in source.split()}
+    # what `pip install /src` needs: the package, and profiles/ for its data files
+    assert copied == {"pyproject.toml", "README.md", "fleetsim", "profiles"}
+    assert all((ROOT / name).exists() for name in copied)
+    assert "pip install --no-cache-dir /src" in dockerfile
 
 
 def test_a_report_appears_whole_for_the_merge_step_to_read(tmp_path: Path) -> None:

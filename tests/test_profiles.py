@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from fleetsim import (
     resolve_profile,
     spawn,
 )
-from fleetsim.behaviour.profile import BackoffSpec, ReconnectStorm, Seconds
+from fleetsim.behaviour.profile import (
+    BackoffSpec,
+    ReconnectStorm,
+    Seconds,
+    _shipped_profiles_dir,
+    shipped_profiles,
+)
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.ocpp.frames import Call, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
@@ -266,3 +273,23 @@ def test_ocpp_with_a_profile_makes_every_behaviour_speak_it(tmp_path: Path) -> N
     assert report["target"]["ocpp"] == ["2.0.1"]
     assert {b["ocpp"] for b in report["config"]["profile"]["behaviour"]} == {"2.0.1"}
     assert report["embedded_csms"]["subprotocols"] == {"ocpp2.0.1": 20}
+
+
+def test_shipped_profiles_are_found_in_a_checkout_or_where_a_wheel_put_them(
+        tmp_path: Path) -> None:
+    """pyproject.toml installs profiles/ as data files (share/fleetsim/profiles), so that a
+    wheel, with no checkout beside it, still finds them by name."""
+    checkout = tmp_path / "src" / "profiles"
+    venv, user = tmp_path / "venv", tmp_path / "user"
+    installed = user / "share" / "fleetsim" / "profiles"
+    installed.mkdir(parents=True)
+    assert _shipped_profiles_dir(checkout, [venv, user]) == installed
+    (venv / "share" / "fleetsim" / "profiles").mkdir(parents=True)
+    assert _shipped_profiles_dir(checkout, [venv, user]) == venv / "share/fleetsim/profiles"
+    checkout.mkdir(parents=True)
+    assert _shipped_profiles_dir(checkout, [venv, user]) == checkout
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    data_files = pyproject["tool"]["setuptools"]["data-files"]["share/fleetsim/profiles"]
+    repo = Path(__file__).parents[1]
+    listed = {path for pattern in data_files for path in repo.glob(pattern)}
+    assert set(shipped_profiles()) <= listed

@@ -9,7 +9,9 @@ becomes one `ConfigError` naming the file, the field path and the problem.
 from __future__ import annotations
 
 import math
+import os
 import re
+import sysconfig
 import tomllib
 from pathlib import Path
 from typing import Any, Final, Literal, NewType
@@ -41,8 +43,24 @@ __all__ = [
     "shipped_profiles",
 ]
 
-SHIPPED_PROFILES: Final = Path(__file__).resolve().parents[2] / "profiles"
-"""The ready profiles of a checkout (or an editable install), found by name."""
+def _shipped_profiles_dir(checkout: Path, data_dirs: list[Path]) -> Path:
+    """Where the ready profiles are: a checkout's (or an editable install's) `profiles/`,
+    else where a wheel put its data files (`share/fleetsim/profiles` under the environment,
+    or under the user base after `pip install --user`)."""
+    if checkout.is_dir():
+        return checkout
+    for data in data_dirs:
+        installed = data / "share" / "fleetsim" / "profiles"
+        if installed.is_dir():
+            return installed
+    return checkout
+
+
+SHIPPED_PROFILES: Final = _shipped_profiles_dir(
+    Path(__file__).resolve().parents[2] / "profiles",
+    [Path(sysconfig.get_path("data", scheme))
+     for scheme in (sysconfig.get_default_scheme(), f"{os.name}_user")])
+"""The ready profiles, found by name."""
 
 Seconds = NewType("Seconds", float)
 """A duration: a number of seconds or a string such as "90s", "15m", "1h30m", "250ms"."""
