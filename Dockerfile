@@ -1,7 +1,8 @@
 # fleetsim in a container: a run, a segment of a run (deploy/kubernetes/), or a merge.
 #   docker build -t fleetsim .
 #   docker run --rm fleetsim spawn --url ws://csms.example:9000/ocpp --chargers 1000 -t 5m
-# The image runs as an unprivileged user in /reports, where reports go by default.
+# The image runs as an unprivileged user in /reports; reports go to /reports/reports/ by default
+# (spawn's default --report is reports/<UTC time>.json, relative to the working directory).
 
 FROM python:3.11-slim AS build
 # hdrhistogram may build its C extension from source
@@ -18,7 +19,10 @@ RUN python -m venv /opt/venv \
 FROM python:3.11-slim
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib
+# MPLCONFIGDIR: HOME is /reports, and matplotlib (HTML reports, the merge step) would otherwise
+# leave .config/ and .cache/ on the reports volume
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /reports fleetsim \
     && mkdir /reports && chown fleetsim:fleetsim /reports
 USER 10001

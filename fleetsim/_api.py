@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ from fleetsim.csms.process import EmbeddedCsms, embedded_csms
 from fleetsim.errors import ConfigError
 from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet, FleetOutcome
+from fleetsim.limits import SPARE_FILES, csms_processes, open_file_limit, raise_open_file_limit
 from fleetsim.metrics import Metrics
 from fleetsim.ramp import Ramp, RampPlan, conclude
 from fleetsim.report import build_report, default_report_path, write_report
@@ -67,8 +69,26 @@ async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
     if config.url is not None:
         yield EmbeddedCsms(url=config.url)
         return
-    async with embedded_csms(config.csms) as csms:
+    processes = csms_processes(len(config.charger_indexes()), open_file_limit())
+    async with embedded_csms(config.csms, processes) as csms:
         yield csms
+
+
+def _check_open_files(config: RunConfig) -> None:
+    """Each connected charger is an open file in its fleet process: refuse a plan that the
+    open-file limit cannot hold, before anything starts."""
+    limit = raise_open_file_limit()
+    chargers = len(config.charger_indexes())
+    processes = config.workers or 1
+    per_process = math.ceil(chargers / processes)
+    if per_process + SPARE_FILES <= limit:
+        return
+    needed = math.ceil(chargers / (limit - SPARE_FILES))
+    where = "one process" if processes == 1 else f"each of {processes} worker processes"
+    raise ConfigError(
+        f"{per_process} chargers in {where} need {per_process + SPARE_FILES} open files, but a "
+        f"process here may open {limit} (ulimit -n): use --workers {needed} or more, split "
+        f"the fleet with --segment, or raise the limit")
 
 
 async def _run_fleet(
@@ -78,6 +98,7 @@ async def _run_fleet(
 ) -> tuple[dict[str, Any], FleetOutcome]:
     """Run the fleet (through a ramp plan, if given; in worker processes, with
     `config.workers`) against its target and report on it."""
+    _check_open_files(config)
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
     exporter = None

@@ -230,6 +230,8 @@ class CsmsConfig:
     capacity_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     """0: answer at once. Otherwise a pool of `CAPACITY_WORKERS` serves CALLs, each taking
     workers / capacity seconds, so latency climbs and CALLs queue once load passes it."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT, so that more CSMS processes can share the port."""
 
 
 @attrs.frozen

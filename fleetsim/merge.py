@@ -38,7 +38,7 @@ from fleetsim.metrics import UnreadableHistogram, merge_encoded, percentiles_ms
 from fleetsim.report import SCHEMA, peak_connects
 from fleetsim.thresholds import evaluate, parse_threshold
 
-__all__ = ["PART_CONFIG_KEYS", "merge_reports"]
+__all__ = ["PART_CONFIG_KEYS", "add_counts", "merge_reports"]
 
 PART_CONFIG_KEYS: Final = frozenset({"segment", "workers", "report_path", "prometheus"})
 """Configuration keys that legitimately differ between the parts of one run."""
@@ -154,7 +154,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
     config = _merged_config([report["config"] for report in reports])
     timeline = _merge_timelines(reports, starts, origin)
     calls = _merge_calls(reports, sources)
-    totals = _add_counts([report["totals"] for report in reports])
+    totals = add_counts([report["totals"] for report in reports])
     sent, ok, callerrors = totals["sent"], totals["ok"], totals["callerrors"]
     totals["error_rate"] = round(totals["errors"] / sent, 6) if sent else 0.0
     totals["throughput_cps"] = round((ok + callerrors) / duration, 2)
@@ -174,7 +174,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
         "chargers": _merged_chargers(reports, leaves, timeline),
         "calls": calls,
         "csms_calls": _merge_csms_calls(reports, sources),
-        "bad_frames": _add_counts([report["bad_frames"] for report in reports]),
+        "bad_frames": add_counts([report["bad_frames"] for report in reports]),
         "connect": _merged_connect(reports, sources),
         "totals": totals,
         "timeline": timeline,
@@ -191,7 +191,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
     merged.update(_merged_behaviour_sections(reports, sources, starts, origin, timeline))
     embedded = [report["embedded_csms"] for report in reports if "embedded_csms" in report]
     if embedded:
-        merged["embedded_csms"] = _add_counts(embedded)
+        merged["embedded_csms"] = add_counts(embedded)
     rules = config.get("thresholds") or ()
     if rules:
         try:
@@ -402,7 +402,7 @@ def _leaves(report: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
 # -- sections ---------------------------------------------------------------------------------
 
 
-def _add_counts(items: Sequence[Mapping[str, Any]],
+def add_counts(items: Sequence[Mapping[str, Any]],
                 skip: Iterable[str] = ()) -> dict[str, Any]:
     """Sum what is countable: integers add, maps of them add key by key.
 
@@ -418,7 +418,7 @@ def _add_counts(items: Sequence[Mapping[str, Any]],
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             merged[key] = sum(values)
         elif all(isinstance(v, Mapping) for v in values):
-            merged[key] = _add_counts(values)
+            merged[key] = add_counts(values)
     return merged
 
 
@@ -438,7 +438,7 @@ def _merge_calls(reports: Sequence[Mapping[str, Any]],
         present = [(report["calls"][action], source)
                    for report, source in zip(reports, sources, strict=True)
                    if action in report["calls"]]
-        entry = _add_counts([stats for stats, _ in present],
+        entry = add_counts([stats for stats, _ in present],
                             skip=("hdr", "service_ms", "response_ms", "lateness_ms"))
         hdr = {}
         timings = ["service", "response"]
@@ -462,7 +462,7 @@ def _merge_csms_calls(reports: Sequence[Mapping[str, Any]],
         present = [(report["csms_calls"][action], source)
                    for report, source in zip(reports, sources, strict=True)
                    if action in report["csms_calls"]]
-        entry = _add_counts([stats for stats, _ in present], skip=("hdr", "answer_ms"))
+        entry = add_counts([stats for stats, _ in present], skip=("hdr", "answer_ms"))
         histogram = _histogram([(stats["hdr"], f"{source}: csms_calls.{action}.hdr")
                                 for stats, source in present])
         entry["answer_ms"] = percentiles_ms(histogram)
@@ -489,7 +489,7 @@ def _merged_behaviour_sections(reports: Sequence[Mapping[str, Any]], sources: Se
         present = [(report["storms"][index], source, start)
                    for report, source, start in zip(reports, sources, starts, strict=True)
                    if len(report.get("storms", ())) > index]
-        storm = _add_counts([entry for entry, _, _ in present],
+        storm = add_counts([entry for entry, _, _ in present],
                             skip=("hdr", "recovery_s", "peak_connects_per_s"))
         histogram = _histogram([(entry["hdr"], f"{source}: storms[{index}].hdr")
                                 for entry, source, _ in present])
@@ -515,8 +515,8 @@ def _merged_behaviour_sections(reports: Sequence[Mapping[str, Any]], sources: Se
         })
     return {
         "behaviours": behaviours,
-        "sessions": _add_counts([report.get("sessions", {}) for report in reports]),
-        "drops": _add_counts([report.get("drops", {}) for report in reports]),
+        "sessions": add_counts([report.get("sessions", {}) for report in reports]),
+        "drops": add_counts([report.get("drops", {}) for report in reports]),
         "queue": {"peak": max((row.get("queued", 0) for row in timeline), default=0)},
         "storms": storms,
     }
@@ -552,7 +552,7 @@ def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapp
     own slice (`--segment K/N`), so the segments of a fleet add up to the fleet, and a merge
     that lacks some says so in `merge.missing_segments`.
     """
-    chargers = _add_counts([report["chargers"] for report in reports],
+    chargers = add_counts([report["chargers"] for report in reports],
                            skip=("target", "connected_peak"))
     peaks = [report["chargers"]["connected_peak"] for report in reports]
     if all(report.get("timeline") for report in reports):

@@ -29,6 +29,8 @@ from fleetsim._groups import single_error
 from fleetsim.config import CsmsConfig
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.errors import FleetsimError
+from fleetsim.limits import raise_open_file_limit
+from fleetsim.merge import add_counts
 
 __all__ = ["EmbeddedCsms", "child_main", "embedded_csms", "run_csms"]
 
@@ -50,6 +52,7 @@ async def run_csms(
     stop_signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> None:
     """Serve until a stop signal (or stdin closes); report through `on_event`."""
+    raise_open_file_limit()
     with single_error():
         await _serve_until_stopped(config, on_event, stats_every_s, watch_stdin, stop_signals)
 
@@ -134,40 +137,86 @@ class _Lines:
 
 
 @asynccontextmanager
-async def embedded_csms(config: CsmsConfig) -> AsyncIterator[EmbeddedCsms]:
-    """Start the CSMS in a child process on a free loopback port; stop it on exit."""
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "fleetsim.csms"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        # its own session: a terminal's Ctrl-C goes to the fleet, which stops the CSMS last
-        start_new_session=True,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    lines = _Lines(process.stdout)
+async def embedded_csms(config: CsmsConfig, processes: int = 1) -> AsyncIterator[EmbeddedCsms]:
+    """Start the CSMS in child processes on a free loopback port; stop them on exit.
+
+    Each connection is an open file in the CSMS, so a fleet larger than one process may hold
+    is served by several processes sharing the port (SO_REUSEPORT), each with its share of
+    the commands and of the capacity; their counts add up into one set of stats.
+    """
+    if processes > 1:
+        config = attrs.evolve(config, reuse_port=True,
+                              commands_per_s=config.commands_per_s / processes,
+                              capacity_per_s=config.capacity_per_s / processes)
     embedded = EmbeddedCsms(url="")
+    children: list[_Child] = []
     try:
-        payload = json.dumps(_converter.unstructure(config)) + "\n"
-        await process.stdin.send_all(payload.encode())
-        event = None
-        with trio.move_on_after(_START_TIMEOUT_S):
-            event = await lines.next()
-        if event is None or event.get("event") != "listening":
-            message = event.get("message") if event else "it exited or did not answer in time"
-            raise FleetsimError(f"the embedded CSMS did not start: {message}")
-        embedded.url = event["url"]
+        first = await _Child.start(config)
+        children.append(first)
+        embedded.url = first.url
+        for _ in range(processes - 1):
+            children.append(await _Child.start(attrs.evolve(config, port=first.port)))
         yield embedded
     finally:
         with trio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-            with trio.move_on_after(5):
-                while (event := await lines.next()) is not None:
-                    if event.get("event") == "stats":
-                        embedded.stats = event
-            with trio.move_on_after(5):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-            await process.stdin.aclose()
-            await process.stdout.aclose()
+            stats = [await child.stop() for child in children]
+            if stats:
+                embedded.stats = stats[0] if len(stats) == 1 else {
+                    **add_counts(stats), "processes": len(stats)}
+
+
+class _Child:
+    """One CSMS process: started with its configuration on stdin, stopped with SIGTERM."""
+
+    def __init__(self, process: trio.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._process = process
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+        self._lines = _Lines(process.stdout)
+        self.url = ""
+        self.port = 0
+
+    @classmethod
+    async def start(cls, config: CsmsConfig) -> _Child:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "fleetsim.csms"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            # its own session: a terminal's Ctrl-C goes to the fleet, which stops the CSMS last
+            start_new_session=True,
+        )
+        child = cls(process)
+        try:
+            payload = json.dumps(_converter.unstructure(config)) + "\n"
+            await child._stdin.send_all(payload.encode())
+            event = None
+            with trio.move_on_after(_START_TIMEOUT_S):
+                event = await child._lines.next()
+            if event is None or event.get("event") != "listening":
+                message = (event.get("message") if event
+                           else "it exited or did not answer in time")
+                raise FleetsimError(f"the embedded CSMS did not start: {message}")
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await child.stop()
+            raise
+        child.url, child.port = event["url"], event["port"]
+        return child
+
+    async def stop(self) -> dict[str, Any]:
+        """Stop the process; returns its final stats (empty if it sent none)."""
+        process, stats = self._process, {}
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(5):
+            while (event := await self._lines.next()) is not None:
+                if event.get("event") == "stats":
+                    stats = event
+        with trio.move_on_after(5):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await self._stdin.aclose()
+        await self._stdout.aclose()
+        return stats

@@ -13,6 +13,8 @@ import contextlib
 import functools
 import heapq
 import itertools
+import logging
+import math
 import random
 import ssl
 import time
@@ -103,6 +105,29 @@ def _authorized(headers: tuple[tuple[str, str], ...], password: str) -> bool:
     return False
 
 
+class _AcceptErrorsInOneLine(logging.Filter):
+    """trio logs a failed accept (EMFILE: out of open files) with its traceback ten times a
+    second while it lasts: one line every 10 s says as much."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = None
+        now = time.monotonic()
+        if now - self._last < 10:
+            return False
+        self._last = now
+        return True
+
+
+def _log_accept_errors_in_one_line() -> None:
+    logger = logging.getLogger("trio.serve_listeners")
+    if not any(isinstance(f, _AcceptErrorsInOneLine) for f in logger.filters):
+        logger.addFilter(_AcceptErrorsInOneLine())
+
+
 Tap = Callable[[str, str, str], None]
 """(subprotocol, "in" or "out", frame text): sees every frame, for tests and debugging."""
 
@@ -116,6 +141,7 @@ async def serve_csms(
     Each connection speaks the subprotocol agreed at its handshake, answered by that version's
     core; both cores count into the same `CsmsStats`. `tap`, if given, is shown every frame.
     """
+    _log_accept_errors_in_one_line()
     stats = CsmsStats()
     core = CsmsCore(stats, heartbeat_interval_s=config.heartbeat_interval_s,
                     boot_status=config.boot_status)
@@ -235,7 +261,8 @@ async def serve_csms(
     async with trio.open_nursery() as nursery:
         try:
             ports: list[int] = await nursery.start(functools.partial(
-                serve_websocket, handle, config.host, config.port, ssl_context=ssl_context))
+                serve_websocket, handle, config.host, config.port, ssl_context=ssl_context,
+                reuse_port=config.reuse_port))
         except OSError as exc:
             raise FleetsimError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None

@@ -25,6 +25,7 @@ from fleetsim._groups import single_error
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.fleet import Fleet
+from fleetsim.limits import raise_open_file_limit
 from fleetsim.metrics import Metrics
 from fleetsim.report import build_report
 from fleetsim.workers.pipe import LineReader, encode
@@ -87,6 +88,7 @@ async def _serve() -> None:
 
 
 def main() -> None:
+    raise_open_file_limit()
     try:
         trio.run(_serve)
     except FleetsimError as exc:

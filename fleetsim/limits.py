@@ -1,0 +1,55 @@
+"""Open-file limits: every WebSocket connection is an open file, on both sides.
+
+A fleet process holds one socket per connected charger, and so does each embedded CSMS
+process, so the per-process limit on open files (`ulimit -n`) caps how many chargers one
+process can run or serve. Both raise their soft limit to the hard one at start (as any server
+would), and the fleet checks its plan against what is left before it starts anything, rather
+than let connections fail one by one.
+"""
+
+from __future__ import annotations
+
+import math
+
+try:
+    import resource
+except ImportError:  # not on Unix: no limit we can read or raise
+    resource = None  # type: ignore[assignment]
+
+__all__ = ["SPARE_FILES", "csms_processes", "open_file_limit", "raise_open_file_limit"]
+
+SPARE_FILES = 200
+"""Open files a process needs besides its connections: the interpreter, pipes, listeners,
+reports, DNS, TLS files."""
+
+_CSMS_SHARE = 0.9
+"""Linux spreads connections over the processes sharing a port by a hash, not evenly: leave
+room for a process that gets more than its share."""
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard limit; returns the soft limit now."""
+    if resource is None:
+        return 1 << 20
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return 1 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def open_file_limit() -> int:
+    """The most open files a process started from this one may have (its hard limit)."""
+    if resource is None:
+        return 1 << 20
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
+
+
+def csms_processes(connections: int, limit: int) -> int:
+    """How many embedded CSMS processes, sharing one port, can hold `connections`."""
+    per_process = max(1, int((limit - SPARE_FILES) * _CSMS_SHARE))
+    return max(1, math.ceil(connections / per_process))

@@ -1,0 +1,56 @@
+"""The open-file limit: a fleet that does not fit is refused up front, and an embedded CSMS
+that one process cannot hold is spread over processes sharing its port."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+from pathlib import Path
+
+from fleetsim.limits import SPARE_FILES, csms_processes
+
+from .test_cli import FLEETSIM
+
+
+def _spawn_with_open_files(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fleetsim spawn` in a process that may open `limit` files, as after `ulimit -n`."""
+    def lower_the_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return subprocess.run([*FLEETSIM, "spawn", *args], capture_output=True, text=True,
+                          timeout=90, check=False, preexec_fn=lower_the_limit)
+
+
+def test_csms_processes_leave_each_room_for_more_than_its_share() -> None:
+    assert csms_processes(5000, 20_000) == 1
+    assert csms_processes(17_000, 20_000) == 1
+    assert csms_processes(20_000, 20_000) == 2  # this machine: 20,000 files a process
+    assert csms_processes(100_000, 20_000) == 6
+    assert csms_processes(1, SPARE_FILES + 1) == 1
+
+
+def test_a_fleet_too_big_for_its_open_files_is_refused_before_it_starts() -> None:
+    done = _spawn_with_open_files(500, "--chargers", "600", "--duration", "5s")
+    assert done.returncode == 104, done.stderr
+    assert "Traceback" not in done.stderr and "connected" not in done.stderr
+    assert ("600 chargers in one process need 800 open files, but a process here may open "
+            "500 (ulimit -n): use --workers 2 or more") in done.stderr
+
+
+def test_the_embedded_csms_spreads_a_fleet_it_cannot_hold_over_processes(
+        tmp_path: Path) -> None:
+    """300 chargers, 500 open files a process: the fleet fits in one process, and the CSMS,
+    which may hold (500 - 200) * 0.9 = 270 connections a process, runs as two."""
+    path = tmp_path / "run.json"
+    done = _spawn_with_open_files(500, "--chargers", "300", "--duration", "4s",
+                                  "--ramp", "300", "--report", str(path))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "EMFILE" not in done.stderr
+    report = json.loads(path.read_text())
+    assert report["chargers"]["booted"] == 300
+    csms = report["embedded_csms"]
+    assert csms["processes"] == 2
+    assert csms["connections_total"] == 300
+    ok = {action: stats["ok"] for action, stats in report["calls"].items()}
+    assert ok == csms["received"] and report["totals"]["errors"] == 0
