@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,10 @@ def test_live_rows_add_up_once_every_worker_sent_its_second() -> None:
 # -- workers: real processes -----------------------------------------------------------------
 
 
-def start(*args: str) -> subprocess.Popen[str]:
+def start(*args: str, new_session: bool = False) -> subprocess.Popen[str]:
     return subprocess.Popen([*FLEETSIM, "spawn", *args, "--progress", "jsonl"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=new_session)
 
 
 BUSY = ["--arrivals", "60/m", "--session", "1-2", "--meter-interval", "0.5"]
@@ -280,6 +282,43 @@ def test_a_worker_killed_mid_run_is_named_and_the_run_goes_on(tmp_path: Path) ->
         assert stats["sent"] == (stats["ok"] + sum(stats["callerror"].values())
                                  + stats["timeout"] + stats["in_flight"])
     assert f"worker 2 (segment 2/2, pid {pids[2]}) was lost: killed by SIGKILL" in stdout
+
+
+def test_ctrl_c_after_a_lost_worker_drains_the_others_and_writes_the_report(
+        tmp_path: Path) -> None:
+    """Worker 2 is killed; worker 1 goes on until a Ctrl-C, which it drains from."""
+    report_path = tmp_path / "run.json"
+    process = start("--chargers", "60", "--duration", "60", "--workers", "2",
+                    "--report", str(report_path), new_session=True)
+    assert process.stderr is not None
+    pids = {}
+    killed = False
+    for line in process.stderr:
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("event") == "worker":
+            pids[event["worker"]] = event["pid"]
+        elif "t" in event and not killed:
+            os.kill(pids[2], signal.SIGKILL)
+            killed = True
+        elif event.get("event") == "worker_lost":
+            break
+    interrupted = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the parent's group
+    stdout, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 15
+    assert process.returncode == 105, stderr
+    assert "Traceback" not in stderr
+    report = json.loads(report_path.read_text())
+    assert report["outcome"]["stopped_by"] == "interrupted"
+    [lost] = report["workers"]["lost"]
+    assert (lost["worker"], lost["pid"], lost["exit"]) == (2, pids[2], "killed by SIGKILL")
+    [kept] = [worker for worker in report["workers"]["each"] if not worker["lost"]]
+    assert (kept["worker"], kept["exit"], kept["booted"]) == (1, "exit code 0", 30)
+    assert report["chargers"]["booted"] == 30
+    assert f"worker 2 (segment 2/2, pid {pids[2]}) was lost" in stdout
+    for stats in report["calls"].values():
+        assert stats["sent"] == (stats["ok"] + sum(stats["callerror"].values())
+                                 + stats["timeout"] + stats["in_flight"])
 
 
 async def test_a_worker_that_hangs_is_ended_and_named_never_waited_for(
