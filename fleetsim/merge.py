@@ -279,6 +279,12 @@ def _as_json(value: Any) -> Any:
     return value
 
 
+def _difference(key: str, one: Any, other: Any) -> str:
+    """`key (a vs b)`, or just the key when the values are too long to read in one line."""
+    values = f"{one!r} vs {other!r}"
+    return f"{key} ({values})" if len(values) <= 80 else key
+
+
 def _not_one_run(reports: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> list[str]:
     """Why these reports are not parts of one run: differing schema or configuration."""
     problems = []
@@ -292,9 +298,9 @@ def _not_one_run(reports: Sequence[Mapping[str, Any]], sources: Sequence[str]) -
         differing = sorted(key for key in reference.keys() | other.keys()
                            if reference.get(key, "<absent>") != other.get(key, "<absent>"))
         if differing:
-            shown = ", ".join(
-                f"{key} ({reference.get(key, '<absent>')!r} vs {other.get(key, '<absent>')!r})"
-                for key in differing[:5])
+            shown = ", ".join(_difference(key, reference.get(key, "<absent>"),
+                                          other.get(key, "<absent>"))
+                              for key in differing[:5])
             more = f" and {len(differing) - 5} more" if len(differing) > 5 else ""
             problems.append(f"{sources[0]} and {source} differ in config: {shown}{more}")
     return problems

@@ -284,6 +284,11 @@ def test_reports_of_different_runs_are_refused_naming_keys_and_files() -> None:
         other = small(segment="2/2")
         other["config"]["charger"]["connectors"] = 4
         merge_reports([small(), other])
+    with pytest.raises(ConfigError) as long_values:
+        other = small(segment="2/2")
+        other["config"]["charger"]["measurands"] = ["Energy.Active.Import.Register"] * 5
+        merge_reports([small(), other])
+    assert "differ in config: charger.measurands (--force" in str(long_values.value)
     future = small(segment="2/2")
     future["schema"] = "fleetsim.report/2"
     with pytest.raises(ConfigError, match=r"report 2 has schema 'fleetsim\.report/2'"):
