@@ -443,7 +443,7 @@ def csms(**options: Any) -> None:
 @click.argument("candidate", type=click.Path(dir_okay=False))
 @click.option("--fail-on", "gates", multiple=True, metavar="RULE",
               help="Regression gate, repeatable: 'p99>+10%', 'error_rate>+0.05pp', "
-                   "'throughput<-5%'. Any breach exits 99.")
+                   "'throughput<-5%', 'knee<-10%' (ramp reports). Any breach exits 99.")
 @click.option("--json", "json_out", is_flag=True, help="Print the comparison as JSON.")
 def compare_command(baseline: str, candidate: str, gates: tuple[str, ...],
                     json_out: bool) -> None:

@@ -10,7 +10,8 @@ actions"), never from averaging figures. Gate grammar (`--fail-on`)::
 
 `p99>+10%` fails when the candidate's p99 response time (all actions) is more than 10 % above
 the baseline's; `error_rate>+0.05pp` when the error rate rose by more than 0.05 percentage
-points; `throughput<-5%` when throughput fell by more than 5 %.
+points; `throughput<-5%` when throughput fell by more than 5 %. Between two `fleetsim ramp`
+reports, `knee<-10%` fails when the largest fleet that held every SLO shrank by more than 10 %.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ __all__ = ["GATE_GRAMMAR", "Comparison", "Gate", "compare", "format_comparison",
 
 GATE_GRAMMAR: Final = (
     "METRIC OP CHANGE, e.g. 'p99>+10%', 'BootNotification.service.p99.9>+20%', "
-    "'error_rate>+0.05pp', 'throughput<-5%'"
+    "'error_rate>+0.05pp', 'throughput<-5%', 'knee<-10%' (ramp reports)"
 )
 _GATE: Final = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op>[<>])\s*(?P<change>[+-]\d+(?:\.\d+)?)"
@@ -56,7 +57,7 @@ def load_report(path: str) -> dict[str, Any]:
 @attrs.frozen
 class Gate:
     text: str
-    metric: str  # "latency", "error_rate", "throughput"
+    metric: str  # "latency", "error_rate", "throughput", "knee"
     op: str
     change: float  # a fraction for "%", an absolute error-rate difference for "pp"
     relative: bool
@@ -72,9 +73,9 @@ def parse_gate(text: str) -> Gate:
     metric, op, unit = match["metric"], match["op"], match["unit"]
     relative = unit == "%"
     change = float(match["change"]) / 100  # 10% is 0.10; 0.05pp is an error rate of 0.0005
-    if metric in ("error_rate", "throughput"):
-        if metric == "throughput" and not relative:
-            raise ConfigError(f"fail-on {text!r}: throughput changes are in %")
+    if metric in ("error_rate", "throughput", "knee"):
+        if metric != "error_rate" and not relative:
+            raise ConfigError(f"fail-on {text!r}: {metric} changes are in %")
         return Gate(text, metric, op, change, relative)
     if not relative:
         raise ConfigError(f"fail-on {text!r}: latency changes are in %")
@@ -138,12 +139,31 @@ def compare(base: dict[str, Any], cand: dict[str, Any], gates: Sequence[Gate] = 
         worse = c_total < b_total * 0.95 if key == "throughput_cps" else c_total > b_total
         rows.append({"action": "(all actions)", "metric": key, "base": b_total,
                      "cand": c_total, "change": _change(b_total, c_total), "worse": worse})
+    if "ramp" in base and "ramp" in cand:
+        b_knee, c_knee = _knee(base), _knee(cand)
+        rows.append({"action": "(ramp)", "metric": "knee", "base": b_knee, "cand": c_knee,
+                     "change": _change(b_knee, c_knee), "worse": c_knee < b_knee})
+        for name, report in (("baseline", base), ("candidate", cand)):
+            if report["ramp"].get("stopped_because") == "max":
+                warnings.append(f"the {name}'s ramp held up to its last step: its knee, "
+                                f"{report['ramp']['knee']}, is a lower bound")
     verdicts = [_judge(gate, base, cand) for gate in gates]
     return Comparison(warnings, rows, verdicts)
 
 
+def _knee(report: dict[str, Any]) -> float:
+    """The knee of a ramp report: no step held is a knee of 0."""
+    return float(report["ramp"]["knee"] or 0)
+
+
 def _judge(gate: Gate, base: dict[str, Any], cand: dict[str, Any]) -> dict[str, Any]:
-    if gate.metric == "error_rate":
+    if gate.metric == "knee":
+        for name, report in (("baseline", base), ("candidate", cand)):
+            if "ramp" not in report:
+                raise ConfigError(f"fail-on {gate.text!r}: the {name} is not a ramp report "
+                                  "(no knee)")
+        b, c = _knee(base), _knee(cand)
+    elif gate.metric == "error_rate":
         b, c = float(base["totals"]["error_rate"]), float(cand["totals"]["error_rate"])
     elif gate.metric == "throughput":
         b, c = float(base["totals"]["throughput_cps"]), float(cand["totals"]["throughput_cps"])

@@ -13,7 +13,10 @@ import pytest
 from fleetsim import ConfigError, Metrics, RunConfig
 from fleetsim.compare import compare, load_report, parse_gate
 from fleetsim.fleet import FleetOutcome
+from fleetsim.ramp import conclude
 from fleetsim.report import build_report
+
+from .test_ramp import PLAN, _step
 
 
 def report(scale: float, *, timeouts: int = 0, chargers: int = 100,
@@ -100,3 +103,29 @@ def test_cli(tmp_path: Path) -> None:
                               str(tmp_path / "nope.json")], capture_output=True, text=True,
                              timeout=60, check=False)
     assert missing.returncode == 104 and "nope.json: cannot read it" in missing.stderr
+
+
+def ramp_report(*held: bool) -> dict[str, Any]:
+    """A ramp report whose steps (100, 200, ... chargers) held or broke the SLO."""
+    steps = [_step(n, 100 * n, ok) for n, ok in enumerate(held, 1)]
+    return {**report(1.0), "ramp": conclude(PLAN, steps, "driver")}
+
+
+def test_the_knee_of_two_ramps_is_compared_and_gated() -> None:
+    base, worse = ramp_report(True, True, True, False), ramp_report(True, True, False)
+    result = compare(base, worse, [parse_gate("knee<-10%"), parse_gate("knee<-50%")])
+    [row] = [r for r in result.rows if r["metric"] == "knee"]
+    assert (row["base"], row["cand"], row["worse"]) == (300, 200, True)
+    assert [gate["ok"] for gate in result.gates] == [False, True]
+    assert result.gates[0]["delta"] == pytest.approx(-1 / 3)
+    assert compare(base, ramp_report(True, True, True, True),
+                   [parse_gate("knee<-10%")]).gates[0]["ok"]
+    first_step_broke = compare(base, ramp_report(False), [parse_gate("knee<-10%")])
+    assert first_step_broke.gates[0]["cand"] == 0 and not first_step_broke.gates[0]["ok"]
+    held_to_the_end = compare(ramp_report(True, True, True, True), base).warnings
+    assert held_to_the_end == ["the baseline's ramp held up to its last step: its knee, 400, "
+                               "is a lower bound"]
+    with pytest.raises(ConfigError, match="the candidate is not a ramp report"):
+        compare(base, report(1.0), [parse_gate("knee<-10%")])
+    with pytest.raises(ConfigError, match="knee changes are in %"):
+        parse_gate("knee<-1pp")
