@@ -213,6 +213,14 @@ def test_reset_availability_unlock_and_triggers() -> None:
     assert link.charger.wants_reconnect
     _check_wire(link.wire)
     assert _command(link, "Reset", {"type": "Soft"}) == {"error": "PropertyConstraintViolation"}
+    link.charger.disconnected(link.now, reboot=True)
+    link.connect()
+    link.run_until(link.now + 1)
+    assert [boot["reason"] for boot in _sent(link, "BootNotification")] == [
+        "PowerUp", "RemoteReset"]
+    link.drop()  # a lost connection, no reboot asked for: taken for a power cut
+    link.run_until(link.now + 30)
+    assert _sent(link, "BootNotification")[-1]["reason"] == "PowerUp"
 
 
 def test_every_command_of_the_csms_mix_gets_a_valid_answer() -> None:
@@ -316,6 +324,7 @@ def test_get_log_and_update_firmware_report_their_progress() -> None:
     assert _sent(link, "FirmwareStatusNotification")[-1] == {"status": "Installed",
                                                               "requestId": 5}
     assert _sent(link, "SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+    assert _sent(link, "BootNotification")[-1]["reason"] == "FirmwareUpdate"
     _check_wire(link.wire)
 
 
@@ -440,4 +449,16 @@ def test_taking_a_connector_out_of_service_is_reported_and_readable() -> None:
         "component": {"name": "Connector", "evse": {"id": 2, "connectorId": 1}},
         "variable": {"name": "AvailabilityState"}}]})
     assert got["getVariableResult"][0]["attributeValue"] == "Unavailable"
+    _check_wire(link.wire)
+
+
+def test_a_boot_the_csms_asks_for_while_pending_says_triggered() -> None:
+    link = Link(SPEC, boot_status="Pending")
+    link.connect()
+    link.run_until(1)
+    assert _command(link, "TriggerMessage", {"requestedMessage": "BootNotification"}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 1)
+    assert [boot["reason"] for boot in _sent(link, "BootNotification")] == [
+        "PowerUp", "Triggered"]
     _check_wire(link.wire)

@@ -327,7 +327,8 @@ class ChargerCore:
 
     __slots__ = (
         "_abandoned", "_after_boot", "_aligned_due", "_aligned_s", "_arrival_due", "_boot_due",
-        "_clock_due", "_connected_at", "_connectors", "_drain_deadline", "_drop_due", "_events",
+        "_boot_reason", "_clock_due", "_connected_at", "_connectors", "_drain_deadline",
+        "_drop_due", "_events",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
         "_metrics", "_origin", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
         "_started", "_transactions", "_transfer_due", "_v201", "_wall_offset", "_warm",
@@ -374,6 +375,8 @@ class ChargerCore:
         self._jobs: list[tuple[float, int, str, Any]] = []
         self._after_boot: dict[str, Any] | None = None
         """A FirmwareStatusNotification to send once booted again after installing."""
+        self._boot_reason = "PowerUp"
+        """2.0.1: why the next BootNotification is sent (a Reset, a firmware update)."""
         self._heartbeat_due = NEVER
         self._boot_due = NEVER
         self._drain_deadline: float | None = None
@@ -493,6 +496,9 @@ class ChargerCore:
             metrics.charger_unbooted()
         self.state = ChargerState.DISCONNECTED
         self._heartbeat_due = self._boot_due = NEVER
+        if reboot:
+            self._boot_reason = ("FirmwareUpdate" if self._after_boot is not None
+                                 else "RemoteReset")
         self._resetting = ""
         self.wants_reconnect = self.wants_drop = False
         if not reboot:
@@ -818,7 +824,7 @@ class ChargerCore:
         if message == "BootNotification":
             if self.state is ChargerState.BOOTED:
                 return "Rejected"  # 2.0.1 refuses a BootNotification once accepted
-            self._enqueue_boot(now)
+            self._enqueue_boot(now, "Triggered")
         elif message == "Heartbeat":
             self._send_later("Heartbeat", v16.heartbeat(), now)
         elif message == "StatusNotification":
@@ -1143,12 +1149,12 @@ class ChargerCore:
 
     # -- boot and heartbeat -----------------------------------------------------------------
 
-    def _enqueue_boot(self, now: float) -> None:
+    def _enqueue_boot(self, now: float, reason: str | None = None) -> None:
         """Before the boot is accepted it jumps the queue: nothing else may be sent first."""
         spec = self._spec
         serial = f"SN-{self.charger_id}"[:25]
         payload = (v201.boot_notification(spec.vendor[:50], spec.model[:20], serial,
-                                          spec.firmware[:50])
+                                          spec.firmware[:50], reason or self._boot_reason)
                    if self._v201 else
                    v16.boot_notification(spec.vendor, spec.model, serial, spec.firmware))
         self._send_later("BootNotification", payload, now,
@@ -1166,6 +1172,7 @@ class ChargerCore:
         if self.state is not ChargerState.BOOTING:
             return
         self.state = ChargerState.BOOTED
+        self._boot_reason = "PowerUp"  # a lost connection is taken for a power cut
         metrics = self._metrics
         metrics.charger_booted(self.charger_id, now)
         if interval_s:
