@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from fleetsim._groups import single_error
-from fleetsim.config import RunConfig
+from fleetsim.config import MAX_WORKERS, RunConfig
 from fleetsim.csms.process import EmbeddedCsms, embedded_csms
 from fleetsim.errors import ConfigError
 from fleetsim.exporter import Exporter
@@ -83,12 +83,13 @@ def _check_open_files(config: RunConfig) -> None:
     per_process = math.ceil(chargers / processes)
     if per_process + SPARE_FILES <= limit:
         return
-    needed = math.ceil(chargers / (limit - SPARE_FILES))
     where = "one process" if processes == 1 else f"each of {processes} worker processes"
+    needed = math.ceil(chargers / (limit - SPARE_FILES)) if limit > SPARE_FILES else 0
+    split = (f"use --workers {needed} or more, split the fleet with --segment, or "
+             if 0 < needed <= MAX_WORKERS else "")
     raise ConfigError(
         f"{per_process} chargers in {where} need {per_process + SPARE_FILES} open files, but a "
-        f"process here may open {limit} (ulimit -n): use --workers {needed} or more, split "
-        f"the fleet with --segment, or raise the limit")
+        f"process here may open {limit} (ulimit -n): {split}raise the limit")
 
 
 async def _run_fleet(

@@ -151,29 +151,31 @@ class Fleet:
         """
         started_at = time.time()
         config = self.config
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_signals)
-            self._t0 = trio.current_time()
-            self._cpu_mark = (self._t0, time.process_time())
-            self._cpu_start = self._cpu_mark[1]
-            nursery.start_soon(self._tick_seconds)
-            nursery.start_soon(self._probe_loop_lag)
-            async with trio.open_nursery() as chargers:
-                self._chargers_scope = chargers.cancel_scope
-                self._nursery = chargers
-                if driver is None:
-                    chargers.start_soon(self.grow, config.chargers)
-                else:
-                    chargers.start_soon(driver)
-                with trio.move_on_after(config.duration_s if driver is None else math.inf):
-                    await self._stop.wait()
-                self.stop("duration")
-                await self._drain()
-                chargers.cancel_scope.cancel()
-            self._close_second(final=True)
-            nursery.cancel_scope.cancel()
-        if self._frozen:
-            gc.unfreeze()  # the run is over: let the collector have the fleet back
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_signals)
+                self._t0 = trio.current_time()
+                self._cpu_mark = (self._t0, time.process_time())
+                self._cpu_start = self._cpu_mark[1]
+                nursery.start_soon(self._tick_seconds)
+                nursery.start_soon(self._probe_loop_lag)
+                async with trio.open_nursery() as chargers:
+                    self._chargers_scope = chargers.cancel_scope
+                    self._nursery = chargers
+                    if driver is None:
+                        chargers.start_soon(self.grow, config.chargers)
+                    else:
+                        chargers.start_soon(driver)
+                    with trio.move_on_after(config.duration_s if driver is None else math.inf):
+                        await self._stop.wait()
+                    self.stop("duration")
+                    await self._drain()
+                    chargers.cancel_scope.cancel()
+                self._close_second(final=True)
+                nursery.cancel_scope.cancel()
+        finally:
+            if self._frozen:
+                gc.unfreeze()  # the run is over: let the collector have the fleet back
         return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason,
                             cpu_seconds=time.process_time() - self._cpu_start,
                             behaviours=self.behaviour_counts())

@@ -27,26 +27,34 @@ _CSMS_SHARE = 0.9
 room for a process that gets more than its share."""
 
 
+_UNLIMITED_TRIES = (1 << 20, 1 << 16, 10240)
+"""Soft limits to try when the hard limit is unlimited (macOS caps a process lower)."""
+
+
 def raise_open_file_limit() -> int:
-    """Raise the soft limit on open files to the hard limit; returns the soft limit now."""
+    """Raise the soft limit on open files as far as the hard limit lets it; returns the soft
+    limit now. A child process inherits it."""
     if resource is None:
         return 1 << 20
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft != hard:
+    if hard == resource.RLIM_INFINITY:
+        targets = [n for n in _UNLIMITED_TRIES if soft == resource.RLIM_INFINITY or n > soft]
+    else:
+        targets = [hard] if soft == resource.RLIM_INFINITY or soft < hard else []
+    for target in targets:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError):
-            pass
+            continue
+        soft = target
+        break
     return 1 << 20 if soft == resource.RLIM_INFINITY else soft
 
 
 def open_file_limit() -> int:
-    """The most open files a process started from this one may have (its hard limit)."""
-    if resource is None:
-        return 1 << 20
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    return 1 << 20 if hard == resource.RLIM_INFINITY else hard
+    """The most open files a process started from this one gets, once it has raised its own
+    limit (the soft limit after `raise_open_file_limit`)."""
+    return raise_open_file_limit()
 
 
 def csms_processes(connections: int, limit: int) -> int:

@@ -27,6 +27,7 @@ from fleetsim.charger.core import ChargerSpec
 from fleetsim.metrics import Metrics
 
 from .sim import WALL_OFFSET, Link
+from .test_commands import command
 
 
 def _within_sigmas(observed: float, expected: float, sigmas: float = 4.0) -> bool:
@@ -362,3 +363,46 @@ def test_warm_sessions_start_spread_over_the_first_meter_interval() -> None:
     assert metrics.arrivals == found
     assert all(0 < t <= 60.01 for t in starts)
     assert sum(t < 5 for t in starts) < found * 5 / 60 * 1.5  # not bunched at the boot
+
+
+# a busy site: almost every connector is found mid-session at a warm start
+BUSY_SITE = attrs.evolve(COMMUTER, connectors=1)
+
+
+def _pending_warm_session() -> Link:
+    """A booted charger whose one connector has a session found under way, not yet resumed."""
+    spec = BUSY_SITE.charger_spec(warm_start=True)
+    spec = attrs.evolve(spec, arrivals_per_s=spec.arrivals_per_s * 20)
+    for seed in range(50):
+        link = Link(spec, seed=seed, heartbeat_interval_s=300)
+        link.connect()
+        link.run_until(1.0)
+        connector = link.charger._connectors[0]
+        if connector.preset is not None and connector.due > 2:
+            return link
+    raise AssertionError("no seed gave a pending warm session")
+
+
+def test_a_pending_warm_session_holds_its_connector() -> None:
+    """Until it resumes, a session found under way occupies its connector: a reservation or a
+    remote start cannot take it, and it resumes as the charger's own, counted once."""
+    link = _pending_warm_session()
+    assert command(link, "ReserveNow", {
+        "connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z", "idTag": "RESERVER",
+        "reservationId": 42})[2] == {"status": "Occupied"}
+    assert command(link, "RemoteStartTransaction", {"idTag": "REMOTE"})[2] == {
+        "status": "Rejected"}
+    link.run_until(61)
+    [start] = [payload for _, payload in _calls(link, "StartTransaction")]
+    assert start["idTag"] == link.charger.id_tag and "reservationId" not in start
+    assert link.metrics.arrivals == 1
+
+
+def test_a_pending_warm_session_survives_a_lost_connection() -> None:
+    link = _pending_warm_session()
+    link.run_until(link.charger._connectors[0].due - 0.01)
+    link.drop()  # just before the session would have resumed
+    link.run_until(link.now + 120)
+    starts = [t for t, _ in _calls(link, "StartTransaction")]
+    assert len(starts) == 1 and starts[0] > link.drops[0][1]  # resumed after the reconnect
+    assert link.metrics.arrivals == 1

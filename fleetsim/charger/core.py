@@ -761,7 +761,8 @@ class ChargerCore:
         candidates = (self._connectors if connector_id is None
                       else [self._connectors[connector_id - 1]])
         for connector in candidates:
-            if connector.state is ConnectorState.IDLE and connector.operative:
+            if (connector.state is ConnectorState.IDLE and connector.operative
+                    and connector.preset is None):
                 connector.remote_start_id = remote_start_id
                 if authorize:
                     self._plug_in(connector, id_tag, now)
@@ -1000,7 +1001,7 @@ class ChargerCore:
         connector = self._connectors[connector_id - 1]
         if not connector.operative:
             return "Unavailable"
-        if connector.state is not ConnectorState.IDLE:
+        if connector.state is not ConnectorState.IDLE or connector.preset is not None:
             return "Occupied"
         if connector.reservation is not None and connector.reservation[0] != reservation_id:
             return "Occupied"
@@ -1194,10 +1195,12 @@ class ChargerCore:
             connector.reported = ""
             self._status(connector, connector.status, now)
         self._queue.extend(held)
-        if not self._spec.arrivals_per_s:
-            for connector in self._connectors:
-                if (connector.operative and connector.state is ConnectorState.IDLE
-                        and connector.due == NEVER):
+        for connector in self._connectors:
+            if connector.state is ConnectorState.IDLE and connector.due == NEVER:
+                if connector.preset is not None:  # found under way, then the link went down
+                    connector.due = now + self._rng.random() * min(self._meter_interval_s,
+                                                                   connector.preset[0])
+                elif connector.operative and not self._spec.arrivals_per_s:
                     connector.due = now + self._idle_gap()
         if self._after_boot is not None:
             self._send_later("FirmwareStatusNotification", self._after_boot, now)
@@ -1255,7 +1258,10 @@ class ChargerCore:
             if self._online_at(due):
                 self._metrics.arrivals += 1
                 self._plug_in(connector, self.id_tag if connector.reservation is None
+                              or connector.preset is not None
                               else connector.reservation[1], due)
+            elif connector.preset is not None:
+                pass  # under way already: picked up after the next boot
             else:
                 self._metrics.arrivals_missed += 1
                 self._idle(connector, due)
