@@ -36,6 +36,9 @@ def test_a_fleet_too_big_for_its_open_files_is_refused_before_it_starts() -> Non
     assert "Traceback" not in done.stderr and "connected" not in done.stderr
     assert ("600 chargers in one process need 800 open files, but a process here may open "
             "500 (ulimit -n): use --workers 2 or more") in done.stderr
+    tiny = _spawn_with_open_files(SPARE_FILES, "--chargers", "10", "--duration", "5s")
+    assert tiny.returncode == 104 and "Traceback" not in tiny.stderr, tiny.stderr
+    assert tiny.stderr.endswith(f"may open {SPARE_FILES} (ulimit -n): raise the limit\n")
 
 
 def test_the_embedded_csms_spreads_a_fleet_it_cannot_hold_over_processes(
