@@ -116,9 +116,10 @@ async def _run_fleet(
             async with _target(config) as target:
                 if config.workers is not None:
                     supervised = await run_workers(config, target.url, on_second=on_second,
-                                                   on_worker=on_worker)
+                                                   on_worker=on_worker, shard_urls=target.urls)
                 else:
-                    fleet = Fleet(config, target.url, metrics, on_second)
+                    fleet = Fleet(config, target.url, metrics, on_second,
+                                  shard_urls=target.urls)
                     if plan is not None:
                         ramp = Ramp(fleet, metrics, plan, on_step)
                     outcome = await fleet.run(ramp)

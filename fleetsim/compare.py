@@ -144,9 +144,19 @@ def compare(base: dict[str, Any], cand: dict[str, Any], gates: Sequence[Gate] = 
         rows.append({"action": "(ramp)", "metric": "knee", "base": b_knee, "cand": c_knee,
                      "change": _change(b_knee, c_knee), "worse": c_knee < b_knee})
         for name, report in (("baseline", base), ("candidate", cand)):
-            if report["ramp"].get("stopped_because") == "max":
+            ramp, knee = report["ramp"], report["ramp"]["knee"]
+            if ramp.get("stopped_because") == "max":
                 warnings.append(f"the {name}'s ramp held up to its last step: its knee, "
-                                f"{report['ramp']['knee']}, is a lower bound")
+                                f"{knee}, is a lower bound")
+            elif ramp.get("limit") == "generator":
+                warnings.append(f"the {name}'s ramp ended on fleetsim's own limit, not the "
+                                f"CSMS's: its knee, {knee}, is a lower bound")
+            elif ramp.get("stopped_because") in ("interrupted", "unreachable"):
+                warnings.append(f"the {name}'s ramp was {ramp['stopped_because']}: its knee, "
+                                f"{knee}, is a lower bound")
+        if base["ramp"].get("plan") != cand["ramp"].get("plan"):
+            warnings.append("the two ramps had different plans (steps, holds or SLOs): their "
+                            "knees are not measured alike")
     verdicts = [_judge(gate, base, cand) for gate in gates]
     return Comparison(warnings, rows, verdicts)
 

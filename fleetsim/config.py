@@ -230,8 +230,10 @@ class CsmsConfig:
     capacity_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     """0: answer at once. Otherwise a pool of `CAPACITY_WORKERS` serves CALLs, each taking
     workers / capacity seconds, so latency climbs and CALLs queue once load passes it."""
-    reuse_port: bool = False
-    """Listen with SO_REUSEPORT, so that more CSMS processes can share the port."""
+    shard: int = 0
+    shards: int = 1
+    """This process is shard `shard` (0-based) of `shards` embedded CSMS processes: it hands
+    out every `shards`-th transaction ID and seeds its randomness with `seed + shard`."""
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ import signal
 import ssl
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -69,9 +69,12 @@ class Fleet:
     def __init__(
         self, config: RunConfig, url: str, metrics: Metrics,
         on_second: Callable[[dict[str, Any]], None] | None = None,
+        *, shard_urls: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.url = url.rstrip("/")
+        self._shard_urls = [shard.rstrip("/") for shard in shard_urls] or [self.url]
+        """A CSMS of several processes: charger i always goes to process (i - 1) mod n."""
         self.metrics = metrics
         self._on_second = on_second
         self._ssl_context = ssl_context_for(url, config.ca_file, config.insecure)
@@ -317,7 +320,7 @@ class Fleet:
         if config.password:
             token = base64.b64encode(f"{charger_id}:{config.password}".encode()).decode()
             headers.append(("Authorization", f"Basic {token}"))
-        url = f"{self.url}/{charger_id}"
+        url = f"{self._shard_urls[(index - 1) % len(self._shard_urls)]}/{charger_id}"
         failures = 0
         attempt = 0
         try:

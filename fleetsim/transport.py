@@ -938,18 +938,14 @@ async def serve_websocket(
     *,
     ssl_context: ssl.SSLContext | None = None,
     handshake_timeout: float = 10.0,
-    reuse_port: bool = False,
     task_status: trio.TaskStatus[list[int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept WebSocket connections forever, calling `handler` once per upgrade request.
 
     Errors of a single connection are contained (connection errors silently, handler
-    bugs logged), so one misbehaving charge point cannot take the CSMS down. With
-    `reuse_port`, other processes may listen on the same port (SO_REUSEPORT), and Linux
-    spreads the incoming connections over them.
+    bugs logged), so one misbehaving charge point cannot take the CSMS down.
     """
-    listeners = (await _reuse_port_listeners(host, port) if reuse_port
-                 else await trio.open_tcp_listeners(port, host=host))
+    listeners = await trio.open_tcp_listeners(port, host=host)
     ports = [listener.socket.getsockname()[1] for listener in listeners]
 
     async def serve_one(stream: trio.SocketStream) -> None:
@@ -958,28 +954,3 @@ async def serve_websocket(
     task_status.started(ports)
     await trio.serve_listeners(serve_one, listeners)
 
-
-async def _reuse_port_listeners(host: str, port: int) -> list[trio.SocketListener]:
-    """`trio.open_tcp_listeners`, with SO_REUSEPORT set before binding."""
-    listeners: list[trio.SocketListener] = []
-    addresses = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM,
-                                              flags=trio.socket.AI_PASSIVE)
-    try:
-        for family, kind, proto, _, address in addresses:
-            sock = trio.socket.socket(family, kind, proto)
-            try:
-                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
-                sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEPORT, 1)
-                if family == trio.socket.AF_INET6:
-                    sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 1)
-                await sock.bind(address)
-                sock.listen(0xFFFF)
-            except BaseException:
-                sock.close()
-                raise
-            listeners.append(trio.SocketListener(sock))
-    except BaseException:
-        for listener in listeners:
-            listener.socket.close()
-        raise
-    return listeners

@@ -125,6 +125,14 @@ def test_the_knee_of_two_ramps_is_compared_and_gated() -> None:
     held_to_the_end = compare(ramp_report(True, True, True, True), base).warnings
     assert held_to_the_end == ["the baseline's ramp held up to its last step: its knee, 400, "
                                "is a lower bound"]
+    saturated = ramp_report(True, True, False)
+    saturated["ramp"]["limit"] = "generator"
+    assert compare(base, saturated).warnings == [
+        "the candidate's ramp ended on fleetsim's own limit, not the CSMS's: its knee, 200, "
+        "is a lower bound"]
+    other_plan = ramp_report(True, False)
+    other_plan["ramp"]["plan"]["every_s"] = 30
+    assert "the two ramps had different plans" in compare(base, other_plan).warnings[0]
     with pytest.raises(ConfigError, match="the candidate is not a ramp report"):
         compare(base, report(1.0), [parse_gate("knee<-10%")])
     with pytest.raises(ConfigError, match="knee changes are in %"):

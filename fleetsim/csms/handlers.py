@@ -85,11 +85,12 @@ class CsmsCore:
     """Answers CALLs; `heartbeat_interval_s` is what BootNotification tells chargers."""
 
     def __init__(self, stats: CsmsStats, *, heartbeat_interval_s: int = 60,
-                 boot_status: str = "Accepted") -> None:
+                 boot_status: str = "Accepted", shard: int = 0, shards: int = 1) -> None:
         self.stats = stats
         self._heartbeat_interval_s = heartbeat_interval_s
         self._boot_status = boot_status
-        self._transaction_ids = itertools.count(1)
+        self._transaction_ids = itertools.count(shard + 1, shards)
+        """Unique across the `shards` processes of one CSMS."""
 
     def answer(self, call: Call, wall: float) -> CallResult | CallError:
         action = call.action

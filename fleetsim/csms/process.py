@@ -40,10 +40,12 @@ _START_TIMEOUT_S = 20.0
 
 @attrs.define
 class EmbeddedCsms:
-    """A CSMS child process: its URL, and its own counts once it has stopped."""
+    """The CSMS to run against: its URL (the first process's), the URL of each process
+    (`urls`; empty for a CSMS given by URL), and its counts once it has stopped."""
 
     url: str
     stats: dict[str, Any] = attrs.field(factory=dict)
+    urls: list[str] = attrs.field(factory=list)
 
 
 async def run_csms(
@@ -138,31 +140,42 @@ class _Lines:
 
 @asynccontextmanager
 async def embedded_csms(config: CsmsConfig, processes: int = 1) -> AsyncIterator[EmbeddedCsms]:
-    """Start the CSMS in child processes on a free loopback port; stop them on exit.
+    """Start the CSMS in child processes, each on a free loopback port; stop them on exit.
 
     Each connection is an open file in the CSMS, so a fleet larger than one process may hold
-    is served by several processes sharing the port (SO_REUSEPORT), each with its share of
-    the commands and of the capacity; their counts add up into one set of stats.
+    is served by several processes. The fleet sends each charger to the same one every time
+    (`urls`), so each keeps whole charger histories (seqNo ledgers, transactions); each has
+    its share of the commands and of the capacity, and their counts add up.
     """
     if processes > 1:
-        config = attrs.evolve(config, reuse_port=True,
+        config = attrs.evolve(config, port=0, shards=processes,
                               commands_per_s=config.commands_per_s / processes,
                               capacity_per_s=config.capacity_per_s / processes)
     embedded = EmbeddedCsms(url="")
     children: list[_Child] = []
     try:
-        first = await _Child.start(config)
-        children.append(first)
-        embedded.url = first.url
-        for _ in range(processes - 1):
-            children.append(await _Child.start(attrs.evolve(config, port=first.port)))
+        for shard in range(processes):
+            children.append(await _Child.start(attrs.evolve(config, shard=shard)))
+        embedded.urls = [child.url for child in children]
+        embedded.url = embedded.urls[0]
         yield embedded
     finally:
         with trio.CancelScope(shield=True):
-            stats = [await child.stop() for child in children]
-            if stats:
-                embedded.stats = stats[0] if len(stats) == 1 else {
-                    **add_counts(stats), "processes": len(stats)}
+            for child in children:
+                child.terminate()
+            stats: list[dict[str, Any]] = [{} for _ in children]
+
+            async def stop(index: int) -> None:
+                stats[index] = await children[index].stop()
+
+            async with trio.open_nursery() as nursery:
+                for index in range(len(children)):
+                    nursery.start_soon(stop, index)
+            if len(stats) == 1:
+                embedded.stats = stats[0]
+            elif stats:
+                embedded.stats = {**add_counts(stats), "processes": len(stats),
+                                  "processes_without_stats": sum(not s for s in stats)}
 
 
 class _Child:
@@ -176,6 +189,7 @@ class _Child:
         self._lines = _Lines(process.stdout)
         self.url = ""
         self.port = 0
+        self._terminated = False
 
     @classmethod
     async def start(cls, config: CsmsConfig) -> _Child:
@@ -203,20 +217,30 @@ class _Child:
         child.url, child.port = event["url"], event["port"]
         return child
 
+    def terminate(self) -> None:
+        """Ask the process to stop, once: a second SIGTERM would kill it before it reports."""
+        if self._process.returncode is None and not self._terminated:
+            self._terminated = True
+            self._process.send_signal(signal.SIGTERM)
+
     async def stop(self) -> dict[str, Any]:
-        """Stop the process; returns its final stats (empty if it sent none)."""
+        """Stop the process; returns its final stats (empty if it sent none). It is killed
+        if it does not end in time, whatever happens while reading its last words."""
         process, stats = self._process, {}
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        with trio.move_on_after(5):
-            while (event := await self._lines.next()) is not None:
-                if event.get("event") == "stats":
-                    stats = event
-        with trio.move_on_after(5):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await self._stdin.aclose()
-        await self._stdout.aclose()
+        try:
+            self.terminate()
+            with trio.move_on_after(5):
+                while (event := await self._lines.next()) is not None:
+                    if event.get("event") == "stats":
+                        stats = event
+        except ValueError:  # a line that is not JSON: no stats from it
+            pass
+        finally:
+            with trio.move_on_after(5):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            await self._stdin.aclose()
+            await self._stdout.aclose()
         return stats

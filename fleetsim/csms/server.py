@@ -144,11 +144,11 @@ async def serve_csms(
     _log_accept_errors_in_one_line()
     stats = CsmsStats()
     core = CsmsCore(stats, heartbeat_interval_s=config.heartbeat_interval_s,
-                    boot_status=config.boot_status)
+                    boot_status=config.boot_status, shard=config.shard, shards=config.shards)
     core201 = v201.CsmsCore201(stats, heartbeat_interval_s=config.heartbeat_interval_s,
                                boot_status=config.boot_status)
     ssl_context = _server_ssl_context(config)
-    rng = random.Random(config.seed)
+    rng = random.Random(config.seed + config.shard)
     delay = config.delay
     sessions: dict[str, _Session] = {}
     # The capacity model keeps its workers' time on paper: each CALL takes the worker free
@@ -261,8 +261,7 @@ async def serve_csms(
     async with trio.open_nursery() as nursery:
         try:
             ports: list[int] = await nursery.start(functools.partial(
-                serve_websocket, handle, config.host, config.port, ssl_context=ssl_context,
-                reuse_port=config.reuse_port))
+                serve_websocket, handle, config.host, config.port, ssl_context=ssl_context))
         except OSError as exc:
             raise FleetsimError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None

@@ -17,6 +17,7 @@ import os
 import pickle
 import signal
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -33,9 +34,10 @@ from fleetsim.workers.pipe import LineReader, encode
 __all__ = ["encode_start", "main"]
 
 
-def encode_start(config: RunConfig, url: str) -> bytes:
+def encode_start(config: RunConfig, url: str, shard_urls: Sequence[str] = ()) -> bytes:
     """The first line the parent sends a worker."""
-    return encode({"config": base64.b64encode(pickle.dumps(config)).decode(), "url": url})
+    return encode({"config": base64.b64encode(pickle.dumps(config)).decode(), "url": url,
+                   "shard_urls": list(shard_urls)})
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -56,7 +58,8 @@ async def _serve() -> None:
         raise ConfigError("a worker needs a RunConfig")
     url: str = first["url"]
     metrics = Metrics()
-    fleet = Fleet(config, url, metrics, on_second=lambda row: _emit({"event": "row", "row": row}))
+    fleet = Fleet(config, url, metrics, on_second=lambda row: _emit({"event": "row", "row": row}),
+                  shard_urls=first.get("shard_urls", ()))
     _emit({"event": "ready", "pid": os.getpid()})
     start = trio.Event()
 

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -99,9 +99,11 @@ def _exit_status(returncode: int | None) -> str:
 class _Supervisor:
     def __init__(self, config: RunConfig, url: str,
                  on_second: Callable[[dict[str, Any]], None] | None,
-                 on_worker: Callable[[dict[str, Any]], None] | None) -> None:
+                 on_worker: Callable[[dict[str, Any]], None] | None,
+                 shard_urls: Sequence[str] = ()) -> None:
         self.config = config
         self.url = url
+        self.shard_urls = shard_urls
         self._on_second = on_second
         self._on_worker = on_worker
         mine = config.segment or WHOLE_FLEET
@@ -127,7 +129,8 @@ class _Supervisor:
                         start_new_session=True)
                     nursery.start_soon(self._watch, worker)
                     await self._send(worker, encode_start(
-                        worker_config(self.config, worker.segment), self.url))
+                        worker_config(self.config, worker.segment), self.url,
+                        self.shard_urls))
                 await self._wait_ready()
                 # Start early in a wall-clock second: a merge puts each row in the second
                 # nearest its end, and rows just either side of a half second would part.
@@ -365,6 +368,7 @@ async def run_workers(
     config: RunConfig, url: str, *,
     on_second: Callable[[dict[str, Any]], None] | None = None,
     on_worker: Callable[[dict[str, Any]], None] | None = None,
+    shard_urls: Sequence[str] = (),
 ) -> tuple[dict[str, Any], FleetOutcome]:
     """Run `config` in `config.workers` processes against `url`; one merged report.
 
@@ -372,7 +376,7 @@ async def run_workers(
     start (`{"event": "worker", "worker", "segment", "pid", "chargers"}`) and loss
     (`{"event": "worker_lost", ..., "exit", "stderr"}`).
     """
-    supervisor = _Supervisor(config, url, on_second, on_worker)
+    supervisor = _Supervisor(config, url, on_second, on_worker, shard_urls)
     started_at, cpu = time.time(), time.process_time()
     await supervisor.run()
     return supervisor.report(started_at, time.time(), time.process_time() - cpu)
