@@ -192,8 +192,9 @@ def _failure_verdict(failed: dict[str, Any], knee: int | None, limit: str) -> st
                 else " Nothing is known of the CSMS's capacity.")
         return (f"{what}, but fleetsim itself was saturated ({load}event-loop lag p99 "
                 f"{failed['loop_lag_p99_ms']:.0f} ms): the generator, not the CSMS, was the "
-                f"limit.{held} Spread the fleet over more generator processes to find the "
-                "CSMS's knee.")
+                f"limit.{held} A ramp runs in one process: to judge the CSMS at "
+                f"{failed['chargers']} chargers, run `fleetsim spawn -u {failed['chargers']} "
+                "--workers auto` with the same options and these SLOs as --threshold.")
     if knee is None:
         return f"The first step already failed. {what}: start lower."
     return f"{what}: the CSMS was the limit."

@@ -160,6 +160,7 @@ def test_a_saturated_generator_is_named_as_the_limit() -> None:
         assert ramp["limit"] == "generator" and ramp["knee"] == 200
         assert "the generator, not the CSMS, was the limit" in ramp["verdict"]
         assert "The CSMS held 200 chargers at least" in ramp["verdict"]
+        assert "run `fleetsim spawn -u 300 --workers auto`" in ramp["verdict"]
     assert not _step(1, 100, False, cpu=0.85, lag_ms=40)["saturated"]
 
 
