@@ -361,6 +361,9 @@ def format_summary(report: dict[str, Any]) -> str:
     """A compact, fixed-width end-of-run summary (k6 style)."""
     target, chargers, totals = report["target"], report["chargers"], report["totals"]
     where = "embedded CSMS" if target["embedded"] else "target"
+    processes = report.get("embedded_csms", {}).get("processes", 1)
+    if processes > 1:
+        where += f", {processes} processes, a port each; the first is shown"
     spread = ""
     if report["config"].get("segment") is not None:
         spread += f" (segment {report['config']['segment']} of {report['config']['chargers']})"

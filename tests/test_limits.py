@@ -59,6 +59,7 @@ def test_the_embedded_csms_spreads_a_fleet_it_cannot_hold_over_processes(
     assert report["chargers"]["booted"] == 300 and report["chargers"]["reconnects"] > 100
     csms = report["embedded_csms"]
     assert (csms["processes"], csms["processes_without_stats"]) == (2, 0)
+    assert "(embedded CSMS, 2 processes, a port each; the first is shown)" in done.stdout
     assert csms["connections_total"] == 300 + report["chargers"]["reconnects"]
     assert csms["transaction_events"]["Started"] > 0
     assert csms["seqno_gaps"] == 0  # (an event whose answer a drop lost comes again: a duplicate)
