@@ -103,12 +103,8 @@ async def _run_fleet(
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
     exporter = None
-    if config.prometheus is not None:
-        try:
-            exporter = Exporter(metrics, *config.prometheus)
-        except OSError as exc:
-            raise ConfigError(f"prometheus: cannot listen on {config.prometheus[0]}:"
-                              f"{config.prometheus[1]}: {exc.strerror or exc}") from None
+    if config.prometheus is not None and config.workers is None:  # workers serve their own
+        exporter = Exporter(metrics, *config.prometheus)
     ramp = None
     supervised: tuple[dict[str, Any], FleetOutcome] | None = None
     try:

@@ -273,9 +273,6 @@ class RunConfig:
             raise ConfigError("time-scale: applies to a profile's behaviours; give a profile")
         if not self.charger_indexes():
             raise ConfigError(f"segment: {self.segment} of {self.chargers} chargers is empty")
-        if self.workers is not None and self.prometheus is not None:
-            raise ConfigError("prometheus: not with --workers yet; run one process per "
-                              "segment (--segment K/N), each with its own port")
 
     def charger_indexes(self) -> range:
         """The 1-based indexes of the chargers this run plays: the fleet, or its segment."""

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from fleetsim.errors import ConfigError
 from fleetsim.metrics import PERCENTILES, Metrics
 
 __all__ = ["METRIC_NAMES", "Exporter"]
@@ -107,7 +108,11 @@ class Exporter:
     def __init__(self, metrics: Metrics, host: str, port: int) -> None:
         registry = CollectorRegistry()
         registry.register(_Collector(metrics))
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        try:
+            self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            raise ConfigError(f"prometheus: cannot listen on {host}:{port}: "
+                              f"{exc.strerror or exc}") from None
         self.port: int = self._server.server_port
 
     def close(self) -> None:

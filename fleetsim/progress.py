@@ -26,8 +26,10 @@ def format_progress(row: dict[str, Any], chargers: int, errors_total: int) -> st
 def format_event(event: dict[str, Any]) -> str:
     """A worker's start or loss, as one line."""
     if event["event"] == "worker":
+        metrics = (f", metrics on port {event['prometheus_port']}"
+                   if "prometheus_port" in event else "")
         return (f"worker {event['worker']}: pid {event['pid']}, segment {event['segment']}, "
-                f"{event['chargers']} chargers")
+                f"{event['chargers']} chargers{metrics}")
     if event["event"] == "worker_lost":
         last = f"; last stderr line: {event['stderr']}" if event["stderr"] else ""
         return (f"fleetsim: warning: worker {event['worker']} (segment {event['segment']}, "

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -108,8 +110,6 @@ def test_segment_and_worker_options() -> None:
     for bad in ("0", "-1", "many"):
         with pytest.raises(ConfigError, match="workers"):
             parse_workers(bad)
-    with pytest.raises(ConfigError, match="prometheus"):
-        RunConfig(workers=2, prometheus=("127.0.0.1", 9100))
 
 
 # -- segments: real runs ---------------------------------------------------------------------
@@ -243,6 +243,34 @@ def test_two_workers_against_the_embedded_csms_make_one_exact_report(tmp_path: P
     assert all(w["cpu_share"] > 0 and w["loop_lag_p99_ms"] > 0 for w in workers["each"])
     assert report["thresholds"][0]["ok"] is True
     assert "100 chargers in 2 worker processes" in stdout
+
+
+def test_each_worker_serves_prometheus_on_a_port_of_its_own(tmp_path: Path) -> None:
+    """Worker k serves on --prometheus's port + k - 1: Prometheus scrapes them all and sums."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    process = start("--chargers", "40", "--duration", "4", "--workers", "2", *BUSY,
+                    "--prometheus", f"127.0.0.1:{base}", "--report", str(tmp_path / "r.json"))
+    assert process.stderr is not None
+    ports: dict[int, int] = {}
+    connected: dict[int, float] = {}
+    for line in process.stderr:
+        event = json.loads(line) if line.startswith("{") else {}
+        if event.get("event") == "worker":
+            ports[event["worker"]] = event["prometheus_port"]
+        elif event.get("connected") == 40:  # every charger is up: scrape both workers
+            for worker, port in ports.items():
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                    text = r.read().decode()
+                [value] = [line.split()[-1] for line in text.splitlines()
+                           if line.startswith("fleetsim_chargers_connected ")]
+                connected[worker] = float(value)
+            break
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert ports == {1: base, 2: base + 1}
+    assert connected == {1: 20.0, 2: 20.0}
 
 
 def test_a_worker_killed_mid_run_is_named_and_the_run_goes_on(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import trio
 from fleetsim._groups import single_error
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError, FleetsimError
+from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet
 from fleetsim.limits import raise_open_file_limit
 from fleetsim.metrics import Metrics
@@ -60,6 +61,16 @@ async def _serve() -> None:
     metrics = Metrics()
     fleet = Fleet(config, url, metrics, on_second=lambda row: _emit({"event": "row", "row": row}),
                   shard_urls=first.get("shard_urls", ()))
+    exporter = None if config.prometheus is None else Exporter(metrics, *config.prometheus)
+    try:
+        await _run(fleet, config, url, metrics, stdin)
+    finally:
+        if exporter is not None:
+            exporter.close()
+
+
+async def _run(fleet: Fleet, config: RunConfig, url: str, metrics: Metrics,
+               stdin: LineReader) -> None:
     _emit({"event": "ready", "pid": os.getpid()})
     start = trio.Event()
 

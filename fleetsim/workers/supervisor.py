@@ -129,7 +129,7 @@ class _Supervisor:
                         start_new_session=True)
                     nursery.start_soon(self._watch, worker)
                     await self._send(worker, encode_start(
-                        worker_config(self.config, worker.segment), self.url,
+                        worker_config(self.config, worker.segment, worker.number), self.url,
                         self.shard_urls))
                 await self._wait_ready()
                 # Start early in a wall-clock second: a merge puts each row in the second
@@ -139,9 +139,12 @@ class _Supervisor:
                     await trio.sleep(delay)
                 for worker in self.workers:
                     await self._send(worker, encode({"event": "start"}))
-                    self._tell({"event": "worker", "worker": worker.number,
-                                "segment": str(worker.segment), "pid": worker.pid,
-                                "chargers": worker.chargers})
+                    event = {"event": "worker", "worker": worker.number,
+                             "segment": str(worker.segment), "pid": worker.pid,
+                             "chargers": worker.chargers}
+                    if self.config.prometheus is not None:
+                        event["prometheus_port"] = self.config.prometheus[1] + worker.number - 1
+                    self._tell(event)
                 now = trio.current_time()
                 self.stop_by = now + self._stopping_time() + self.config.duration_s
                 nursery.start_soon(self._forward_signals)
@@ -355,9 +358,13 @@ class _Supervisor:
                 "message": message}
 
 
-def worker_config(config: RunConfig, segment: Segment) -> RunConfig:
-    """What one worker runs: the run's configuration for one segment, in this process."""
-    return attrs.evolve(config, segment=segment, report_path=None, prometheus=None)
+def worker_config(config: RunConfig, segment: Segment, number: int = 1) -> RunConfig:
+    """What one worker runs: the run's configuration for one segment, in this process.
+    Worker k serves Prometheus on the k-th port from `--prometheus`'s."""
+    prometheus = config.prometheus
+    if prometheus is not None:
+        prometheus = (prometheus[0], prometheus[1] + number - 1)
+    return attrs.evolve(config, segment=segment, report_path=None, prometheus=prometheus)
 
 
 def _epoch(text: str) -> float:
