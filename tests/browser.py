@@ -80,7 +80,10 @@ def launch(executable: str, timeout: float = 30) -> Iterator[Chromium]:
     Synchronous, so that one browser can serve a whole test module (pytest-trio's async
     fixtures are per test); each test then opens its own DevTools connection and tab.
     """
-    with tempfile.TemporaryDirectory(prefix="fleetsim-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile for a moment after the
+    # browser has exited: a cleanup that races them is no test failure.
+    with tempfile.TemporaryDirectory(prefix="fleetsim-chromium-",
+                                     ignore_cleanup_errors=True) as profile:
         log = Path(profile) / "stderr.log"
         with log.open("wb") as stderr:
             process = subprocess.Popen(
