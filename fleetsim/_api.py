@@ -18,7 +18,7 @@ from fleetsim.csms.process import EmbeddedCsms, embedded_csms
 from fleetsim.errors import ConfigError
 from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet, FleetOutcome
-from fleetsim.limits import SPARE_FILES, csms_processes, open_file_limit, raise_open_file_limit
+from fleetsim.limits import SPARE_FILES, csms_processes, raise_open_file_limit
 from fleetsim.metrics import Metrics
 from fleetsim.ramp import Ramp, RampPlan, conclude
 from fleetsim.report import build_report, default_report_path, write_report
@@ -64,25 +64,27 @@ class RampResult(RunResult):
 
 
 @asynccontextmanager
-async def _target(config: RunConfig) -> AsyncIterator[EmbeddedCsms]:
-    """The CSMS to run against: the given URL, or the embedded CSMS in a child process."""
+async def _target(config: RunConfig, open_files: int) -> AsyncIterator[EmbeddedCsms]:
+    """The CSMS to run against: the given URL, or the embedded CSMS in child processes
+    (as many as it takes to hold the fleet's connections in `open_files` each)."""
     if config.url is not None:
         yield EmbeddedCsms(url=config.url)
         return
-    processes = csms_processes(len(config.charger_indexes()), open_file_limit())
+    processes = csms_processes(len(config.charger_indexes()), open_files)
     async with embedded_csms(config.csms, processes) as csms:
         yield csms
 
 
-def _check_open_files(config: RunConfig) -> None:
+def _check_open_files(config: RunConfig) -> int:
     """Each connected charger is an open file in its fleet process: refuse a plan that the
-    open-file limit cannot hold, before anything starts."""
+    open-file limit cannot hold, before anything starts; returns the limit (a child process
+    inherits it)."""
     limit = raise_open_file_limit()
     chargers = len(config.charger_indexes())
     processes = config.workers or 1
     per_process = math.ceil(chargers / processes)
     if per_process + SPARE_FILES <= limit:
-        return
+        return limit
     where = "one process" if processes == 1 else f"each of {processes} worker processes"
     needed = math.ceil(chargers / (limit - SPARE_FILES)) if limit > SPARE_FILES else 0
     split = (f"use --workers {needed} or more, split the fleet with --segment, or "
@@ -99,7 +101,7 @@ async def _run_fleet(
 ) -> tuple[dict[str, Any], FleetOutcome]:
     """Run the fleet (through a ramp plan, if given; in worker processes, with
     `config.workers`) against its target and report on it."""
-    _check_open_files(config)
+    open_files = _check_open_files(config)
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None
     exporter = None
@@ -109,7 +111,7 @@ async def _run_fleet(
     supervised: tuple[dict[str, Any], FleetOutcome] | None = None
     try:
         with single_error():
-            async with _target(config) as target:
+            async with _target(config, open_files) as target:
                 if config.workers is not None:
                     supervised = await run_workers(config, target.url, on_second=on_second,
                                                    on_worker=on_worker, shard_urls=target.urls)

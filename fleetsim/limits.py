@@ -16,7 +16,7 @@ try:
 except ImportError:  # not on Unix: no limit we can read or raise
     resource = None  # type: ignore[assignment]
 
-__all__ = ["SPARE_FILES", "csms_processes", "open_file_limit", "raise_open_file_limit"]
+__all__ = ["SPARE_FILES", "csms_processes", "raise_open_file_limit"]
 
 SPARE_FILES = 200
 """Open files a process needs besides its connections: the interpreter, pipes, listeners,
@@ -49,12 +49,6 @@ def raise_open_file_limit() -> int:
         soft = target
         break
     return 1 << 20 if soft == resource.RLIM_INFINITY else soft
-
-
-def open_file_limit() -> int:
-    """The most open files a process started from this one gets, once it has raised its own
-    limit (the soft limit after `raise_open_file_limit`)."""
-    return raise_open_file_limit()
 
 
 def csms_processes(connections: int, limit: int) -> int:
