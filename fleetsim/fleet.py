@@ -9,7 +9,6 @@ never touches its siblings: every error a connection can raise is caught and cou
 from __future__ import annotations
 
 import base64
-import gc
 import math
 import random
 import signal
@@ -24,6 +23,7 @@ import trio
 
 from fleetsim.behaviour.schedule import assign_behaviours
 from fleetsim.charger.core import ChargerCore, ChargerState
+from fleetsim.collector import keep_collections_short
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import Metrics
@@ -86,8 +86,6 @@ class Fleet:
         self._draining = False
         self._target = 0
         """The fleet size being grown to."""
-        self._frozen = False
-        """Whether `gc.freeze` has parked objects outside the collector."""
         self._quiet = False
         self._conversing: dict[int, ChargerCore] = {}
         self._undrained: set[int] = set()
@@ -154,31 +152,28 @@ class Fleet:
         """
         started_at = time.time()
         config = self.config
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._watch_signals)
-                self._t0 = trio.current_time()
-                self._cpu_mark = (self._t0, time.process_time())
-                self._cpu_start = self._cpu_mark[1]
-                nursery.start_soon(self._tick_seconds)
-                nursery.start_soon(self._probe_loop_lag)
-                async with trio.open_nursery() as chargers:
-                    self._chargers_scope = chargers.cancel_scope
-                    self._nursery = chargers
-                    if driver is None:
-                        chargers.start_soon(self.grow, config.chargers)
-                    else:
-                        chargers.start_soon(driver)
-                    with trio.move_on_after(config.duration_s if driver is None else math.inf):
-                        await self._stop.wait()
-                    self.stop("duration")
-                    await self._drain()
-                    chargers.cancel_scope.cancel()
-                self._close_second(final=True)
-                nursery.cancel_scope.cancel()
-        finally:
-            if self._frozen:
-                gc.unfreeze()  # the run is over: let the collector have the fleet back
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_signals)
+            nursery.start_soon(keep_collections_short)
+            self._t0 = trio.current_time()
+            self._cpu_mark = (self._t0, time.process_time())
+            self._cpu_start = self._cpu_mark[1]
+            nursery.start_soon(self._tick_seconds)
+            nursery.start_soon(self._probe_loop_lag)
+            async with trio.open_nursery() as chargers:
+                self._chargers_scope = chargers.cancel_scope
+                self._nursery = chargers
+                if driver is None:
+                    chargers.start_soon(self.grow, config.chargers)
+                else:
+                    chargers.start_soon(driver)
+                with trio.move_on_after(config.duration_s if driver is None else math.inf):
+                    await self._stop.wait()
+                self.stop("duration")
+                await self._drain()
+                chargers.cancel_scope.cancel()
+            self._close_second(final=True)
+            nursery.cancel_scope.cancel()
         return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason,
                             cpu_seconds=time.process_time() - self._cpu_start,
                             behaviours=self.behaviour_counts())
@@ -239,21 +234,10 @@ class Fleet:
                 self.stop("interrupted", "interrupted by signal")
 
     async def _probe_loop_lag(self) -> None:
-        """Wake every 20 ms and note how late: a busy generator cannot keep time.
-
-        Each wake also parks every object alive outside the garbage collector (`gc.freeze`
-        costs nothing). A waiting charger's coroutines and cancel scopes are remade at each of
-        its wakes, so without this the collector's generations fill with thousands of live
-        objects and each collection pauses the loop for tens to hundreds of milliseconds,
-        measured as latency. Refcounting still frees what dies; a run makes next to no cyclic
-        garbage (none in steady state or in a 1600-charger reconnect storm), and the end of the
-        run hands everything back to the collector.
-        """
+        """Wake every 20 ms and note how late: a busy generator cannot keep time."""
         interval = 0.02
         due = trio.current_time() + interval
-        self._frozen = True
         while not self._quiet:  # closing connections is not measured
-            gc.freeze()
             await trio.sleep_until(due)
             now = trio.current_time()
             self.metrics.loop_lag(now - due)

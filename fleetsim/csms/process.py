@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ import cattrs
 import trio
 
 from fleetsim._groups import single_error
+from fleetsim.collector import keep_collections_short
 from fleetsim.config import CsmsConfig
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.errors import FleetsimError
@@ -82,16 +82,6 @@ async def _serve_until_stopped(
             while True:
                 await trio.sleep(stats_every_s)
                 on_event({"event": "stats", **server.stats.as_dict()})
-
-        async def keep_collections_short() -> None:
-            # as in the fleet's loop-lag probe: thousands of connections' live objects would
-            # make each garbage collection a pause long enough to show in the latencies
-            try:
-                while True:
-                    gc.freeze()
-                    await trio.sleep(0.02)
-            finally:
-                gc.unfreeze()
 
         nursery.start_soon(stop_on_signal)
         nursery.start_soon(keep_collections_short)
