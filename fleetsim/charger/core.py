@@ -1198,8 +1198,7 @@ class ChargerCore:
         for connector in self._connectors:
             if connector.state is ConnectorState.IDLE and connector.due == NEVER:
                 if connector.preset is not None:  # found under way, then the link went down
-                    connector.due = now + self._rng.random() * min(self._meter_interval_s,
-                                                                   connector.preset[0])
+                    connector.due = now + self._pickup_delay(connector.preset[0])
                 elif connector.operative and not self._spec.arrivals_per_s:
                     connector.due = now + self._idle_gap()
         if self._after_boot is not None:
@@ -1228,9 +1227,14 @@ class ChargerCore:
             total = spec.session_s.length_biased(rng)
             left = rng.random()
             energy = NEVER if spec.energy_wh is None else spec.energy_wh.sample(rng) * left
-            delay = rng.random() * min(self._meter_interval_s, total * left)
+            delay = self._pickup_delay(total * left)
             connector.preset = (total * left - delay, energy)
             connector.due = now + delay
+
+    def _pickup_delay(self, remaining_s: float) -> float:
+        """When a session found under way is picked up: within one meter interval (and
+        before it would have ended), so that a fleet booting together spreads them out."""
+        return self._rng.random() * min(self._meter_interval_s, remaining_s)
 
     # -- the charging-session loop ----------------------------------------------------------
 
