@@ -56,6 +56,8 @@ class _Worker:
     number: int
     segment: Segment
     chargers: int
+    config: RunConfig
+    """What it runs (`worker_config`)."""
     process: trio.Process | None = None
     ready: trio.Event = attrs.field(factory=trio.Event)
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -109,7 +111,8 @@ class _Supervisor:
         mine = config.segment or WHOLE_FLEET
         count = min(config.workers or 1, len(config.charger_indexes()))
         self.workers = [
-            _Worker(number, segment, len(segment.indexes(config.chargers)))
+            _Worker(number, segment, len(segment.indexes(config.chargers)),
+                    worker_config(config, segment, number))
             for number, segment in enumerate(mine.split(count), start=1)]
         self.live = LiveRows([worker.number for worker in self.workers])
         self.interrupted = False
@@ -129,8 +132,7 @@ class _Supervisor:
                         start_new_session=True)
                     nursery.start_soon(self._watch, worker)
                     await self._send(worker, encode_start(
-                        worker_config(self.config, worker.segment, worker.number), self.url,
-                        self.shard_urls))
+                        worker.config, self.url, self.shard_urls))
                 await self._wait_ready()
                 # Start early in a wall-clock second: a merge puts each row in the second
                 # nearest its end, and rows just either side of a half second would part.
@@ -142,8 +144,8 @@ class _Supervisor:
                     event = {"event": "worker", "worker": worker.number,
                              "segment": str(worker.segment), "pid": worker.pid,
                              "chargers": worker.chargers}
-                    if self.config.prometheus is not None:
-                        event["prometheus_port"] = self.config.prometheus[1] + worker.number - 1
+                    if worker.config.prometheus is not None:
+                        event["prometheus_port"] = worker.config.prometheus[1]
                     self._tell(event)
                 now = trio.current_time()
                 self.stop_by = now + self._stopping_time() + self.config.duration_s
