@@ -21,6 +21,19 @@ def fleetsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
                           check=False)
 
 
+def interrupt(process: subprocess.Popen[str], *, within_s: float,
+              timeout: float) -> tuple[str, str]:
+    """Ctrl-C as a terminal sends it (to the whole process group, started with
+    `start_new_session`): the run ends within `within_s`, exit 105, no traceback."""
+    started = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=timeout)
+    assert time.monotonic() - started < within_s
+    assert process.returncode == 105, stderr
+    assert "Traceback" not in stderr
+    return stdout, stderr
+
+
 def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -103,12 +116,7 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(tmp_path: Path) -> Non
             booted = json.loads(line)["booted"]
         if booted == 100:
             break
-    started = time.monotonic()
-    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
-    _, stderr = process.communicate(timeout=30)
-    assert time.monotonic() - started < 10
-    assert process.returncode == 105, stderr
-    assert "Traceback" not in stderr
+    interrupt(process, within_s=10, timeout=30)
     report = json.loads(report_path.read_text())
     assert report["outcome"]["stopped_by"] == "interrupted"
     assert report["chargers"]["booted"] == 100
