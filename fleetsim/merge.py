@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
@@ -437,13 +437,19 @@ def _histogram(sources: Sequence[tuple[str, str]]) -> HdrHistogram:
                           f"({exc.why})") from None
 
 
+def _by_action(reports: Sequence[Mapping[str, Any]], sources: Sequence[str],
+               section: str) -> Iterator[tuple[str, list[tuple[Mapping[str, Any], str]]]]:
+    """Each action of a per-action section, with its entry in each report that has one."""
+    for action in sorted({action for report in reports for action in report[section]}):
+        yield action, [(report[section][action], source)
+                       for report, source in zip(reports, sources, strict=True)
+                       if action in report[section]]
+
+
 def _merge_calls(reports: Sequence[Mapping[str, Any]],
                  sources: Sequence[str]) -> dict[str, Any]:
     calls: dict[str, Any] = {}
-    for action in sorted({action for report in reports for action in report["calls"]}):
-        present = [(report["calls"][action], source)
-                   for report, source in zip(reports, sources, strict=True)
-                   if action in report["calls"]]
+    for action, present in _by_action(reports, sources, "calls"):
         entry = add_counts([stats for stats, _ in present],
                             skip=("hdr", "service_ms", "response_ms", "lateness_ms"))
         hdr = {}
@@ -464,10 +470,7 @@ def _merge_calls(reports: Sequence[Mapping[str, Any]],
 def _merge_csms_calls(reports: Sequence[Mapping[str, Any]],
                       sources: Sequence[str]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    for action in sorted({a for report in reports for a in report["csms_calls"]}):
-        present = [(report["csms_calls"][action], source)
-                   for report, source in zip(reports, sources, strict=True)
-                   if action in report["csms_calls"]]
+    for action, present in _by_action(reports, sources, "csms_calls"):
         entry = add_counts([stats for stats, _ in present], skip=("hdr", "answer_ms"))
         histogram = _histogram([(stats["hdr"], f"{source}: csms_calls.{action}.hdr")
                                 for stats, source in present])
