@@ -151,8 +151,6 @@ async def embedded_csms(config: CsmsConfig, processes: int = 1) -> AsyncIterator
         yield embedded
     finally:
         with trio.CancelScope(shield=True):
-            for child in children:
-                child.terminate()
             stats: list[dict[str, Any]] = [{} for _ in children]
 
             async def stop(index: int) -> None:
@@ -178,7 +176,6 @@ class _Child:
         self._stdout = process.stdout
         self._lines = _Lines(process.stdout)
         self.url = ""
-        self.port = 0
         self._terminated = False
 
     @classmethod
@@ -204,7 +201,7 @@ class _Child:
             with trio.CancelScope(shield=True):
                 await child.stop()
             raise
-        child.url, child.port = event["url"], event["port"]
+        child.url = event["url"]
         return child
 
     def terminate(self) -> None:
