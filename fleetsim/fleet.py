@@ -104,11 +104,6 @@ class Fleet:
         self._assignment = assign_behaviours(weights, config.chargers, config.seed)
         self._indexes = config.charger_indexes()
 
-    def _planned(self) -> int:
-        """How many chargers of this run's slice the fleet is growing to."""
-        indexes = self._indexes
-        return len(range(indexes.start, min(indexes.stop, self._target + 1), indexes.step))
-
     def behaviour_counts(self) -> dict[str, int]:
         """How many of this run's chargers play each behaviour: those the fleet was grown to
         (a ramp may stop short), or its whole slice before it runs."""

@@ -953,4 +953,3 @@ async def serve_websocket(
 
     task_status.started(ports)
     await trio.serve_listeners(serve_one, listeners)
-
