@@ -60,7 +60,8 @@ TRANSPORTS: Final = ("wsproto", "trio-websocket")
 
 _RECEIVE_SIZE: Final = 65536
 MAX_MESSAGE_SIZE: Final = 1 << 20
-"""The largest message accepted (as trio-websocket's default); a bigger one closes with 1009."""
+"""The largest message accepted, in bytes (as trio-websocket's default, which counts
+characters); a bigger one closes with 1009 as soon as its bytes so far are over."""
 _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
 
@@ -112,6 +113,11 @@ _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
 
 
+def _utf8_size(text: str) -> int:
+    """The bytes `text` took on the wire (ASCII, the usual case, costs no encoding)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 class _WsprotoConnection:
     """One WebSocket over a trio stream, driven inline by the calling task.
 
@@ -138,7 +144,8 @@ class _WsprotoConnection:
     subprotocol: str | None
 
     def __init__(
-        self, stream: _AnyStream, proto: _FrameConnection, subprotocol: str | None, client: bool
+        self, stream: trio.abc.Stream, proto: _FrameConnection, subprotocol: str | None,
+        client: bool,
     ) -> None:
         self._stream = stream
         self._proto = proto
@@ -256,13 +263,14 @@ class _WsprotoConnection:
                 self._wakeup = None
 
     def _add_part(self, part: str | bytes) -> int:
-        """Keep a fragment of a message; returns the message's size so far."""
+        """Keep a fragment of a message; returns the message's size so far, in bytes."""
+        size = _utf8_size(part) if isinstance(part, str) else len(part)
         if self._parts is None:
             self._parts = [part]
-            self._parts_size = len(part)
+            self._parts_size = size
         else:
             self._parts.append(part)
-            self._parts_size += len(part)
+            self._parts_size += size
         return self._parts_size
 
     async def _refuse_oversized(self) -> NoReturn:
@@ -356,6 +364,16 @@ class _WsprotoConnection:
                 proto.receive_data(data)
 
 
+class _WatchedWebSocket(trio_websocket.WebSocketConnection):
+    """trio-websocket's connection with the message cap in bytes, as the wsproto one's."""
+
+    async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
+        if isinstance(event, TextMessage) and not event.data.isascii():
+            # trio-websocket adds len(), characters: make it the bytes
+            self._message_size += _utf8_size(event.data) - len(event.data)
+        await super()._handle_message_event(event)
+
+
 class _TrioWebsocketConnection:
     """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
 
@@ -364,7 +382,7 @@ class _TrioWebsocketConnection:
     subprotocol: str | None
 
     def __init__(
-        self, ws: trio_websocket.WebSocketConnection, stream: _AnyStream, reader_done: trio.Event
+        self, ws: _WatchedWebSocket, stream: _AnyStream, reader_done: trio.Event
     ) -> None:
         self._ws = ws
         self._stream = stream
@@ -637,7 +655,7 @@ async def _open_wsproto(
 
 
 class _ReaderWatch:
-    """Stands in for the nursery handed to trio_websocket.wrap_client_stream.
+    """Runs trio-websocket's reader task, where wrap_client_stream would use a nursery.
 
     trio-websocket waits for the handshake forever when its reader task ends first
     (the server hung up), which would report a "reset" as a "timeout" much later.
@@ -682,16 +700,20 @@ async def _trio_websocket_handshake(
         watch = _ReaderWatch(nursery)
         try:
             with watch.scope:
-                ws = await trio_websocket.wrap_client_stream(
-                    cast("trio.Nursery", watch),
+                # trio_websocket.wrap_client_stream, with the subclass
+                ws = _WatchedWebSocket(
                     stream,
-                    target.host_header,
-                    target.resource,
-                    subprotocols=list(subprotocols),
-                    extra_headers=_encode_headers(headers),
+                    WSConnection(ConnectionType.CLIENT),
+                    host=target.host_header,
+                    path=target.resource,
+                    client_subprotocols=list(subprotocols),
+                    client_extra_headers=_encode_headers(headers),
                     message_queue_size=_TW_QUEUE_SIZE,
+                    max_message_size=MAX_MESSAGE_SIZE,
                     receive_buffer_size=_RECEIVE_SIZE,
                 )
+                watch.start_soon(ws._reader_task)
+                await ws._open_handshake.wait()
             # The handshake finished; the reader ending later is not our business.
             watch.scope.cancel()
         except BaseException:

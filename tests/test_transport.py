@@ -586,3 +586,32 @@ async def test_an_oversized_message_closes_with_1009(nursery: trio.Nursery, tran
             with pytest.raises(ConnectionClosed) as closed:
                 await conn.receive_text()
     assert closed.value.code == 1009
+
+
+@pytest.mark.parametrize(("characters", "refused"), [
+    ((MAX_MESSAGE_SIZE - 4) // 4, False),  # exactly the cap, in bytes
+    (MAX_MESSAGE_SIZE // 2, True),  # half the cap in characters, twice it in bytes
+])
+async def test_the_size_cap_counts_bytes_not_characters(
+    nursery: trio.Nursery, transport: str, characters: int, refused: bool
+) -> None:
+    wide = '["' + "🚗" * characters + '"]'  # four bytes a character in UTF-8
+
+    async def send_wide(pending: PendingConnection) -> None:
+        conn = await pending.accept("ocpp1.6")
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send_text(wide)
+            while True:  # until the client closes
+                await conn.receive_text()
+
+    ports = await nursery.start(partial(serve_websocket, send_wide, "127.0.0.1", 0))
+    with trio.fail_after(8):
+        async with open_connection(f"ws://127.0.0.1:{ports[0]}/CP1", subprotocols=OCPP,
+                                   transport=transport) as conn:
+            if not refused:
+                assert await conn.receive_text() == wide
+                return
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.receive_text()
+    assert closed.value.code == 1009
+
