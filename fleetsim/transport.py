@@ -274,16 +274,25 @@ class _WsprotoConnection:
         return self._parts_size
 
     async def _refuse_oversized(self) -> NoReturn:
-        """A peer may not make us buffer without bound: close with 1009 (message too big)."""
+        """A peer may not make us buffer without bound: close with 1009 (message too big).
+
+        The connection counts as closed before the first checkpoint, and the close frame is
+        written shielded (bounded): a charger timer that fires meanwhile must neither leave
+        the rest of the message to be read as a new one nor wsproto half closed.
+        """
         self._parts = None
-        async with self._send_lock:
-            if not self._broken and self._proto.state is ConnectionState.OPEN:
-                with contextlib.suppress(ConnectionClosed):
-                    await self._send_data(self._proto.send(
-                        CloseConnection(code=1009, reason="message too big")))
-        self._broken = True
-        self._closed = (1009, f"message over {MAX_MESSAGE_SIZE} bytes", False)
-        await trio.aclose_forcefully(self._stream)
+        if self._closed is None:
+            self._closed = (1009, f"message over {MAX_MESSAGE_SIZE} bytes", False)
+        try:
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
+                async with self._send_lock:
+                    if not self._broken and self._proto.state is ConnectionState.OPEN:
+                        with contextlib.suppress(ConnectionClosed):
+                            await self._send_data(self._proto.send(
+                                CloseConnection(code=1009, reason="message too big")))
+        finally:
+            self._broken = True
+            await trio.aclose_forcefully(self._stream)
         raise self._closed_error()
 
     async def _on_close_event(self, event: CloseConnection) -> None:
