@@ -33,6 +33,9 @@ __all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]
 
 _CLOSE_TIMEOUT_S = 2.0
 _UNREACHABLE_PROBES = 10
+_SETTLED_S = 60.0
+"""A connection that stayed up this long resets the back-off even if the charger never booted
+(a CSMS may keep it Pending)."""
 
 
 @attrs.frozen
@@ -307,15 +310,15 @@ class Fleet:
                 self.metrics.connect_attempt(reconnect=attempt > 0)
                 attempt += 1
                 try:
-                    connected = await self._connection(index, url, headers, core)
+                    settled = await self._connection(index, url, headers, core)
                 except Exception as exc:
                     # a bug or an unforeseen fault must not take the fleet down: count it,
                     # report it, and carry on as after a dropped connection
                     self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
                     if core.state is not ChargerState.DISCONNECTED:
                         core.disconnected(trio.current_time())
-                    connected = False
-                failures = 0 if connected else failures + 1
+                    settled = False
+                failures = 0 if settled else failures + 1
                 if self._draining:
                     return
                 await trio.sleep(spec.backoff.delay(failures, rng))
@@ -324,7 +327,9 @@ class Fleet:
 
     async def _connection(self, index: int, url: str, headers: list[tuple[str, str]],
                           core: ChargerCore) -> bool:
-        """One connection's life; returns whether it connected at all."""
+        """One connection's life; returns whether it settled: the charger booted, or the
+        connection stayed up `_SETTLED_S`. Only that resets the back-off: a CSMS that accepts
+        the handshake and then drops must not be retried at the shortest wait forever."""
         started = trio.current_time()
         try:
             async with open_connection(
@@ -332,9 +337,10 @@ class Fleet:
                 headers=headers, connect_timeout=self.config.connect_timeout_s,
                 transport=self.config.transport,
             ) as conn:
-                self.metrics.connect_ok(trio.current_time() - started)
+                opened = trio.current_time()
+                self.metrics.connect_ok(opened - started)
                 self._conversing[index] = core
-                await self._conversation(index, conn, core)
+                booted = await self._conversation(index, conn, core)
         except ConnectError as exc:
             self.metrics.connect_failed(exc.reason)
             self._check_reachable()
@@ -345,15 +351,17 @@ class Fleet:
                 self._note_drained(index)
                 if self._quiet and not self._conversing:
                     self._all_closed.set()
-        return True
+        return booted or trio.current_time() - opened >= _SETTLED_S
 
-    async def _conversation(self, index: int, conn: Connection, core: ChargerCore) -> None:
-        """Run `_converse` and account for how the connection ended."""
-        clean = shutdown = False
+    async def _conversation(self, index: int, conn: Connection, core: ChargerCore) -> bool:
+        """Run `_converse` and account for how the connection ended; returns whether the
+        charger was booted when it did."""
+        clean = shutdown = booted = False
         try:
             with trio.CancelScope() as guard:
                 self._send_guards[index] = guard
                 ending = await self._converse(index, conn, core)
+                booted = core.booted
                 if ending == "drained":
                     clean = shutdown = True
                     core.finish()
@@ -365,9 +373,10 @@ class Fleet:
                     await conn.abort()
                     core.disconnected(trio.current_time())
             if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
+                booted = core.booted
                 core.disconnected(trio.current_time())
         except ConnectionClosed as exc:
-            clean = exc.clean
+            clean, booted = exc.clean, core.booted
             core.disconnected(trio.current_time())
         except trio.Cancelled:
             clean = shutdown = True
@@ -380,6 +389,7 @@ class Fleet:
             self._send_guards.pop(index, None)
             self._sending.pop(index, None)
             self.metrics.disconnected(clean=clean, shutdown=shutdown)
+        return booted
 
     async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> str:
         """Talk until the connection closes (raises), the fleet has drained ("drained"), the

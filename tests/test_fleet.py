@@ -252,6 +252,26 @@ async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.N
     _assert_balanced(result.report)
 
 
+async def test_back_off_grows_while_the_csms_drops_every_connection_before_boot(
+    nursery: trio.Nursery,
+) -> None:
+    async def hang_up(pending: PendingConnection) -> None:
+        await pending.accept("ocpp1.6")  # and the server closes it at once
+
+    ports = await nursery.start(functools.partial(serve_websocket, hang_up, "127.0.0.1", 0))
+    backoff = Backoff("exponential", wait_minimum_s=0.05, random_range_s=0.0, repeat_times=6)
+    config = RunConfig(chargers=3, duration_s=3, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
+                       charger=ChargerSpec(backoff=backoff))
+    with trio.fail_after(15):
+        result = await spawn(config, write=False)
+    chargers = result.report["chargers"]
+    assert chargers["connect_failures"] == {} and chargers["booted"] == 0
+    # The waits double (0.1, 0.2, 0.4 ... s): six attempts a charger fit in 3 s, where
+    # reconnecting every `wait_minimum_s` would make sixty.
+    at_the_minimum = config.chargers * config.duration_s / backoff.wait_minimum_s
+    assert config.chargers < chargers["connect_attempts"] < at_the_minimum / 4
+
+
 @attrs.define
 class ResettingCsms:
     """Answers like the embedded CSMS and sends every charger one Reset after its first boot."""
