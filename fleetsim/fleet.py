@@ -96,7 +96,7 @@ class Fleet:
         self._all_closed = trio.Event()
         self._wait_scopes: dict[int, trio.CancelScope] = {}
         self._send_guards: dict[int, trio.CancelScope] = {}
-        self._sending: dict[int, float] = {}
+        self._links: dict[int, Connection] = {}
         self._chargers_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._started = 0
@@ -360,6 +360,7 @@ class Fleet:
         try:
             with trio.CancelScope() as guard:
                 self._send_guards[index] = guard
+                self._links[index] = conn
                 ending = await self._converse(index, conn, core)
                 booted = core.booted
                 if ending == "drained":
@@ -374,6 +375,7 @@ class Fleet:
                     core.disconnected(trio.current_time())
             if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
                 booted = core.booted
+                await conn.abort()  # a close handshake would only wait for the stuck write
                 core.disconnected(trio.current_time())
         except ConnectionClosed as exc:
             clean, booted = exc.clean, core.booted
@@ -387,7 +389,7 @@ class Fleet:
         finally:
             self._wait_scopes.pop(index, None)
             self._send_guards.pop(index, None)
-            self._sending.pop(index, None)
+            self._links.pop(index, None)
             self.metrics.disconnected(clean=clean, shutdown=shutdown)
         return booted
 
@@ -396,7 +398,7 @@ class Fleet:
         charger reboots after a Reset ("reset") or its behaviour drops the link ("drop")."""
         if self._draining:
             return "drained"
-        await self._send(index, conn, core.connected(trio.current_time()))
+        await self._send(conn, core.connected(trio.current_time()))
         while True:
             if self._draining:
                 if not core.draining:
@@ -420,23 +422,27 @@ class Fleet:
             if now >= core.next_deadline():
                 out += core.tick(now)
             if out:
-                await self._send(index, conn, out)
+                await self._send(conn, out)
                 if core.answered_action is not None:
                     self.metrics.csms_call_answered_in(core.answered_action,
                                                        trio.current_time() - now)
 
-    async def _send(self, index: int, conn: Connection, frames: list[str]) -> None:
-        """Write frames, noting when: `_cancel_stalled_sends` watches for a CSMS that stopped
-        reading (a cancel scope per send would cost a tenth of the fleet's throughput)."""
-        self._sending[index] = trio.current_time()
+    @staticmethod
+    async def _send(conn: Connection, frames: list[str]) -> None:
+        """Write frames; a write that blocks shows in the connection's `writing_since`, where
+        `_cancel_stalled_sends` finds it (a cancel scope per send would cost a tenth of the
+        fleet's throughput)."""
         for text in frames:
             await conn.send_text(text)
-        del self._sending[index]
 
     def _cancel_stalled_sends(self) -> None:
-        """A send blocked longer than the call timeout freezes the charger's clock: drop it."""
+        """A write blocked longer than the call timeout (a CALL, an answer, a ping, or a pong or
+        close the transport writes by itself) means the CSMS stopped reading; the charger's
+        clock may be frozen behind it: drop the connection."""
         limit = trio.current_time() - self.config.charger.call_timeout_s
-        for index, since in list(self._sending.items()):
-            if since < limit:
+        for index, conn in self._links.items():
+            since = conn.writing_since
+            guard = self._send_guards[index]
+            if since is not None and since < limit and not guard.cancel_called:
                 self.metrics.send_stalls += 1
-                self._send_guards[index].cancel()
+                guard.cancel()

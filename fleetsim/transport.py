@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
-from typing import Final, NoReturn, Protocol, cast
+from typing import Any, Final, NoReturn, Protocol, cast
 
 import attrs
 import trio
@@ -35,6 +35,7 @@ from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
+    Event,
     Ping,
     RejectConnection,
     Request,
@@ -108,6 +109,11 @@ class Connection(Protocol):
     async def abort(self) -> None:
         """Drop the TCP connection without a close handshake, as a network outage does."""
 
+    @property
+    def writing_since(self) -> float | None:
+        """When the write under way (a message, pong, ping or close) began on the trio clock;
+        None when nothing is being written. One that lasts means the peer stopped reading."""
+
 
 _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
@@ -139,6 +145,7 @@ class _WsprotoConnection:
         "_stream",
         "_wakeup",
         "subprotocol",
+        "writing_since",
     )
 
     subprotocol: str | None
@@ -160,6 +167,7 @@ class _WsprotoConnection:
         self._eof = False
         self._receiving = False
         self._wakeup: trio.Event | None = None
+        self.writing_since: float | None = None
 
     def _closed_error(self) -> ConnectionClosed:
         assert self._closed is not None
@@ -175,6 +183,7 @@ class _WsprotoConnection:
         # Cancellation before anything is written leaves the stream usable; only a
         # cancelled half-written frame has to mark it broken (see the except below).
         await trio.lowlevel.checkpoint_if_cancelled()
+        self.writing_since = trio.current_time()
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -183,6 +192,8 @@ class _WsprotoConnection:
         except trio.Cancelled:
             self._lost("send cancelled midway")
             raise
+        finally:
+            self.writing_since = None
 
     async def send_text(self, text: str) -> None:
         lock = self._send_lock
@@ -374,13 +385,32 @@ class _WsprotoConnection:
 
 
 class _WatchedWebSocket(trio_websocket.WebSocketConnection):
-    """trio-websocket's connection with the message cap in bytes, as the wsproto one's."""
+    """trio-websocket's connection with what `Connection` asks of both transports: the message
+    cap in bytes, and every write (its reader's pongs and closes too) visible in
+    `writing_since`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writing_since: float | None = None
+        self._writers = 0
 
     async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
         if isinstance(event, TextMessage) and not event.data.isascii():
             # trio-websocket adds len(), characters: make it the bytes
             self._message_size += _utf8_size(event.data) - len(event.data)
         await super()._handle_message_event(event)
+
+    async def _send(self, event: Event) -> None:
+        # Writers queue on trio-websocket's lock: a write that ends is progress, so the
+        # next one's clock starts then.
+        if not self._writers:
+            self.writing_since = trio.current_time()
+        self._writers += 1
+        try:
+            await super()._send(event)
+        finally:
+            self._writers -= 1
+            self.writing_since = trio.current_time() if self._writers else None
 
 
 class _TrioWebsocketConnection:
@@ -397,6 +427,10 @@ class _TrioWebsocketConnection:
         self._stream = stream
         self._reader_done = reader_done
         self.subprotocol = ws.subprotocol
+
+    @property
+    def writing_since(self) -> float | None:
+        return self._ws.writing_since
 
     async def send_text(self, text: str) -> None:
         try:
