@@ -370,7 +370,8 @@ class Fleet:
                     clean = True
                     self.metrics.resets += 1
                     core.disconnected(trio.current_time(), reboot=True)
-                else:  # the behaviour drops the link, as a network outage would
+                else:  # the behaviour drops the link, as a network outage would, or no pong
+                    self.metrics.ping_timeouts += ending == "ping_timeout"
                     await conn.abort()
                     core.disconnected(trio.current_time())
             if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
@@ -395,10 +396,21 @@ class Fleet:
 
     async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> str:
         """Talk until the connection closes (raises), the fleet has drained ("drained"), the
-        charger reboots after a Reset ("reset") or its behaviour drops the link ("drop")."""
+        charger reboots after a Reset ("reset"), its behaviour drops the link ("drop") or the
+        CSMS stopped answering even pings ("ping_timeout").
+
+        A CSMS that stops reading may still take small frames into its socket buffer for
+        ever, so writes alone never tell. As real chargers do with WebSocket pings: when the
+        CSMS has said nothing for a call timeout since the charger wrote, the charger pings,
+        and a pong that does not come within another call timeout drops the connection.
+        """
         if self._draining:
             return "drained"
-        await self._send(conn, core.connected(trio.current_time()))
+        timeout = self.config.charger.call_timeout_s
+        now = trio.current_time()
+        await self._send(conn, core.connected(now))
+        unheard = now  # the first write since the CSMS was last heard from, or the ping
+        pinged = False
         while True:
             if self._draining:
                 if not core.draining:
@@ -411,21 +423,29 @@ class Fleet:
                 return "reset"
             elif core.wants_drop:
                 return "drop"
-            deadline = core.next_deadline()
+            deadline = min(core.next_deadline(), unheard + timeout)
             received: str | None = None
             if deadline > trio.current_time():
                 with trio.move_on_at(deadline) as scope:
                     self._wait_scopes[index] = scope
                     received = await conn.receive_text()
             now = trio.current_time()
+            if received is not None or (pinged and not conn.awaiting_pong):
+                unheard, pinged = math.inf, False
             out = core.receive(received, now) if received is not None else []
             if now >= core.next_deadline():
                 out += core.tick(now)
             if out:
+                unheard = min(unheard, now)
                 await self._send(conn, out)
                 if core.answered_action is not None:
                     self.metrics.csms_call_answered_in(core.answered_action,
                                                        trio.current_time() - now)
+            if now >= unheard + timeout:
+                if pinged:
+                    return "ping_timeout"
+                await conn.ping()
+                unheard, pinged = now, True
 
     @staticmethod
     async def _send(conn: Connection, frames: list[str]) -> None:

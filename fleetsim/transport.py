@@ -37,6 +37,7 @@ from wsproto.events import (
     CloseConnection,
     Event,
     Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
@@ -65,6 +66,7 @@ MAX_MESSAGE_SIZE: Final = 1 << 20
 characters); a bigger one closes with 1009 as soon as its bytes so far are over."""
 _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
+_PING_PAYLOAD: Final = b"fleetsim"
 
 _logger = logging.getLogger(__name__)
 # trio-websocket logs every frame at DEBUG; with thousands of connections even the
@@ -109,6 +111,14 @@ class Connection(Protocol):
     async def abort(self) -> None:
         """Drop the TCP connection without a close handshake, as a network outage does."""
 
+    async def ping(self) -> None:
+        """Send a WebSocket ping without waiting for its pong."""
+
+    @property
+    def awaiting_pong(self) -> bool:
+        """A ping went out and its pong has not been read yet (by receive_text, or by
+        trio-websocket's reader)."""
+
     @property
     def writing_since(self) -> float | None:
         """When the write under way (a message, pong, ping or close) began on the trio clock;
@@ -144,6 +154,7 @@ class _WsprotoConnection:
         "_send_lock",
         "_stream",
         "_wakeup",
+        "awaiting_pong",
         "subprotocol",
         "writing_since",
     )
@@ -167,6 +178,7 @@ class _WsprotoConnection:
         self._eof = False
         self._receiving = False
         self._wakeup: trio.Event | None = None
+        self.awaiting_pong = False
         self.writing_since: float | None = None
 
     def _closed_error(self) -> ConnectionClosed:
@@ -210,6 +222,13 @@ class _WsprotoConnection:
         finally:
             lock.release()
 
+    async def ping(self) -> None:
+        async with self._send_lock:
+            if self._closed is not None:
+                raise self._closed_error()
+            self.awaiting_pong = True
+            await self._send_data(self._proto.send(Ping(_PING_PAYLOAD)))
+
     async def receive_text(self) -> str:
         if self._receiving:
             raise trio.BusyResourceError("another task is already in receive_text()")
@@ -248,6 +267,9 @@ class _WsprotoConnection:
                             # Re-checked under the lock: aclose() may have sent a close.
                             if not self._broken and proto.state is ConnectionState.OPEN:
                                 await self._send_data(proto.send(event.response()))
+                    elif isinstance(event, Pong):
+                        if event.payload == _PING_PAYLOAD:
+                            self.awaiting_pong = False
                     elif isinstance(event, CloseConnection):
                         await self._on_close_event(event)
                         raise self._closed_error()
@@ -386,12 +408,13 @@ class _WsprotoConnection:
 
 class _WatchedWebSocket(trio_websocket.WebSocketConnection):
     """trio-websocket's connection with what `Connection` asks of both transports: the message
-    cap in bytes, and every write (its reader's pongs and closes too) visible in
-    `writing_since`."""
+    cap in bytes, every write (its reader's pongs and closes too) visible in `writing_since`,
+    and a ping that does not wait for its pong."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.writing_since: float | None = None
+        self.awaiting_pong = False
         self._writers = 0
 
     async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
@@ -399,6 +422,11 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
             # trio-websocket adds len(), characters: make it the bytes
             self._message_size += _utf8_size(event.data) - len(event.data)
         await super()._handle_message_event(event)
+
+    async def _handle_pong_event(self, event: Pong) -> None:
+        if event.payload == _PING_PAYLOAD:
+            self.awaiting_pong = False
+        await super()._handle_pong_event(event)
 
     async def _send(self, event: Event) -> None:
         # Writers queue on trio-websocket's lock: a write that ends is progress, so the
@@ -411,6 +439,12 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
         finally:
             self._writers -= 1
             self.writing_since = trio.current_time() if self._writers else None
+
+    async def send_ping(self) -> None:
+        if self._close_reason is not None:
+            raise trio_websocket.ConnectionClosed(self._close_reason)
+        self.awaiting_pong = True
+        await self._send(Ping(_PING_PAYLOAD))
 
 
 class _TrioWebsocketConnection:
@@ -429,12 +463,22 @@ class _TrioWebsocketConnection:
         self.subprotocol = ws.subprotocol
 
     @property
+    def awaiting_pong(self) -> bool:
+        return self._ws.awaiting_pong
+
+    @property
     def writing_since(self) -> float | None:
         return self._ws.writing_since
 
     async def send_text(self, text: str) -> None:
         try:
             await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as exc:
+            raise _from_tw_closed(exc) from None
+
+    async def ping(self) -> None:
+        try:
+            await self._ws.send_ping()
         except trio_websocket.ConnectionClosed as exc:
             raise _from_tw_closed(exc) from None
 

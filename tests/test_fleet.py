@@ -319,6 +319,35 @@ async def test_a_csms_that_floods_pings_and_stops_reading_cannot_freeze_a_charge
     _assert_balanced(result.report)
 
 
+async def _boot_then_stop_reading(pending: PendingConnection) -> None:
+    """Boots the charger with a 1 s heartbeat, then never reads: small frames still fit."""
+    conn = await pending.accept("ocpp1.6")
+    boot = json.loads(await conn.receive_text())
+    await conn.send_text(json.dumps([3, boot[1], {"status": "Accepted", "interval": 1,
+                                                  "currentTime": "2026-01-01T00:00:00Z"}]))
+    await trio.sleep_forever()
+
+
+@pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
+async def test_a_csms_that_silently_stops_reading_is_a_dropped_connection(
+    nursery: trio.Nursery, transport: str
+) -> None:
+    ports = await nursery.start(functools.partial(
+        serve_websocket, _boot_then_stop_reading, "127.0.0.1", 0))
+    config = RunConfig(chargers=2, duration_s=3.5, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
+                       transport=transport,  # type: ignore[arg-type]
+                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=0.5,
+                                           backoff=Backoff("fixed", 0.1, 0.1)))
+    with trio.fail_after(15):
+        result = await spawn(config, write=False)
+    chargers = result.report["chargers"]
+    assert chargers["disconnects_abnormal"] >= 2 and chargers["reconnects"] >= 2
+    # a Heartbeat times out, the ping sent then has no pong within the call timeout either
+    assert chargers["ping_timeouts"] >= 2
+    assert chargers["boots"] >= 4
+    _assert_balanced(result.report)
+
+
 @attrs.define
 class ResettingCsms:
     """Answers like the embedded CSMS and sends every charger one Reset after its first boot."""

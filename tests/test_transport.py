@@ -663,3 +663,14 @@ async def test_a_timer_firing_while_refusing_an_oversized_message_changes_nothin
     assert seen and all(isinstance(item, ConnectionClosed) and item.code == 1009
                         for item in seen), seen
     assert [(type(e), getattr(e, "code", None)) for e in events] == [(CloseConnection, 1009)]
+
+
+async def test_a_ping_awaits_its_pong_without_waiting(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            assert not conn.awaiting_pong
+            await conn.ping()
+            assert conn.awaiting_pong
+            await conn.send_text("after the ping")
+            assert await conn.receive_text() == "after the ping"  # the pong came first
+            assert not conn.awaiting_pong
