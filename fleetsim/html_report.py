@@ -734,6 +734,7 @@ def _error_counts(report: Mapping[str, Any]) -> dict[tuple[str, str], float]:
         add("connect", f"failed: {reason}", n)
     add("connection", "abnormal disconnect", chargers.get("disconnects_abnormal"))
     add("connection", "CSMS stopped reading (send stall)", chargers.get("send_stalls"))
+    add("connection", "CSMS stopped answering (no pong)", chargers.get("ping_timeouts"))
     for kind, n in _obj(report.get("bad_frames")).items():
         add("frames from the CSMS", f"bad frame: {kind}", n)
     for action, raw in _obj(report.get("csms_calls")).items():

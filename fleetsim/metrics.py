@@ -230,6 +230,7 @@ class Metrics:
         self.disconnects_abnormal = 0
         self.reconnects = 0
         self.send_stalls = 0
+        self.ping_timeouts = 0
         self.resets = 0
         self.booted_now = 0
         self.boots = 0

@@ -86,6 +86,7 @@ def build_report(
             "disconnects_abnormal": metrics.disconnects_abnormal,
             "reconnects": metrics.reconnects,
             "send_stalls": metrics.send_stalls,
+            "ping_timeouts": metrics.ping_timeouts,
             "resets": metrics.resets,
             "internal_errors": dict(metrics.internal_errors),
         },
