@@ -21,7 +21,7 @@ from fleetsim.fleet import Fleet, FleetOutcome
 from fleetsim.limits import SPARE_FILES, csms_processes, raise_open_file_limit
 from fleetsim.metrics import Metrics
 from fleetsim.ramp import Ramp, RampPlan, conclude
-from fleetsim.report import build_report, default_report_path, write_report
+from fleetsim.report import build_report, default_report_path, serialisable_report, write_report
 from fleetsim.thresholds import evaluate, parse_threshold
 from fleetsim.workers.supervisor import run_workers
 
@@ -139,7 +139,7 @@ async def _run_fleet(
     if ramp is not None:
         report["ramp"] = conclude(ramp.plan, ramp.steps, outcome.stopped_by)
         report["chargers"]["target"] = fleet.started  # the fleet size the ramp reached
-    return report, outcome
+    return serialisable_report(report), outcome
 
 
 def _write(report: dict[str, Any], config: RunConfig, write: bool) -> Path | None:

@@ -387,12 +387,27 @@ def ramp_exit_code(result: RampResult) -> int:
     return EXIT_THRESHOLDS if result.knee is None else 0
 
 
+def _report_errors(report: dict[str, Any]) -> None:
+    """One line on stderr per report section that could not be serialised as it was."""
+    for error in report.get("errors", ()):
+        part = f" (from {error['part']})" if error.get("part") else ""
+        click.echo(f"fleetsim: error: report: section {error.get('section')}{part} could not "
+                   f"be serialised ({error.get('error')}): {error.get('repair')}; the rest of "
+                   "the report is complete", err=True)
+
+
 def _show(result: RunResult, options: dict[str, Any]) -> None:
-    """The summary (or the JSON report) on stdout, and the HTML page if asked for."""
+    """The summary (or the JSON report) on stdout, and the HTML page if asked for; a summary
+    that cannot be formatted is one line on stderr, and costs neither the report nor the page."""
+    _report_errors(result.report)
     if options["json_out"]:
         sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        click.echo(fleetsim.format_summary(result.report))
+        try:
+            click.echo(fleetsim.format_summary(result.report))
+        except Exception as exc:  # a fleetsim bug; the report itself is written
+            click.echo(f"fleetsim: error: summary: cannot format the report "
+                       f"({type(exc).__name__}: {exc})", err=True)
         click.echo(f"\nreport: {result.report_path}")
     if options["html_path"]:
         _write_html(result.report, options["html_path"])
@@ -532,6 +547,7 @@ def merge_command(parts: tuple[str, ...], output: str, force: bool) -> None:
                                     force=force, names=list(parts))
     for warning in merged["merge"]["warnings"]:
         click.echo(f"fleetsim: warning: {warning}", err=True)
+    _report_errors(merged)
     if merged["merge"]["missing_segments"]:
         click.echo("fleetsim: warning: no part ran segment(s) "
                    + ", ".join(merged["merge"]["missing_segments"]), err=True)

@@ -3,13 +3,93 @@ CSMS sends and no unwritable path loses it, and no secret shows in it."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
+import json
 import re
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
+from typing import Any
 
+import attrs
 import trio
 
+from fleetsim import RunConfig, format_summary, merge_reports, render_html, write_report
+from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.exporter import Exporter
+from fleetsim.fleet import FleetOutcome
 from fleetsim.metrics import Metrics
+from fleetsim.ocpp.frames import Call, ErrorCode, decode_frame, encode_frame
+from fleetsim.report import build_report, serialisable_report
+from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
+
+FLEETSIM = [sys.executable, "-m", "fleetsim"]
+
+
+@attrs.define
+class ScriptedCsms:
+    """Answers like the embedded CSMS, and after each charger's first boot sends it `extra`
+    frames once; keeps the Authorization headers it saw."""
+
+    extra: tuple[str, ...] = ()
+    core: CsmsCore = attrs.Factory(lambda: CsmsCore(CsmsStats(), heartbeat_interval_s=60))
+    sent_to: set[str] = attrs.Factory(set)
+    authorization: list[str] = attrs.Factory(list)
+
+    async def handle(self, pending: PendingConnection) -> None:
+        charger_id = pending.request.path.rsplit("/", 1)[1]
+        self.authorization += [value for name, value in pending.request.headers
+                               if name.lower() == "authorization"]
+        conn = await pending.accept("ocpp1.6")
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                frame = decode_frame(await conn.receive_text())
+                if not isinstance(frame, Call):
+                    continue
+                await conn.send_text(encode_frame(self.core.answer(frame, 1.7e9)))
+                if frame.action == "BootNotification" and charger_id not in self.sent_to:
+                    self.sent_to.add(charger_id)
+                    for text in self.extra:
+                        await conn.send_text(text)
+
+
+async def serve(nursery: trio.Nursery, csms: ScriptedCsms) -> str:
+    ports = await nursery.start(functools.partial(serve_websocket, csms.handle, "127.0.0.1", 0))
+    return f"ws://127.0.0.1:{ports[0]}/ocpp"
+
+
+async def run_fleetsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(timeout):
+        return await trio.run_process([*FLEETSIM, *args], capture_stdout=True,
+                                      capture_stderr=True, check=False)
+
+
+MALFORMED = '[2,"x","ClearCache",[]]'
+
+
+async def test_a_malformed_call_from_the_csms_loses_no_report(
+    nursery: trio.Nursery, tmp_path: Path,
+) -> None:
+    for workers in ((), ("--workers", "2")):
+        url = await serve(nursery, ScriptedCsms(extra=(MALFORMED,)))
+        report_path = tmp_path / f"{len(workers)}.json"
+        html_path = report_path.with_suffix(".html")
+        done = await run_fleetsim("spawn", "--url", url, "-u", "4", "-t", "1.5", "-q",
+                                  "--report", str(report_path), "--html", str(html_path),
+                                  *workers)
+        stderr = done.stderr.decode()
+        assert done.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        report = json.loads(report_path.read_text())
+        assert report["chargers"]["booted"] == 4
+        assert report["csms_calls"]["<malformed>"]["callerror_sent"] == {
+            "FormationViolation": 4}
+        assert "errors" not in report
+        assert "throughput" in done.stdout.decode()
+        assert "&lt;malformed&gt;" in html_path.read_text()
 
 
 async def test_prometheus_quantile_labels_are_the_strings_users_query() -> None:
@@ -28,3 +108,58 @@ async def test_prometheus_quantile_labels_are_the_strings_users_query() -> None:
                  "fleetsim_generator_loop_lag_seconds"):
         labels = re.findall(rf'^{name}{{.*quantile="([^"]*)"}}', body, re.MULTILINE)
         assert labels == ["0.5", "0.9", "0.99", "0.999"], name
+
+
+def _report() -> dict[str, Any]:
+    metrics = Metrics()
+    metrics.call_sent("Heartbeat")
+    metrics.call_ok("Heartbeat", 0.002, 0.003)
+    metrics.csms_call("ClearCache", None)
+    outcome = FleetOutcome("duration", 1_700_000_000.0, 1_700_000_010.0)
+    return build_report(RunConfig(url="ws://127.0.0.1:9/ocpp"), "ws://127.0.0.1:9/ocpp",
+                        metrics, outcome)
+
+
+def test_a_section_json_cannot_hold_costs_only_itself(tmp_path: Path) -> None:
+    """The report writer is never what fails: a bad section is repaired or left out, and
+    named; every other section, the summary and the HTML page are written."""
+    good = _report()
+    report = copy.deepcopy(good)
+    report["csms_calls"]["<malformed>"] = {**report["csms_calls"]["ClearCache"],
+                                           "callerror_sent": {ErrorCode.FORMATION_VIOLATION: 1}}
+    report["drops"] = {"flaky": 1, ("storm", 1): 2, "what": object()}
+    loop: list[Any] = []
+    loop.append(loop)
+    report["storms"] = loop
+    write_report(report, tmp_path / "r.json")
+    written = json.loads((tmp_path / "r.json").read_text())
+    for section in set(good) - {"csms_calls", "drops", "storms"}:
+        assert written[section] == good[section], section
+    assert written["csms_calls"]["<malformed>"]["callerror_sent"] == {"FormationViolation": 1}
+    assert written["csms_calls"]["ClearCache"] == good["csms_calls"]["ClearCache"]
+    assert written["drops"]["flaky"] == 1 and written["drops"]["('storm', 1)"] == 2
+    assert written["drops"]["what"].startswith("<object object at")
+    assert written["storms"] is None
+    errors = {error["section"]: error for error in written["errors"]}
+    assert set(errors) == {"csms_calls", "drops", "storms"}
+    assert errors["csms_calls"]["error"] == "Dict key must be str"
+    assert errors["csms_calls"]["repair"] == (
+        "1 key or value written as text, the first at csms_calls.<malformed>.callerror_sent: "
+        "key 'FormationViolation' of type ErrorCode")
+    assert errors["drops"]["repair"].startswith("2 keys or values written as text")
+    assert errors["storms"]["repair"].startswith("left out (RecursionError")
+    assert serialisable_report(good) is good  # a sound report is not copied
+    repaired = serialisable_report(report)
+    assert repaired["errors"] == written["errors"]
+    assert "ClearCache" in format_summary(repaired)
+    assert "could not be serialised" in render_html(repaired)
+
+
+def test_a_merged_report_names_the_sections_its_parts_could_not_serialise() -> None:
+    broken = _report()
+    broken["drops"] = {("storm", 1): 2}
+    merged = merge_reports([serialisable_report(broken), _report()],
+                           names=["worker 1", "worker 2"], force=True)
+    [error] = merged["errors"]
+    assert (error["section"], error["part"]) == ("drops", "worker 1")
+    assert "could not be serialised" in render_html(merged)
