@@ -7,17 +7,31 @@ import contextlib
 import copy
 import functools
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 import trio
 
-from fleetsim import RunConfig, format_summary, merge_reports, render_html, write_report
+from fleetsim import (
+    ConfigError,
+    CsmsServer,
+    RunConfig,
+    check_output,
+    format_summary,
+    merge_reports,
+    render_html,
+    spawn,
+    write_report,
+)
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.exporter import Exporter
 from fleetsim.fleet import FleetOutcome
@@ -163,3 +177,100 @@ def test_a_merged_report_names_the_sections_its_parts_could_not_serialise() -> N
     [error] = merged["errors"]
     assert (error["section"], error["part"]) == ("drops", "worker 1")
     assert "could not be serialised" in render_html(merged)
+
+
+@pytest.mark.parametrize(("command", "option", "name"), [
+    ("spawn", "--report", "report"), ("spawn", "--html", "html"), ("spawn", "--junit", "junit"),
+    ("ramp", "--report", "report"), ("ramp", "--html", "html"),
+])
+async def test_an_unwritable_output_path_is_refused_before_the_run(
+    tmp_path: Path, command: str, option: str, name: str,
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    unwritable = tmp_path / "file" / "out"
+    done = await run_fleetsim(command, option, str(unwritable), "--report",
+                              str(tmp_path / "r.json"), "-q", "--url", "ws://127.0.0.1:9/ocpp",
+                              *(("--report", str(unwritable)) if option == "--report" else ()))
+    assert done.returncode == 104
+    assert done.stderr.decode() == (
+        f"fleetsim: error: {name}: cannot write {unwritable}: {tmp_path / 'file'} is not a "
+        "directory\n")
+    assert not (tmp_path / "r.json").exists()
+
+
+async def test_a_folder_as_the_report_path_is_refused(tmp_path: Path) -> None:
+    done = await run_fleetsim("spawn", "--report", str(tmp_path), "-q")
+    assert done.returncode == 104
+    assert done.stderr.decode().startswith("fleetsim: error: ")
+    assert "is a directory" in done.stderr.decode()
+    assert len(done.stderr.decode().splitlines()) == 1
+    with pytest.raises(ConfigError, match="is a directory; give a file name"):
+        check_output(tmp_path, "report")
+
+
+async def test_missing_folders_of_output_paths_are_created(tmp_path: Path) -> None:
+    check_output(tmp_path / "a" / "b" / "r.json", "report")
+    assert (tmp_path / "a" / "b").is_dir() and list((tmp_path / "a" / "b").iterdir()) == []
+
+
+async def test_a_report_that_cannot_be_written_at_the_end_goes_to_a_fallback(
+    csms: CsmsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The library checks the path first too; here the folder vanishes during the run."""
+    fallback = tmp_path / "tmp"
+    fallback.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(fallback))
+    out = tmp_path / "out"
+    config = RunConfig(chargers=2, duration_s=1, url=csms.url, report_path=str(out / "r.json"))
+
+    def replace_the_folder_by_a_file(row: dict[str, Any]) -> None:
+        if out.is_dir():
+            out.rmdir()
+            out.write_text("not a folder")
+
+    with trio.fail_after(20):
+        result = await spawn(config, on_second=replace_the_folder_by_a_file)
+    assert result.report_path is not None and result.report_path.parent == fallback
+    assert json.loads(result.report_path.read_text())["chargers"]["booted"] == 2
+    assert result.report_error == (f"cannot write {out / 'r.json'}: File exists: {out}; "
+                                   f"written to {result.report_path} instead")
+
+
+async def test_the_cli_names_the_fallbacks_of_files_it_could_not_write_at_the_end(
+    csms: CsmsServer, tmp_path: Path,
+) -> None:
+    out, fallback = tmp_path / "out", tmp_path / "tmp"
+    fallback.mkdir()
+    process = await trio.lowlevel.open_process(
+        [*FLEETSIM, "spawn", "--url", csms.url, "-u", "2", "-t", "60", "--progress", "jsonl",
+         "--report", str(out / "r.json"), "--html", str(out / "r.html"),
+         "--junit", str(out / "v.xml"), "--threshold", "p99<10s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(fallback)},
+        start_new_session=True)
+    assert process.stdout is not None and process.stderr is not None
+    with trio.fail_after(30):
+        first = await process.stderr.receive_some()  # the first progress row: it runs
+        assert first.startswith(b"{")
+        out.rmdir()  # checked and made before the run, empty
+        out.write_text("not a folder")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = await _read_all(process.stdout), await _read_all(process.stderr)
+        await process.wait()
+    assert process.returncode == 105
+    errors = [line for line in stderr.decode().splitlines() if line.startswith("fleetsim:")]
+    written = sorted(fallback.iterdir())
+    assert len(errors) == 3 and len(written) == 3
+    for kind, name in (("report", "r.json"), ("html", "r.html"), ("junit", "v.xml")):
+        [path] = [path for path in written if path.name.endswith(f"-{name}")]
+        assert (f"fleetsim: error: {kind}: cannot write {out / name}: File exists: {out}; "
+                f"written to {path} instead") in errors
+        assert path.stat().st_size > 0
+    assert json.loads((fallback / next(p for p in written if p.suffix == ".json")).read_text())
+    assert f"html: {fallback}" in stdout.decode()
+
+
+async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
+    data = bytearray()
+    while chunk := await stream.receive_some():
+        data += chunk
+    return bytes(data)
