@@ -112,8 +112,9 @@ _fleet_options = _options(
     click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=500.0,
                  show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second."),
     click.option("--url", envvar="FLEETSIM_URL",
-                 help="CSMS base URL (ws:// or wss://); the charger ID is appended. "
-                      "Default: start the embedded CSMS on 127.0.0.1."),
+                 help="CSMS base URL (ws:// or wss://); the charger ID is appended. A password "
+                      "in it (ws://:PASSWORD@host/ocpp) is used as --password, and never "
+                      "shown. Default: start the embedded CSMS on 127.0.0.1."),
     click.option("--id-prefix", default="CP", show_default=True, envvar="FLEETSIM_ID_PREFIX",
                  help="Charger IDs are PREFIX00001, PREFIX00002, ..."),
     click.option("--password", envvar="FLEETSIM_PASSWORD",

@@ -19,7 +19,7 @@ import orjson
 
 from fleetsim._version import __version__
 from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
-from fleetsim.config import RunConfig, unstructure_config
+from fleetsim.config import RunConfig, redact_url, unstructure_config
 from fleetsim.fleet import FleetOutcome
 from fleetsim.metrics import Metrics, StormStats, Window, new_histogram, percentiles_ms
 
@@ -73,7 +73,7 @@ def build_report(
         "ended_at": _iso(outcome.ended_at),
         "duration_s": round(duration, 3),
         "outcome": {"stopped_by": outcome.stopped_by, "reason": outcome.reason},
-        "target": {"url": url, "embedded": config.url is None,
+        "target": {"url": redact_url(url), "embedded": config.url is None,
                    "ocpp": sorted({spec.ocpp for spec in config.behaviours()[1]}),
                    "transport": config.transport},
         "config": unstructure_config(config),

@@ -3,6 +3,7 @@ CSMS sends and no unwritable path loses it, and no secret shows in it."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import functools
@@ -32,6 +33,7 @@ from fleetsim import (
     spawn,
     write_report,
 )
+from fleetsim.config import redact_url
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.exporter import Exporter
 from fleetsim.fleet import FleetOutcome
@@ -274,3 +276,56 @@ async def _read_all(stream: trio.abc.ReceiveStream) -> bytes:
     while chunk := await stream.receive_some():
         data += chunk
     return bytes(data)
+
+
+SECRET = "s3cret-Hunter2"
+
+
+async def test_a_password_in_the_url_is_used_as_basic_auth_and_never_shown(
+    nursery: trio.Nursery, tmp_path: Path,
+) -> None:
+    csms = ScriptedCsms()
+    url = await serve(nursery, csms)
+    with_password = url.replace("ws://", f"ws://:{SECRET}@")
+    report_path, html_path = tmp_path / "r.json", tmp_path / "r.html"
+    done = await run_fleetsim("spawn", "--url", with_password, "-u", "2", "-t", "1",
+                              "--progress", "plain", "--report", str(report_path),
+                              "--html", str(html_path))
+    assert done.returncode == 0, done.stderr
+    expected = {"Basic " + base64.b64encode(f"CP0000{n}:{SECRET}".encode()).decode()
+                for n in (1, 2)}
+    assert set(csms.authorization) == expected
+    report = json.loads(report_path.read_text())
+    assert report["target"]["url"] == url and report["config"]["url"] == url
+    assert report["config"]["password"] == "***"
+    for text in (done.stdout.decode(), done.stderr.decode(), report_path.read_text(),
+                 html_path.read_text()):
+        assert SECRET not in text
+
+
+@pytest.mark.parametrize(("url", "extra", "message"), [
+    (f"ws://bob:{SECRET}@127.0.0.1:9/ocpp", (),
+     "url: the user name in the URL ('bob') cannot be used"),
+    (f"ws://:{SECRET}@127.0.0.1:9/ocpp", ("--password", "other"),
+     "url: a password in the URL and --password (or --password-file): give one"),
+    (f"http://:{SECRET}@127.0.0.1:9/ocpp", (),
+     "url: expected ws://host:port/path or wss://...; got 'http://:***@127.0.0.1:9/ocpp'"),
+    (f"ws://:{SECRET}@[::1/ocpp", (), "url: "),
+])
+async def test_a_url_with_credentials_that_cannot_be_used_is_refused_unshown(
+    url: str, extra: tuple[str, ...], message: str,
+) -> None:
+    done = await run_fleetsim("spawn", "--url", url, *extra, "-q")
+    stderr = done.stderr.decode()
+    assert done.returncode == 104, stderr
+    assert stderr.startswith(f"fleetsim: error: {message}") and len(stderr.splitlines()) == 1
+    assert SECRET not in stderr + done.stdout.decode()
+
+
+def test_every_shown_url_is_redacted() -> None:
+    assert redact_url(f"wss://cp:{SECRET}@csms.example:443/ocpp") == (
+        "wss://cp:***@csms.example:443/ocpp")
+    assert redact_url("ws://127.0.0.1:9/ocpp") == "ws://127.0.0.1:9/ocpp"
+    config = RunConfig(url=f"ws://:{SECRET}@127.0.0.1:9/ocpp")
+    assert (config.url, config.password) == ("ws://127.0.0.1:9/ocpp", SECRET)
+    assert SECRET not in repr(config)
