@@ -41,6 +41,7 @@ from fleetsim.metrics import Metrics
 from fleetsim.ocpp.frames import Call, ErrorCode, decode_frame, encode_frame
 from fleetsim.report import build_report, serialisable_report
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
+from fleetsim.workers import supervisor
 
 FLEETSIM = [sys.executable, "-m", "fleetsim"]
 
@@ -329,3 +330,19 @@ def test_every_shown_url_is_redacted() -> None:
     config = RunConfig(url=f"ws://:{SECRET}@127.0.0.1:9/ocpp")
     assert (config.url, config.password) == ("ws://127.0.0.1:9/ocpp", SECRET)
     assert SECRET not in repr(config)
+
+
+def test_a_worker_report_that_cannot_be_merged_costs_only_that_worker() -> None:
+    config = RunConfig(chargers=4, duration_s=1, url="ws://127.0.0.1:9/ocpp", workers=2)
+    parent = supervisor._Supervisor(config, "ws://127.0.0.1:9/ocpp", None, None)
+    outcome = FleetOutcome("duration", 1_700_000_000.0, 1_700_000_001.0)
+    for worker in parent.workers:
+        report = build_report(worker.config, parent.url, Metrics(), outcome)
+        worker.report = json.loads(json.dumps(report))
+    damaged = parent.workers[1].report
+    assert damaged is not None
+    damaged["calls"] = None  # a section its worker could not serialise, and left out
+    report, _ = parent.report(1_700_000_000.0, 1_700_000_001.0, 0.0)
+    [lost] = report["workers"]["lost"]
+    assert lost["worker"] == 2 and "its report cannot be merged" in lost["exit"]
+    assert [part["label"] for part in report["parts"]] == ["1/2"]
