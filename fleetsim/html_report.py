@@ -512,6 +512,13 @@ def _banners(report: Mapping[str, Any]) -> list[str]:
             "</b> (CPU &ge; 90% of a core or event-loop lag &ge; 50 ms). Latencies in those "
             "seconds (shaded in the charts) include the generator's own delay: use fewer "
             "chargers per process or a slower ramp.</div>")
+    listed = report.get("errors")
+    for error in listed if isinstance(listed, list) else ():
+        error = _obj(error)
+        part = f" (from {_e(error['part'])})" if error.get("part") else ""
+        out.append(f'<div class="banner bad">The report section '
+                   f"<b>{_e(error.get('section'))}</b>{part} could not be serialised "
+                   f"({_e(error.get('error'))}): {_e(error.get('repair'))}.</div>")
     internal = _obj(_obj(report.get("chargers")).get("internal_errors"))
     if internal:
         kinds = ", ".join(f"{_e(kind)} &times;{_count(n)}" for kind, n in internal.items())
