@@ -406,14 +406,17 @@ class Fleet:
                     self._wait_scopes[index] = scope
                     received = await conn.receive_text()
             now = trio.current_time()
-            out = core.receive(received, now) if received is not None else []
+            answered = None  # a CALL answered at once, timed once: not a later send
+            out = []
+            if received is not None:
+                out = core.receive(received, now)
+                answered = core.answered_action
             if now >= core.next_deadline():
                 out += core.tick(now)
             if out:
                 await self._send(index, conn, out)
-                if core.answered_action is not None:
-                    self.metrics.csms_call_answered_in(core.answered_action,
-                                                       trio.current_time() - now)
+                if answered is not None:
+                    self.metrics.csms_call_answered_in(answered, trio.current_time() - now)
 
     async def _send(self, index: int, conn: Connection, frames: list[str]) -> None:
         """Write frames, noting when: `_cancel_stalled_sends` watches for a CSMS that stopped

@@ -93,6 +93,7 @@ def build_report(
         "csms_calls": {
             action: {"received": stats.received, "answered": stats.answered,
                      "callerror_sent": dict(stats.callerror_sent),
+                     "unanswered": stats.unanswered,
                      "answer_ms": percentiles_ms(stats.answer),
                      "hdr": stats.answer.encode().decode()}
             for action, stats in sorted(metrics.csms_calls.items())
