@@ -16,7 +16,7 @@ import attrs
 import pytest
 import trio
 
-from fleetsim import RunConfig, spawn
+from fleetsim import RunConfig, format_summary, merge_reports, render_html, spawn
 from fleetsim.charger.core import ChargerSpec, ConnectorState
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.metrics import Metrics, merge_encoded
@@ -24,6 +24,7 @@ from fleetsim.ocpp.frames import Call, CallError, CallResult, decode_frame, enco
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
 
 from .sim import Link
+from .test_merge import tiny
 
 DELAY = 2.0
 IDLE_16 = ChargerSpec(connectors=2, idle_s=(10_000, 10_000), answer_delay_s=DELAY)
@@ -245,3 +246,26 @@ async def test_a_fleet_answers_every_reset_and_times_each_prompt_answer_once(
         assert timed == (0 if delay else stats["answered"]), action
     assert csms_calls["GetConfiguration"]["answered"] >= 20
 
+
+def test_unanswered_is_reported_merged_and_shown_and_old_reports_still_merge() -> None:
+    new, old = tiny("1/2"), tiny("2/2")
+    reset = new["csms_calls"]["Reset"]
+    assert reset["unanswered"] == 0
+    reset["received"] += 2
+    reset["unanswered"] = 2
+    del old["csms_calls"]["Reset"]["unanswered"]  # a report from before the key
+    merged = merge_reports([new, old])
+    assert merged["csms_calls"]["Reset"]["unanswered"] == 2
+    assert merged["csms_calls"]["Reset"]["received"] == 4
+    summary = format_summary(merged)
+    header = next(line for line in summary.splitlines() if line.startswith("CSMS call"))
+    row = next(line for line in summary.splitlines() if line.startswith("Reset"))
+    assert "unansw" in header and row.split()[1:5] == ["4", "2", "0", "2"]
+    assert "unanswered" in render_html(merged)
+    other_old = tiny("1/2")
+    del other_old["csms_calls"]["Reset"]["unanswered"]
+    only_old = merge_reports([other_old, old])
+    assert "unanswered" not in only_old["csms_calls"]["Reset"]
+    assert next(line for line in format_summary(only_old).splitlines()
+                if line.startswith("Reset")).split()[4] == "0"
+    render_html(only_old)
