@@ -756,8 +756,9 @@ class ChargerCore:
         return "Available" if any(c.operative for c in self._connectors) else "Unavailable"
 
     def set_heartbeat_interval(self, seconds: float, now: float) -> None:
-        """In profile time: `--time-scale` shortens it like every other behaviour clock."""
-        self._heartbeat_s = seconds / self._spec.time_scale
+        """From the CSMS, so in real seconds: `--time-scale` speeds up the profile's clocks,
+        not the intervals the CSMS sets (nor the other intervals below)."""
+        self._heartbeat_s = seconds
         self.config.set_internal("HeartbeatInterval", f"{seconds:g}")
         if self.device_model is not None and seconds >= 1:
             self.device_model.set_internal(HEARTBEAT_INTERVAL, str(int(seconds)))
@@ -766,11 +767,11 @@ class ChargerCore:
 
     def set_meter_interval(self, seconds: float) -> None:
         """Takes effect from the next sample on."""
-        self._meter_interval_s = seconds / self._spec.time_scale
+        self._meter_interval_s = seconds
 
     def set_aligned_interval(self, seconds: float, now: float) -> None:
         """ClockAlignedDataInterval: 0 stops clock-aligned samples."""
-        self._aligned_s = seconds / self._spec.time_scale
+        self._aligned_s = seconds
         if self._started and self._drain_deadline is None:
             self._schedule_aligned(now)
             self._refresh_clock()
