@@ -1052,7 +1052,9 @@ class ChargerCore:
                 self.reset(arg, now)
         elif kind == "expire":
             connector_id, reservation_id = arg
-            self.cancel_reservation(reservation_id, now, connector_id)
+            if self.cancel_reservation(reservation_id, now, connector_id) and self._v201:
+                self._send_later("ReservationStatusUpdate", v201.reservation_status_update(
+                    reservation_id, "Expired"), now)
         elif kind == "FirmwareInstalled":
             self._after_boot = arg
             self.reset("Hard", now)
