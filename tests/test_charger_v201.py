@@ -498,3 +498,23 @@ def test_a_reservation_used_by_its_driver_does_not_expire() -> None:
     assert _sent(link, "ReservationStatusUpdate") == []
     _check_wire(link.wire)
 
+
+def test_triggering_a_transaction_event_without_a_transaction_is_rejected() -> None:
+    link = _booted(attrs.evolve(SPEC, connectors=2, idle_s=(10_000, 10_000)))
+    request = {"requestedMessage": "TransactionEvent"}
+    assert _command(link, "TriggerMessage", request) == {"status": "Rejected"}
+    assert _command(link, "RequestStartTransaction", {
+        "idToken": {"idToken": "T", "type": "Central"}, "remoteStartId": 2, "evseId": 1}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 5)
+    assert link.charger.connectors == [ConnectorState.CHARGING, ConnectorState.IDLE]
+    assert _command(link, "TriggerMessage", {**request, "evse": {"id": 2}}) == {
+        "status": "Rejected"}
+    link.run_until(link.now + 1)
+    assert [e["triggerReason"] for e in _events(link)].count("Trigger") == 0
+    assert _command(link, "TriggerMessage", {**request, "evse": {"id": 1}}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 1)
+    triggered = [e for e in _events(link) if e["triggerReason"] == "Trigger"]
+    assert len(triggered) == 1 and triggered[0]["eventType"] == "Updated"
+    _check_wire(link.wire)

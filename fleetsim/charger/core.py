@@ -869,10 +869,12 @@ class ChargerCore:
                     connector, now, "Trigger", connector.state is ConnectorState.CHARGING),
                     now, connector)
         elif message == "TransactionEvent":
-            for connector in targets:
-                if connector.state is ConnectorState.CHARGING:
-                    self._send_later("TransactionEvent", self._transaction_event(
-                        connector, "Updated", "Trigger", now, "Trigger"), now, connector)
+            running = [c for c in targets if c.state is ConnectorState.CHARGING]
+            if not running:
+                return "Rejected"  # no transaction to report on
+            for connector in running:
+                self._send_later("TransactionEvent", self._transaction_event(
+                    connector, "Updated", "Trigger", now, "Trigger"), now, connector)
         elif message in ("FirmwareStatusNotification", "LogStatusNotification"):
             self._send_later(message, {"status": "Idle"}, now)
         else:
