@@ -423,8 +423,9 @@ class ChargerCore:
         if type(frame) is Call:
             delay = self._spec.answer_delay_s
             if delay.kind == "fixed" and not delay.mean:
-                answer = self._answer(frame, now)
-                return [*self._hand_out([answer]), *self._pump(now)]
+                text, action, error_code = self._answer(frame, now)
+                self._metrics.csms_call_answered(action, error_code)
+                return [text, *self._pump(now)]
             due = self._answer_at = now + delay.sample(self._rng)
             try:
                 answer = self._answer(frame, now)
