@@ -432,15 +432,18 @@ class Fleet:
             now = trio.current_time()
             if received is not None or (pinged and not conn.awaiting_pong):
                 unheard, pinged = math.inf, False
-            out = core.receive(received, now) if received is not None else []
+            answered = None  # a CALL answered at once, timed once: not a later send
+            out = []
+            if received is not None:
+                out = core.receive(received, now)
+                answered = core.answered_action
             if now >= core.next_deadline():
                 out += core.tick(now)
             if out:
                 unheard = min(unheard, now)
                 await self._send(conn, out)
-                if core.answered_action is not None:
-                    self.metrics.csms_call_answered_in(core.answered_action,
-                                                       trio.current_time() - now)
+                if answered is not None:
+                    self.metrics.csms_call_answered_in(answered, trio.current_time() - now)
             if now >= unheard + timeout:
                 if pinged:
                     return "ping_timeout"

@@ -747,6 +747,8 @@ def _error_counts(report: Mapping[str, Any]) -> dict[tuple[str, str], float]:
     for action, raw in _obj(report.get("csms_calls")).items():
         for code, n in _obj(_obj(raw).get("callerror_sent")).items():
             add(f"{action} (from the CSMS)", f"CALLERROR sent {code}", n)
+        add(f"{action} (from the CSMS)", "unanswered (its delayed answer was cut off)",
+            _obj(raw).get("unanswered"))
     for kind, n in _obj(chargers.get("internal_errors")).items():
         add("fleetsim", f"internal error: {kind}", n)
     return counts
@@ -773,12 +775,12 @@ def _csms_calls(report: Mapping[str, Any]) -> str:
         answer = _obj(stats.get("answer_ms"))
         errors = sum(n for n in _obj(stats.get("callerror_sent")).values() if _num(n) is not None)
         rows.append([_e(action), _count(stats.get("received")), _count(stats.get("answered")),
-                     _count(errors), f"{_ms(_num(answer.get('p50')))} / "
-                                     f"{_ms(_num(answer.get('p99')))}"])
+                     _count(errors), _count(stats.get("unanswered", 0)),
+                     f"{_ms(_num(answer.get('p50')))} / {_ms(_num(answer.get('p99')))}"])
     return ("<p>How fast the chargers answered the CSMS, from reading its CALL to writing the "
             "answer: a harness that falls behind under load shows it here.</p>"
-            + _table(["action", "received", "answered", "CALLERROR", "answer p50 / p99 (ms)"],
-                     rows))
+            + _table(["action", "received", "answered", "CALLERROR", "unanswered",
+                      "answer p50 / p99 (ms)"], rows))
 
 
 def _describe(run: _Run) -> str:

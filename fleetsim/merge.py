@@ -74,7 +74,7 @@ _SHAPE: Final[dict[str, Any]] = {
     "calls": {"*": {"sent": int, "ok": int, "callerror": _COUNTS, "timeout": int,
                     "in_flight": int, "hdr": {"service": str, "response": str}}},
     "csms_calls": {"*": {"received": int, "answered": int, "callerror_sent": _COUNTS,
-                         "hdr": str}},
+                         "unanswered": _Maybe(int), "hdr": str}},
     "bad_frames": _COUNTS,
     "connect": {"hdr": str},
     "totals": {"sent": int, "ok": int, "errors": int, "callerrors": int, "timeouts": int,

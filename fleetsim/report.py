@@ -96,6 +96,7 @@ def build_report(
         "csms_calls": {
             action: {"received": stats.received, "answered": stats.answered,
                      "callerror_sent": dict(stats.callerror_sent),
+                     "unanswered": stats.unanswered,
                      "answer_ms": percentiles_ms(stats.answer),
                      "hdr": stats.answer.encode().decode()}
             for action, stats in sorted(metrics.csms_calls.items())
@@ -486,12 +487,12 @@ def format_summary(report: dict[str, Any]) -> str:
     lines += _behaviour_lines(report)
     if report["csms_calls"]:
         lines += ["", f"{'CSMS call':<30}{'received':>9}{'answered':>9}{'callerr':>8}"
-                      f"{'answer p50/p99 ms':>20}"]
+                      f"{'unansw':>8}{'answer p50/p99 ms':>20}"]
         for action, stats in report["csms_calls"].items():
             answer = stats["answer_ms"]
             lines.append(
                 f"{action:<30}{stats['received']:>9}{stats['answered']:>9}"
-                f"{sum(stats['callerror_sent'].values()):>8}"
+                f"{sum(stats['callerror_sent'].values()):>8}{stats.get('unanswered', 0):>8}"
                 f"{_ms(answer['p50']) + ' / ' + _ms(answer['p99']):>20}")
     if report.get("thresholds"):
         lines += ["", "THRESHOLDS"]

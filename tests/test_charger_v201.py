@@ -462,3 +462,59 @@ def test_a_boot_the_csms_asks_for_while_pending_says_triggered() -> None:
     assert [boot["reason"] for boot in _sent(link, "BootNotification")] == [
         "PowerUp", "Triggered"]
     _check_wire(link.wire)
+
+
+def _reserve(link: Link, reservation_id: int, expires_in: float, evse_id: int = 1) -> None:
+    request = {"id": reservation_id, "expiryDateTime": v16_iso(link.now + WALL_OFFSET + expires_in),
+               "idToken": {"idToken": "R", "type": "Central"}, "evseId": evse_id}
+    validator_201("ReserveNowRequest").validate(request)
+    assert _command(link, "ReserveNow", request) == {"status": "Accepted"}
+
+
+def test_an_unused_reservation_expires_with_a_status_update() -> None:
+    link = _booted(attrs.evolve(SPEC, idle_s=(10_000, 10_000)))
+    _reserve(link, 5, expires_in=2)
+    _reserve(link, 6, expires_in=3, evse_id=2)
+    assert _command(link, "CancelReservation", {"reservationId": 6}) == {"status": "Accepted"}
+    t = link.now
+    link.run_until(t + 5)
+    assert _sent(link, "ReservationStatusUpdate") == [
+        {"reservationId": 5, "reservationUpdateStatus": "Expired"}]
+    statuses = [(s["evseId"], s["connectorStatus"]) for s in _sent(link, "StatusNotification")]
+    assert statuses[-2:] == [(2, "Available"), (1, "Available")]
+    assert _command(link, "CancelReservation", {"reservationId": 5}) == {"status": "Rejected"}
+    _check_wire(link.wire)
+
+
+def test_a_reservation_used_by_its_driver_does_not_expire() -> None:
+    link = _booted(attrs.evolve(SPEC, connectors=1, idle_s=(10_000, 10_000),
+                                session_s=(600, 600)))
+    _reserve(link, 7, expires_in=30)
+    assert _command(link, "RequestStartTransaction", {
+        "idToken": {"idToken": "R", "type": "Central"}, "remoteStartId": 1, "evseId": 1}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 60)
+    assert [e.get("reservationId") for e in _events(link)][:1] == [7]
+    assert _sent(link, "ReservationStatusUpdate") == []
+    _check_wire(link.wire)
+
+
+def test_triggering_a_transaction_event_without_a_transaction_is_rejected() -> None:
+    link = _booted(attrs.evolve(SPEC, connectors=2, idle_s=(10_000, 10_000)))
+    request = {"requestedMessage": "TransactionEvent"}
+    assert _command(link, "TriggerMessage", request) == {"status": "Rejected"}
+    assert _command(link, "RequestStartTransaction", {
+        "idToken": {"idToken": "T", "type": "Central"}, "remoteStartId": 2, "evseId": 1}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 5)
+    assert link.charger.connectors == [ConnectorState.CHARGING, ConnectorState.IDLE]
+    assert _command(link, "TriggerMessage", {**request, "evse": {"id": 2}}) == {
+        "status": "Rejected"}
+    link.run_until(link.now + 1)
+    assert [e["triggerReason"] for e in _events(link)].count("Trigger") == 0
+    assert _command(link, "TriggerMessage", {**request, "evse": {"id": 1}}) == {
+        "status": "Accepted"}
+    link.run_until(link.now + 1)
+    triggered = [e for e in _events(link) if e["triggerReason"] == "Trigger"]
+    assert len(triggered) == 1 and triggered[0]["eventType"] == "Updated"
+    _check_wire(link.wire)
