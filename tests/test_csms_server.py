@@ -4,7 +4,10 @@ Every frame is checked against the official schemas of the version its connectio
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,8 +15,11 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import wsproto
+import wsproto.events
 
-from fleetsim import CsmsServer
+from fleetsim import CsmsConfig, CsmsServer, serve_csms
+from fleetsim.csms import server as server_module
 from fleetsim.csms import v201
 from fleetsim.csms.server import agree_subprotocol
 from fleetsim.ocpp import v16
@@ -264,3 +270,81 @@ async def test_commands_follow_each_connections_version(nursery: trio.Nursery) -
     answered = sum(stats.commands_answered.values()) + sum(stats.commands_callerror.values())
     assert sent - answered == sum(stats.commands_unanswered.values()) <= 2
     assert stats.subprotocols == {"ocpp2.0.1": 1, "ocpp1.6": 1}
+
+
+class Staller:
+    """A 2.0.1 client that never reads: it sends CALLs until its socket buffers, and then the
+    CSMS's to it, are full, so that every send the CSMS makes to it blocks."""
+
+    def __init__(self) -> None:
+        self.commands_to_it = 0
+        self.dropped = trio.Event()
+
+    def tap(self, subprotocol: str, direction: str, text: str) -> None:
+        if subprotocol == v201.SUBPROTOCOL and direction == "out" and text.startswith("[2,"):
+            self.commands_to_it += 1
+
+    async def run(self, port: int) -> None:
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await sock.connect(("127.0.0.1", port))
+        stream = trio.SocketStream(sock)
+        ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        await stream.send_all(ws.send(wsproto.events.Request(
+            host="127.0.0.1", target="/ocpp/STALLER", subprotocols=[v201.SUBPROTOCOL])))
+        while not any(isinstance(event, wsproto.events.AcceptConnection)
+                      for event in ws.events()):
+            ws.receive_data(await stream.receive_some(4096))
+        heartbeats = b"".join(ws.send(wsproto.events.TextMessage(f'[2,"{n}","Heartbeat",{{}}]'))
+                              for n in range(100))
+        try:
+            while True:
+                await stream.send_all(heartbeats)
+        except trio.BrokenResourceError:
+            self.dropped.set()
+
+
+async def test_a_client_that_never_reads_holds_up_no_command_to_the_others(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It holds up its own sends only, until it is dropped: the others' commands go on."""
+    monkeypatch.setattr(server_module, "_COMMAND_TIMEOUT_S", 1.0)  # so it is soon picked again
+    monkeypatch.setattr(server_module, "_SEND_TIMEOUT_S", 3.0)
+    staller = Staller()
+    server: CsmsServer = await nursery.start(functools.partial(
+        serve_csms, CsmsConfig(port=0, commands_per_s=100.0), tap=staller.tap))
+    stats = server.stats
+
+    def received() -> int:
+        return sum(len(client.received) for client in clients)
+
+    with trio.fail_after(30):
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [Client(await stack.enter_async_context(open_connection(
+                f"{server.url}/CP{n}", subprotocols=["ocpp1.6"]))) for n in range(5)]
+            async with trio.open_nursery() as running:
+                for client in clients:
+                    running.start_soon(client.serve)
+                running.start_soon(staller.run, server.port)
+                # Its first command may have found room in the buffers; by the time that one
+                # is given up, they are full, and the next one blocks.
+                before = going_on = None
+                with trio.move_on_after(10):
+                    while staller.commands_to_it < 2:
+                        await trio.sleep(0.01)
+                    before = received()
+                    while received() < before + 50:
+                        await trio.sleep(0.01)
+                    going_on = received()
+                assert going_on is not None, (
+                    f"commands stopped: {staller.commands_to_it} sent to the staller, "
+                    f"{received()} received by the others ({before} when it stalled)")
+                await staller.dropped.wait()
+                running.cancel_scope.cancel()
+        while stats.connections:
+            await trio.sleep(0.01)
+    assert stats.closes == {"stalled": 1, "clean": 5}
+    assert all(key.endswith(" NotSupported") for key in stats.commands_callerror)
+    callerrors = Counter({key.split()[0]: n for key, n in stats.commands_callerror.items()})
+    assert stats.commands_sent == callerrors + stats.commands_unanswered
+    assert stats.commands_unanswered.total() >= staller.commands_to_it
