@@ -25,7 +25,14 @@ import trio
 
 from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms import v201
-from fleetsim.csms.commands import pick_command, pick_command_201
+from fleetsim.csms.commands import (
+    MIX,
+    MIX_201,
+    NEEDS_TRANSACTION_201,
+    Deck,
+    pick_command,
+    pick_command_201,
+)
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
@@ -270,6 +277,7 @@ async def serve_csms(
         """
         ids = itertools.count(1)
         interval = 1 / config.commands_per_s
+        deck, deck_201 = Deck(MIX, rng), Deck(MIX_201, rng)
         due = trio.current_time()
         while True:
             due += interval
@@ -286,10 +294,13 @@ async def serve_csms(
                 continue
             session = idle[0]
             if session.v201:
+                transactions = core201.transactions(session.charger_id)
                 action, payload = pick_command_201(
-                    rng, core201.transactions(session.charger_id), time.time())
+                    rng, transactions, time.time(),
+                    action=deck_201.deal(() if transactions else NEEDS_TRANSACTION_201))
             else:
-                action, payload = pick_command(rng, session.transactions, time.time())
+                action, payload = pick_command(rng, session.transactions, time.time(),
+                                               action=deck.deal())
             unique_id = f"csms-{next(ids)}"
             session.pending = (unique_id, action, now)
             stats.commands_sent[action] += 1
