@@ -151,7 +151,8 @@ async def serve_csms(
     """Serve OCPP 1.6 and 2.0.1 chargers on `config.host:config.port` until cancelled.
 
     Each connection speaks the subprotocol agreed at its handshake, answered by that version's
-    core; both cores count into the same `CsmsStats`. `tap`, if given, is shown every frame.
+    core; both cores count into the same `CsmsStats`. A peer that stops reading is dropped (see
+    `_SEND_TIMEOUT_S`). `tap`, if given, is shown every frame.
     """
     _log_accept_errors_in_one_line()
     stats = CsmsStats()
