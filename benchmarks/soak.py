@@ -264,6 +264,11 @@ def show(soak: Soak, duration_s: int) -> list[str]:
           f" MiB): {verdict} (limit ±{MAX_DRIFT:.0%})")
     print(f"CSMS RSS:  {csms_warm:.1f} MiB after warm-up, {csms_end:.1f} MiB at the end, "
           f"drift {csms_drift:+.1%} (not gated)")
+    connects = sum(s.row["connects"] for s in soak.samples if s.t > cycle)
+    if connects:
+        print(f"after the warm-up: {connects:,} connections made; RSS growth per connection "
+              f"{(fleet_end - fleet_warm) * 2**20 / connects:,.0f} B in the fleet, "
+              f"{(csms_end - csms_warm) * 2**20 / connects:,.0f} B in the CSMS")
 
     chargers, totals, csms = report["chargers"], report["totals"], report.get("embedded_csms", {})
     service, response = latency_ms(report, None, "service"), latency_ms(report, None, "response")
