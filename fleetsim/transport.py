@@ -19,6 +19,7 @@ import http
 import logging
 import socket
 import ssl
+import types
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -110,6 +111,21 @@ class Connection(Protocol):
 
 _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
+
+
+def _end_frame_parser(proto: _FrameConnection | None) -> None:
+    """Free a finished connection's wsproto frame parser without the cycle collector.
+
+    wsproto's FrameProtocol keeps its parser generator, whose frame refers back to it: a
+    reference cycle that ends by itself only when a close frame has been parsed past. Any
+    other end (a drop, our own close) leaves the parser and its buffers to the cycle
+    collector, which hardly runs here (see `fleetsim.collector`). Closing the generator
+    breaks the cycle. The attributes are wsproto's private ones, hence getattr: should they
+    change, this does nothing (and tests/test_garbage.py fails).
+    """
+    parser = getattr(getattr(proto, "_proto", None), "_parse_more", None)
+    if isinstance(parser, types.GeneratorType):
+        parser.close()
 
 
 class _WsprotoConnection:
@@ -301,6 +317,7 @@ class _WsprotoConnection:
         self._closing = self._broken = True
         if self._closed is None:
             self._closed = (None, "aborted", False)
+        _end_frame_parser(self._proto)
         await trio.aclose_forcefully(self._stream)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
@@ -319,6 +336,7 @@ class _WsprotoConnection:
             self._broken = True
             if self._closed is None:
                 self._closed = (code, reason, False)
+            _end_frame_parser(self._proto)
             await trio.aclose_forcefully(self._stream)
 
     async def _close_handshake(self, code: int, reason: str) -> None:
@@ -387,6 +405,7 @@ class _TrioWebsocketConnection:
         return message.decode("utf-8", "replace")
 
     async def abort(self) -> None:
+        _end_frame_parser(getattr(self._ws._wsproto, "connection", None))
         await trio.aclose_forcefully(self._stream)
         await self._ws._recv_channel.aclose()
 
@@ -399,6 +418,7 @@ class _TrioWebsocketConnection:
                 # same budget, then close the stream ourselves, which ends the reader.
                 await self._reader_done.wait()
         finally:
+            _end_frame_parser(getattr(self._ws._wsproto, "connection", None))
             await trio.aclose_forcefully(self._stream)
             # trio-websocket's reader may be parked on its full message queue, shielded from
             # cancellation; closing the queue's receiving end wakes it (it expects that).
