@@ -535,6 +535,27 @@ def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
     return ConnectError("other", f"cannot connect to {where}: {exc!r}")
 
 
+def _forget_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of a failure to connect, once classified.
+
+    A traceback holds its frames and they their locals: trio's open_tcp_stream keeps each
+    failed attempt's error in a list its frames refer to, a cycle (error, traceback, frame,
+    list, error) that only the cycle collector would free (see `fleetsim.collector`).
+    """
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+
+
 @contextmanager
 def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
     """Turn whatever opening a connection raised into a `ConnectError` with a reason."""
@@ -547,6 +568,7 @@ def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
             "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
         ) from exc
     except Exception as exc:
+        _forget_tracebacks(exc)
         raise _connect_error(exc, target) from exc
 
 
@@ -776,7 +798,12 @@ async def _open_trio_websocket(
         error = _pick_error(group, body_error, conn is not None, target)
     else:
         return
-    raise error
+    # This frame goes into the error's traceback: no local of it may lead back to the error.
+    body_error = None
+    try:
+        raise error
+    finally:
+        del error
 
 
 def open_connection(
