@@ -21,6 +21,7 @@ import socket
 import ssl
 import types
 import urllib.parse
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
@@ -572,6 +573,28 @@ def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
         raise _connect_error(exc, target) from exc
 
 
+def _weak_handshake(stream: trio.SSLStream[trio.SocketStream]) -> None:
+    """Keep a TLS stream out of a reference cycle with itself.
+
+    trio's SSLStream holds its handshake as a bound method of itself (in a private `_Once`):
+    a cycle per TLS connection, which leaves the stream, its OpenSSL state and its buffers
+    to the cycle collector (see `fleetsim.collector`). Have it call the method through a
+    weak reference instead. The attributes are trio's private ones, hence getattr: should
+    they change, this does nothing (and tests/test_garbage.py fails).
+    """
+    method = getattr(getattr(stream, "_handshook", None), "_afn", None)
+    if method is None or getattr(method, "__self__", None) is not stream:
+        return
+    handshake = weakref.WeakMethod(method)
+
+    async def weak_handshake() -> None:
+        bound = handshake()
+        assert bound is not None  # only the stream itself calls it
+        await bound()
+
+    stream._handshook._afn = weak_handshake
+
+
 async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
     tcp = await trio.open_tcp_stream(target.host, target.port)
@@ -579,6 +602,7 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _
         return tcp
     context = ssl_context if ssl_context is not None else _default_ssl_context()
     tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
+    _weak_handshake(tls)
     try:
         await tls.do_handshake()
     except BaseException:
@@ -962,6 +986,7 @@ async def _serve_connection(
         with trio.move_on_after(handshake_timeout):
             if ssl_context is not None:
                 stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
+                _weak_handshake(stream)
                 await stream.do_handshake()
             pending = await _receive_upgrade_request(stream)
         if pending is None:

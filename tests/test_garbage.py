@@ -41,9 +41,9 @@ SLACK = 10
 (a connection that left a cycle leaves 9 objects or more)."""
 
 FAILING = ("refused", "rejected", "no subprotocol", "hung up in the handshake",
-           "handshake timed out")
+           "handshake timed out", "untrusted certificate")
 ENDINGS = ("closed by the charger", "closed by the server", "dropped by the charger",
-           "dropped by the server", *FAILING)
+           "dropped by the server", "closed over TLS", *FAILING)
 
 
 @contextmanager
