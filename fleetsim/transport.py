@@ -114,21 +114,6 @@ _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
 
 
-def _end_frame_parser(proto: _FrameConnection | None) -> None:
-    """Free a finished connection's wsproto frame parser without the cycle collector.
-
-    wsproto's FrameProtocol keeps its parser generator, whose frame refers back to it: a
-    reference cycle that ends by itself only when a close frame has been parsed past. Any
-    other end (a drop, our own close) leaves the parser and its buffers to the cycle
-    collector, which hardly runs here (see `fleetsim.collector`). Closing the generator
-    breaks the cycle. The attributes are wsproto's private ones, hence getattr: should they
-    change, this does nothing (and tests/test_garbage.py fails).
-    """
-    parser = getattr(getattr(proto, "_proto", None), "_parse_more", None)
-    if isinstance(parser, types.GeneratorType):
-        parser.close()
-
-
 class _WsprotoConnection:
     """One WebSocket over a trio stream, driven inline by the calling task.
 
@@ -433,6 +418,21 @@ def _from_tw_closed(exc: trio_websocket.ConnectionClosed) -> ConnectionClosed:
     if info.code == 1006:  # trio-websocket's marker for "no close frame"
         return ConnectionClosed(None, info.reason or "connection lost", False)
     return ConnectionClosed(info.code, info.reason or "", True)
+
+
+def _end_frame_parser(proto: _FrameConnection | None) -> None:
+    """Free a finished connection's wsproto frame parser without the cycle collector.
+
+    wsproto's FrameProtocol keeps its parser generator, whose frame refers back to it: a
+    reference cycle that ends by itself only when a close frame has been parsed past. Any
+    other end (a drop, our own close) leaves the parser and its buffers to the cycle
+    collector, which hardly runs here (see `fleetsim.collector`). Closing the generator
+    breaks the cycle. The attributes are wsproto's private ones, hence getattr: should they
+    change, this does nothing (and tests/test_garbage.py fails).
+    """
+    parser = getattr(getattr(proto, "_proto", None), "_parse_more", None)
+    if isinstance(parser, types.GeneratorType):
+        parser.close()
 
 
 # --------------------------------------------------------------------------- client
