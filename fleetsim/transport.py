@@ -19,7 +19,9 @@ import http
 import logging
 import socket
 import ssl
+import types
 import urllib.parse
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
@@ -351,6 +353,7 @@ class _WsprotoConnection:
         self._closing = self._broken = True
         if self._closed is None:
             self._closed = (None, "aborted", False)
+        _end_frame_parser(self._proto)
         await trio.aclose_forcefully(self._stream)
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
@@ -369,6 +372,7 @@ class _WsprotoConnection:
             self._broken = True
             if self._closed is None:
                 self._closed = (code, reason, False)
+            _end_frame_parser(self._proto)
             await trio.aclose_forcefully(self._stream)
 
     async def _close_handshake(self, code: int, reason: str) -> None:
@@ -492,6 +496,7 @@ class _TrioWebsocketConnection:
         return message.decode("utf-8", "replace")
 
     async def abort(self) -> None:
+        _end_frame_parser(getattr(self._ws._wsproto, "connection", None))
         await trio.aclose_forcefully(self._stream)
         await self._ws._recv_channel.aclose()
 
@@ -504,6 +509,7 @@ class _TrioWebsocketConnection:
                 # same budget, then close the stream ourselves, which ends the reader.
                 await self._reader_done.wait()
         finally:
+            _end_frame_parser(getattr(self._ws._wsproto, "connection", None))
             await trio.aclose_forcefully(self._stream)
             # trio-websocket's reader may be parked on its full message queue, shielded from
             # cancellation; closing the queue's receiving end wakes it (it expects that).
@@ -517,6 +523,21 @@ def _from_tw_closed(exc: trio_websocket.ConnectionClosed) -> ConnectionClosed:
     if info.code == 1006:  # trio-websocket's marker for "no close frame"
         return ConnectionClosed(None, info.reason or "connection lost", False)
     return ConnectionClosed(info.code, info.reason or "", True)
+
+
+def _end_frame_parser(proto: _FrameConnection | None) -> None:
+    """Free a finished connection's wsproto frame parser without the cycle collector.
+
+    wsproto's FrameProtocol keeps its parser generator, whose frame refers back to it: a
+    reference cycle that ends by itself only when a close frame has been parsed past. Any
+    other end (a drop, our own close) leaves the parser and its buffers to the cycle
+    collector, which hardly runs here (see `fleetsim.collector`). Closing the generator
+    breaks the cycle. The attributes are wsproto's private ones, hence getattr: should they
+    change, this does nothing (and tests/test_garbage.py fails).
+    """
+    parser = getattr(getattr(proto, "_proto", None), "_parse_more", None)
+    if isinstance(parser, types.GeneratorType):
+        parser.close()
 
 
 # --------------------------------------------------------------------------- client
@@ -620,6 +641,27 @@ def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
     return ConnectError("other", f"cannot connect to {where}: {exc!r}")
 
 
+def _forget_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of a failure to connect, once classified.
+
+    A traceback holds its frames and they their locals: trio's open_tcp_stream keeps each
+    failed attempt's error in a list its frames refer to, a cycle (error, traceback, frame,
+    list, error) that only the cycle collector would free (see `fleetsim.collector`).
+    """
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        if isinstance(current, BaseExceptionGroup):
+            stack.extend(current.exceptions)
+        if current.__cause__ is not None:
+            stack.append(current.__cause__)
+
+
 @contextmanager
 def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
     """Turn whatever opening a connection raised into a `ConnectError` with a reason."""
@@ -632,7 +674,30 @@ def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
             "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
         ) from exc
     except Exception as exc:
+        _forget_tracebacks(exc)
         raise _connect_error(exc, target) from exc
+
+
+def _weak_handshake(stream: trio.SSLStream[trio.SocketStream]) -> None:
+    """Keep a TLS stream out of a reference cycle with itself.
+
+    trio's SSLStream holds its handshake as a bound method of itself (in a private `_Once`):
+    a cycle per TLS connection, which leaves the stream, its OpenSSL state and its buffers
+    to the cycle collector (see `fleetsim.collector`). Have it call the method through a
+    weak reference instead. The attributes are trio's private ones, hence getattr: should
+    they change, this does nothing (and tests/test_garbage.py fails).
+    """
+    method = getattr(getattr(stream, "_handshook", None), "_afn", None)
+    if method is None or getattr(method, "__self__", None) is not stream:
+        return
+    handshake = weakref.WeakMethod(method)
+
+    async def weak_handshake() -> None:
+        bound = handshake()
+        assert bound is not None  # only the stream itself calls it
+        await bound()
+
+    stream._handshook._afn = weak_handshake
 
 
 async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
@@ -642,6 +707,7 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _
         return tcp
     context = ssl_context if ssl_context is not None else _default_ssl_context()
     tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
+    _weak_handshake(tls)
     try:
         await tls.do_handshake()
     except BaseException:
@@ -865,7 +931,12 @@ async def _open_trio_websocket(
         error = _pick_error(group, body_error, conn is not None, target)
     else:
         return
-    raise error
+    # This frame goes into the error's traceback: no local of it may lead back to the error.
+    body_error = None
+    try:
+        raise error
+    finally:
+        del error
 
 
 def open_connection(
@@ -1024,6 +1095,7 @@ async def _serve_connection(
         with trio.move_on_after(handshake_timeout):
             if ssl_context is not None:
                 stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
+                _weak_handshake(stream)
                 await stream.do_handshake()
             pending = await _receive_upgrade_request(stream)
         if pending is None:
