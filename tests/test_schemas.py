@@ -79,7 +79,7 @@ def test_csms_action_catalogue_matches_the_official_schemas() -> None:
     for action in v16.CHARGER_ACTIONS | v16.CSMS_ACTIONS:
         assert schemas.joinpath(f"{action}.json").is_file(), action
     assert len(v16.CHARGER_ACTIONS) == 10
-    assert len(v16.CSMS_ACTIONS) == 18
+    assert len(v16.CSMS_ACTIONS) == 19
 
 
 @pytest.mark.parametrize(("action", "bad"), [

@@ -726,6 +726,10 @@ class ChargerCore:
     def has_connector(self, connector_id: int) -> bool:
         return 1 <= connector_id <= len(self._connectors)
 
+    def transaction_started_wall(self, connector_id: int) -> float | None:
+        """When the connector's transaction began (Unix time): Relative profiles count from it."""
+        return self._connectors[connector_id - 1].started_wall
+
     def _charger_status(self) -> str:
         """Connector 0: the charge point as a whole."""
         return "Available" if any(c.operative for c in self._connectors) else "Unavailable"
@@ -733,7 +737,7 @@ class ChargerCore:
     def set_heartbeat_interval(self, seconds: float, now: float) -> None:
         """In profile time: `--time-scale` shortens it like every other behaviour clock."""
         self._heartbeat_s = seconds / self._spec.time_scale
-        self.config.set_internal("HeartbeatInterval", f"{seconds:g}")
+        self.config.set_internal("HeartbeatInterval", f"{seconds:.0f}")
         if self.device_model is not None and seconds >= 1:
             self.device_model.set_internal(HEARTBEAT_INTERVAL, str(int(seconds)))
         if self.state is ChargerState.BOOTED and self._drain_deadline is None:
