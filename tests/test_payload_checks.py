@@ -15,7 +15,7 @@ import attrs
 import orjson
 import pytest
 
-from fleetsim.charger import commands
+from fleetsim.charger import commands, handlers201
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.ocpp import v16
 
@@ -415,3 +415,24 @@ def test_2_0_1_composite_schedule_follows_the_installed_profile() -> None:
     validator_201("GetCompositeScheduleResponse").validate(answer[2])
     assert answer[2]["schedule"]["chargingSchedulePeriod"] == [
         {"startPeriod": 0, "limit": 11_000.0}, {"startPeriod": 300, "limit": 4_000.0}]
+
+
+@pytest.mark.parametrize("spec", [SPEC_16, SPEC_201], ids=["1.6", "2.0.1"])
+def test_a_handler_that_fails_is_answered_counted_and_survived(
+        spec: ChargerSpec, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last resort for a bug in a handler: InternalError, an internal_errors entry, and
+    the charger goes on as before."""
+    def broken(core: object, payload: dict[str, Any], now: float) -> dict[str, Any]:
+        raise KeyError("oops")
+
+    table = handlers201.HANDLERS if spec.ocpp == "2.0.1" else commands.COMMANDS
+    monkeypatch.setitem(table, "ClearCache", broken)
+    link = booted(spec)
+    answer = call(link, "ClearCache", {})
+    assert answer[0] == 4 and answer[2] == "InternalError"
+    assert link.metrics.internal_errors == {"ClearCache: KeyError: 'oops'": 1}
+    assert link.metrics.csms_calls["ClearCache"].callerror_sent == {"InternalError": 1}
+    assert call(link, "GetLocalListVersion", {})[0] == 3
+    sent = len(link.sent_actions())
+    link.run_until(link.now + 600)
+    assert len(link.sent_actions()) > sent

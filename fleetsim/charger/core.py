@@ -1149,6 +1149,12 @@ class ChargerCore:
                 error = v201.as_v201_error(error)
             self._metrics.csms_call(call.action, error.error_code)
             return encode_frame(error)
+        except Exception as exc:  # a bug must not take the charger down: counted, answered
+            self._metrics.internal_errors[
+                f"{call.action}: {type(exc).__name__}: {exc}"[:120]] += 1
+            internal = ErrorCode.INTERNAL_ERROR.value
+            self._metrics.csms_call(call.action, internal)
+            return encode_frame(CallError(call.unique_id, internal, type(exc).__name__))
         self._metrics.csms_call(call.action, None)
         return encode_frame(CallResult(call.unique_id, payload))
 
