@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from decimal import Decimal
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,8 +35,8 @@ def _multiple_of(validator: Any, divisor: float, instance: Any,
                  schema: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
     """`multipleOf` on the number as JSON writes it: 1.6's limits are multiples of 0.1, and
     31.9 is one, though 31.9 / 0.1 is 318.99999999999994 in floats."""
-    if validator.is_type(instance, "number") and Decimal(repr(instance)) % Decimal(
-            repr(divisor)):
+    if validator.is_type(instance, "number") and (
+            Fraction(repr(instance)) / Fraction(repr(divisor))).denominator != 1:
         yield jsonschema.ValidationError(f"{instance!r} is not a multiple of {divisor}")
 
 
