@@ -48,6 +48,7 @@ from fleetsim.fleet import FleetOutcome
 from fleetsim.html_report import render_html, write_html
 from fleetsim.merge import merge_reports
 from fleetsim.metrics import Metrics
+from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.progress import Progress, ProgressMode
 from fleetsim.ramp import RampPlan
 from fleetsim.report import SCHEMA, format_step, format_summary, write_report
@@ -86,8 +87,10 @@ __all__ = [
     "TargetUnreachable",
     "Threshold",
     "Verdict",
+    "Written",
     "__version__",
     "build_config",
+    "check_output",
     "compare",
     "estimate_rate",
     "evaluate",
@@ -118,5 +121,6 @@ __all__ = [
     "shipped_profiles",
     "spawn",
     "write_html",
+    "write_or_fall_back",
     "write_report",
 ]

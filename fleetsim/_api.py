@@ -20,8 +20,9 @@ from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet, FleetOutcome
 from fleetsim.limits import SPARE_FILES, csms_processes, raise_open_file_limit
 from fleetsim.metrics import Metrics
+from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.ramp import Ramp, RampPlan, conclude
-from fleetsim.report import build_report, default_report_path, write_report
+from fleetsim.report import build_report, default_report_path, serialisable_report, write_report
 from fleetsim.thresholds import evaluate, parse_threshold
 from fleetsim.workers.supervisor import run_workers
 
@@ -30,11 +31,15 @@ __all__ = ["RampResult", "RunResult", "ramp", "run", "run_ramp", "spawn"]
 
 @attrs.frozen
 class RunResult:
-    """A finished run: the report (also written to `report_path` unless disabled)."""
+    """A finished run: the report (also written to `report_path` unless disabled).
+
+    `report_error` says why `report_path` is a fallback (or None: nothing could be written).
+    """
 
     report: dict[str, Any]
     outcome: FleetOutcome
     report_path: Path | None
+    report_error: str | None = None
 
     @property
     def thresholds_failed(self) -> bool:
@@ -139,15 +144,20 @@ async def _run_fleet(
     if ramp is not None:
         report["ramp"] = conclude(ramp.plan, ramp.steps, outcome.stopped_by)
         report["chargers"]["target"] = fleet.started  # the fleet size the ramp reached
-    return report, outcome
+    return serialisable_report(report), outcome
 
 
-def _write(report: dict[str, Any], config: RunConfig, write: bool) -> Path | None:
+def _check_report_path(config: RunConfig) -> None:
+    """An unwritable report path is refused before anything starts, not found at the end."""
+    check_output(config.report_path or default_report_path(), "report")
+
+
+def _write(report: dict[str, Any], config: RunConfig, write: bool) -> Written:
+    """The report at its path, or, if that fails at the end of the run, at a fallback."""
     if not write:
-        return None
+        return Written(None)
     path = Path(config.report_path) if config.report_path else default_report_path()
-    write_report(report, path)
-    return path
+    return write_or_fall_back(path, functools.partial(write_report, report))
 
 
 async def spawn(
@@ -159,9 +169,16 @@ async def spawn(
     Without `config.url` the embedded CSMS is started in a child process first. With
     `config.workers`, worker processes run the fleet (see `fleetsim.workers`): `on_second`
     then gets their rows summed, and `on_worker` hears of each worker's start and loss.
+
+    With `write`, an unwritable `config.report_path` is a `ConfigError` before anything
+    starts; if the write still fails at the end, the report goes to a fallback in the
+    temporary directory, and `report_error` says so.
     """
+    if write:
+        _check_report_path(config)
     report, outcome = await _run_fleet(config, on_second, on_worker=on_worker)
-    return RunResult(report, outcome, _write(report, config, write))
+    written = _write(report, config, write)
+    return RunResult(report, outcome, written.path, written.error)
 
 
 async def ramp(
@@ -181,8 +198,11 @@ async def ramp(
                               duration_s=round(plan.longest_s(config.ramp_per_s), 3))
     except (ValueError, TypeError) as exc:
         raise ConfigError(str(exc)) from None
+    if write:
+        _check_report_path(config)
     report, outcome = await _run_fleet(config, on_second, plan, on_step)
-    return RampResult(report, outcome, _write(report, config, write))
+    written = _write(report, config, write)
+    return RampResult(report, outcome, written.path, written.error)
 
 
 def run(config: RunConfig, **options: Any) -> RunResult:

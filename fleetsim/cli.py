@@ -112,8 +112,9 @@ _fleet_options = _options(
     click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=500.0,
                  show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second."),
     click.option("--url", envvar="FLEETSIM_URL",
-                 help="CSMS base URL (ws:// or wss://); the charger ID is appended. "
-                      "Default: start the embedded CSMS on 127.0.0.1."),
+                 help="CSMS base URL (ws:// or wss://); the charger ID is appended. A password "
+                      "in it (ws://:PASSWORD@host/ocpp) is used as --password, and never "
+                      "shown. Default: start the embedded CSMS on 127.0.0.1."),
     click.option("--id-prefix", default="CP", show_default=True, envvar="FLEETSIM_ID_PREFIX",
                  help="Charger IDs are PREFIX00001, PREFIX00002, ..."),
     click.option("--password", envvar="FLEETSIM_PASSWORD",
@@ -156,7 +157,8 @@ _fleet_options = _options(
                  help="Random seed: the same seed plays the same fleet."),
     click.option("--report", "report_path", type=click.Path(dir_okay=False),
                  envvar="FLEETSIM_REPORT",
-                 help="JSON report path [default: reports/<UTC time>.json]"),
+                 help="JSON report path; missing folders are created, and an unwritable path "
+                      "is refused before the run [default: reports/<UTC time>.json]"),
 )
 """How the fleet behaves and where it runs: shared by `spawn` and `ramp`."""
 
@@ -167,7 +169,8 @@ _output_options = _options(
     click.option("--json", "json_out", is_flag=True,
                  help="Print the JSON report on stdout instead of the summary."),
     click.option("--html", "html_path", type=click.Path(dir_okay=False), envvar="FLEETSIM_HTML",
-                 help="Also write the report as a self-contained HTML page with charts."),
+                 help="Also write the report as a self-contained HTML page with charts "
+                      "(missing folders are created)."),
     click.option("--progress", "progress_mode",
                  type=click.Choice(["auto", "plain", "jsonl", "none"]), default="auto",
                  show_default=True, envvar="FLEETSIM_PROGRESS",
@@ -197,7 +200,7 @@ def cli() -> None:
               help="Pass/fail rule, repeatable: 'BootNotification.p99<500ms', "
                    "'error_rate<0.1%', 'throughput>1500/s'. Any failure exits 99.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False),
-              help="Write the threshold verdicts as JUnit XML.")
+              help="Write the threshold verdicts as JUnit XML (missing folders are created).")
 @_output_options
 @click.option("--segment", metavar="K/N", envvar="FLEETSIM_SEGMENT",
               help="Run only the K-th of N slices of the fleet (every N-th charger from the "
@@ -209,6 +212,7 @@ def cli() -> None:
 def spawn(**options: Any) -> None:
     """Run a fleet of chargers against a CSMS (the embedded one without --url)."""
     config = _spawn_config(options)
+    _check_outputs(options)
     mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
     progress = Progress(sys.stderr, len(config.charger_indexes()), mode)
     try:
@@ -220,8 +224,8 @@ def spawn(**options: Any) -> None:
     _show(result, options)
     if options["junit_path"]:
         verdicts = [Verdict(**verdict) for verdict in result.report.get("thresholds", ())]
-        Path(options["junit_path"]).write_text(
-            junit_xml(verdicts, result.report["duration_s"]))
+        _write_file("junit", options["junit_path"],
+                    junit_xml(verdicts, result.report["duration_s"]), options)
     stopped_by = result.outcome.stopped_by
     if stopped_by == "unreachable":
         _fail(result.outcome.reason, EXIT_UNREACHABLE)
@@ -231,6 +235,28 @@ def spawn(**options: Any) -> None:
         sys.exit(EXIT_WORKER_LOST)
     if result.thresholds_failed:
         sys.exit(EXIT_THRESHOLDS)
+
+
+def _check_outputs(options: dict[str, Any]) -> None:
+    """The HTML and JUnit paths, checked before the run (the report's is, by the run itself):
+    an unwritable one costs seconds, not the run."""
+    for option in ("html_path", "junit_path"):
+        if options.get(option):
+            fleetsim.check_output(options[option], option.removesuffix("_path"))
+
+
+def _write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_file(kind: str, path: str, text: str, options: dict[str, Any]) -> None:
+    """Write a run's file; if its path fails now, at a fallback named on stderr and stdout."""
+    written = fleetsim.write_or_fall_back(path, functools.partial(_write_text, text))
+    if written.error is not None:
+        click.echo(f"fleetsim: error: {kind}: {written.error}", err=True)
+    if written.path is not None and not options["json_out"]:
+        click.echo(f"{kind}: {written.path}")
 
 
 def _parse_zero_or_duration(text: str, option: str) -> float:
@@ -358,6 +384,7 @@ def ramp_command(**options: Any) -> None:
                           if options["settle_timeout"] else None))
     config = _run_config(options, _profile(options), chargers=plan.max,
                          duration_s=plan.longest_s(options["ramp"]))
+    _check_outputs(options)
     mode: ProgressMode = "none" if options["quiet"] else options["progress_mode"]
     progress = Progress(sys.stderr, config.chargers, mode)
     try:
@@ -387,17 +414,38 @@ def ramp_exit_code(result: RampResult) -> int:
     return EXIT_THRESHOLDS if result.knee is None else 0
 
 
+def _report_errors(report: dict[str, Any]) -> None:
+    """One line on stderr per report section that could not be serialised as it was."""
+    for error in report.get("errors", ()):
+        part = f" (from {error['part']})" if error.get("part") else ""
+        click.echo(f"fleetsim: error: report: section {error.get('section')}{part} could not "
+                   f"be serialised ({error.get('error')}): {error.get('repair')}; the rest of "
+                   "the report is complete", err=True)
+
+
 def _show(result: RunResult, options: dict[str, Any]) -> None:
-    """The summary (or the JSON report) on stdout, and the HTML page if asked for."""
+    """The summary (or the JSON report) on stdout, and the HTML page if asked for; a summary
+    that cannot be formatted is one line on stderr, and costs neither the report nor the page."""
+    _report_errors(result.report)
     if options["json_out"]:
         sys.stdout.buffer.write(orjson.dumps(result.report, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        click.echo(fleetsim.format_summary(result.report))
-        click.echo(f"\nreport: {result.report_path}")
+        try:
+            click.echo(fleetsim.format_summary(result.report))
+        except Exception as exc:  # a fleetsim bug; the report itself is written
+            click.echo(f"fleetsim: error: summary: cannot format the report "
+                       f"({type(exc).__name__}: {exc})", err=True)
+        click.echo(f"\nreport: {result.report_path or 'not written'}")
+    if result.report_error is not None:
+        click.echo(f"fleetsim: error: report: {result.report_error}", err=True)
     if options["html_path"]:
-        _write_html(result.report, options["html_path"])
-        if not options["json_out"]:
-            click.echo(f"html: {options['html_path']}")
+        try:
+            page = fleetsim.render_html(result.report)
+        except Exception as exc:  # a fleetsim bug; the report itself is written
+            click.echo(f"fleetsim: error: html: cannot render the report "
+                       f"({type(exc).__name__}: {exc})", err=True)
+            return
+        _write_file("html", options["html_path"], page, options)
 
 
 @cli.command()
@@ -532,6 +580,7 @@ def merge_command(parts: tuple[str, ...], output: str, force: bool) -> None:
                                     force=force, names=list(parts))
     for warning in merged["merge"]["warnings"]:
         click.echo(f"fleetsim: warning: {warning}", err=True)
+    _report_errors(merged)
     if merged["merge"]["missing_segments"]:
         click.echo("fleetsim: warning: no part ran segment(s) "
                    + ", ".join(merged["merge"]["missing_segments"]), err=True)

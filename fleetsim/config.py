@@ -11,7 +11,7 @@ import os
 import random
 import re
 from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import cattrs
@@ -34,6 +34,7 @@ __all__ = [
     "parse_rate",
     "parse_segment",
     "parse_workers",
+    "redact_url",
     "unstructure_config",
 ]
 
@@ -135,12 +136,37 @@ def parse_delay(text: str) -> Delay:
     )
 
 
+def _userinfo(url: str) -> tuple[str, str | None, str]:
+    """(scheme://, the user information or None, the rest). The user information ends at the
+    last "@" before any query or fragment, so that an unescaped "@" or "/" in a password
+    still counts as part of it."""
+    scheme, separator, rest = url.partition("://")
+    at = re.split(r"[?#]", rest, maxsplit=1)[0].rfind("@")
+    if not separator or at < 0:
+        return url, None, ""
+    return scheme + separator, rest[:at], rest[at + 1:]
+
+
+def redact_url(url: str) -> str:
+    """A URL as fleetsim shows it anywhere (summary, reports, messages): its password, or
+    user information without one, replaced by `***`."""
+    prefix, userinfo, rest = _userinfo(url)
+    if userinfo is None:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    return f"{prefix}{user}:***@{rest}" if colon else f"{prefix}***@{rest}"
+
+
 def _check_url(_instance: object, _attribute: object, value: str | None) -> None:
     if value is None:
         return
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        raise ConfigError(f"url: {exc}; got {redact_url(value)!r}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ConfigError(f"url: expected ws://host:port/path or wss://...; got {value!r}")
+        raise ConfigError(f"url: expected ws://host:port/path or wss://...; "
+                          f"got {redact_url(value)!r}")
 
 
 @attrs.frozen
@@ -269,10 +295,34 @@ class RunConfig:
     """Split the fleet (or segment) over this many worker processes; None: run it here."""
 
     def __attrs_post_init__(self) -> None:
+        self._take_credentials()
         if self.profile is None and self.time_scale != 1.0:
             raise ConfigError("time-scale: applies to a profile's behaviours; give a profile")
         if not self.charger_indexes():
             raise ConfigError(f"segment: {self.segment} of {self.chargers} chargers is empty")
+
+    def _take_credentials(self) -> None:
+        """A password in `url` (`ws://:PASSWORD@host/...`) is the Basic auth password, as
+        `password`: it moves there, and the chargers connect to the URL without it."""
+        if self.url is None:
+            return
+        prefix, userinfo, rest = _userinfo(self.url)
+        if userinfo is None:
+            return
+        user, colon, password = userinfo.partition(":")
+        if user:
+            raise ConfigError(
+                f"url: the user name in the URL ({unquote(user)!r}) cannot be used: each "
+                "charger sends its own ID as the Basic auth user name (OCPP security profile "
+                "1); give the password alone, as ws://:PASSWORD@host/..., or with --password")
+        if not colon or not password:
+            raise ConfigError("url: no password after the '@' of the URL's user information")
+        if self.password is not None:
+            raise ConfigError("url: a password in the URL and --password (or "
+                              "--password-file): give one")
+        # frozen: the credentials move during construction, before anyone sees the object
+        object.__setattr__(self, "url", prefix + rest)
+        object.__setattr__(self, "password", unquote(password))
 
     def charger_indexes(self) -> range:
         """The 1-based indexes of the chargers this run plays: the fleet, or its segment."""
@@ -302,6 +352,8 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
     """The resolved configuration for the report, with secrets replaced by what kind they are."""
     data: dict[str, Any] = _converter.unstructure(config)
     data["password"] = "***" if config.password else None
+    if config.url is not None:
+        data["url"] = redact_url(config.url)
     data["csms"]["password"] = "***" if config.csms.password else None
     data["csms"]["delay"] = str(config.csms.delay)
     if config.profile is not None:

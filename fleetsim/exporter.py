@@ -7,6 +7,7 @@ counters and histograms when Prometheus scrapes, so the hot path pays nothing fo
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Final
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -34,6 +35,9 @@ METRIC_NAMES = {
     "fleetsim_sessions_total": "EV arrivals, by outcome (started, missed)",
     "fleetsim_drops_total": "links dropped by the behaviour, by cause (flaky, storm)",
 }
+_QUANTILES: Final = {pct: f"{pct / 100:g}" for pct in PERCENTILES.values()}
+"""Each percentile's `quantile` label, spelled as users query it: `0.999`, never the float
+`99.9 / 100` (`0.9990000000000001`)."""
 
 
 class _Collector(Collector):
@@ -63,7 +67,7 @@ class _Collector(Collector):
                                     labels=["action", "quantile"])
             for name in ("response", "service")
         }
-        quantiles = list(PERCENTILES.values())
+        quantiles = list(_QUANTILES)
         for action, stats in list(m.actions.items()):
             for outcome, count in (("sent", stats.sent), ("ok", stats.ok),
                                    ("callerror", stats.errors), ("timeout", stats.timeout)):
@@ -71,8 +75,8 @@ class _Collector(Collector):
             for name, histogram in (("response", stats.response), ("service", stats.service)):
                 if histogram.get_total_count():
                     values = histogram.get_percentile_to_value_dict(quantiles)
-                    for pct in quantiles:
-                        timings[name].add_metric([action, str(pct / 100)], values[pct] / 1e6)
+                    for pct, label in _QUANTILES.items():
+                        timings[name].add_metric([action, label], values[pct] / 1e6)
         yield calls
         yield from timings.values()
         csms = CounterMetricFamily("fleetsim_csms_calls", METRIC_NAMES["fleetsim_csms_calls_total"],
@@ -85,8 +89,8 @@ class _Collector(Collector):
                                 labels=["quantile"])
         if m.lag.get_total_count():
             values = m.lag.get_percentile_to_value_dict(quantiles)
-            for pct in quantiles:
-                lag.add_metric([str(pct / 100)], values[pct] / 1e6)
+            for pct, label in _QUANTILES.items():
+                lag.add_metric([label], values[pct] / 1e6)
         yield lag
         yield GaugeMetricFamily("fleetsim_queued_messages",
                                 METRIC_NAMES["fleetsim_queued_messages"], value=m.queued)

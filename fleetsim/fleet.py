@@ -33,6 +33,9 @@ __all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]
 
 _CLOSE_TIMEOUT_S = 2.0
 _UNREACHABLE_PROBES = 10
+_SETTLED_S = 60.0
+"""A connection that stayed up this long resets the back-off even if the charger never booted
+(a CSMS may keep it Pending)."""
 
 
 @attrs.frozen
@@ -93,7 +96,7 @@ class Fleet:
         self._all_closed = trio.Event()
         self._wait_scopes: dict[int, trio.CancelScope] = {}
         self._send_guards: dict[int, trio.CancelScope] = {}
-        self._sending: dict[int, float] = {}
+        self._links: dict[int, Connection] = {}
         self._chargers_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._started = 0
@@ -307,15 +310,15 @@ class Fleet:
                 self.metrics.connect_attempt(reconnect=attempt > 0)
                 attempt += 1
                 try:
-                    connected = await self._connection(index, url, headers, core)
+                    settled = await self._connection(index, url, headers, core)
                 except Exception as exc:
                     # a bug or an unforeseen fault must not take the fleet down: count it,
                     # report it, and carry on as after a dropped connection
                     self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
                     if core.state is not ChargerState.DISCONNECTED:
                         core.disconnected(trio.current_time())
-                    connected = False
-                failures = 0 if connected else failures + 1
+                    settled = False
+                failures = 0 if settled else failures + 1
                 if self._draining:
                     return
                 await trio.sleep(spec.backoff.delay(failures, rng))
@@ -324,7 +327,9 @@ class Fleet:
 
     async def _connection(self, index: int, url: str, headers: list[tuple[str, str]],
                           core: ChargerCore) -> bool:
-        """One connection's life; returns whether it connected at all."""
+        """One connection's life; returns whether it settled: the charger booted, or the
+        connection stayed up `_SETTLED_S`. Only that resets the back-off: a CSMS that accepts
+        the handshake and then drops must not be retried at the shortest wait forever."""
         started = trio.current_time()
         try:
             async with open_connection(
@@ -332,9 +337,10 @@ class Fleet:
                 headers=headers, connect_timeout=self.config.connect_timeout_s,
                 transport=self.config.transport,
             ) as conn:
-                self.metrics.connect_ok(trio.current_time() - started)
+                opened = trio.current_time()
+                self.metrics.connect_ok(opened - started)
                 self._conversing[index] = core
-                await self._conversation(index, conn, core)
+                booted = await self._conversation(index, conn, core)
         except ConnectError as exc:
             self.metrics.connect_failed(exc.reason)
             self._check_reachable()
@@ -345,15 +351,18 @@ class Fleet:
                 self._note_drained(index)
                 if self._quiet and not self._conversing:
                     self._all_closed.set()
-        return True
+        return booted or trio.current_time() - opened >= _SETTLED_S
 
-    async def _conversation(self, index: int, conn: Connection, core: ChargerCore) -> None:
-        """Run `_converse` and account for how the connection ended."""
-        clean = shutdown = False
+    async def _conversation(self, index: int, conn: Connection, core: ChargerCore) -> bool:
+        """Run `_converse` and account for how the connection ended; returns whether the
+        charger was booted when it did."""
+        clean = shutdown = booted = False
         try:
             with trio.CancelScope() as guard:
                 self._send_guards[index] = guard
+                self._links[index] = conn
                 ending = await self._converse(index, conn, core)
+                booted = core.booted
                 if ending == "drained":
                     clean = shutdown = True
                     core.finish()
@@ -361,13 +370,16 @@ class Fleet:
                     clean = True
                     self.metrics.resets += 1
                     core.disconnected(trio.current_time(), reboot=True)
-                else:  # the behaviour drops the link, as a network outage would
+                else:  # the behaviour drops the link, as a network outage would, or no pong
+                    self.metrics.ping_timeouts += ending == "ping_timeout"
                     await conn.abort()
                     core.disconnected(trio.current_time())
             if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
+                booted = core.booted
+                await conn.abort()  # a close handshake would only wait for the stuck write
                 core.disconnected(trio.current_time())
         except ConnectionClosed as exc:
-            clean = exc.clean
+            clean, booted = exc.clean, core.booted
             core.disconnected(trio.current_time())
         except trio.Cancelled:
             clean = shutdown = True
@@ -378,15 +390,27 @@ class Fleet:
         finally:
             self._wait_scopes.pop(index, None)
             self._send_guards.pop(index, None)
-            self._sending.pop(index, None)
+            self._links.pop(index, None)
             self.metrics.disconnected(clean=clean, shutdown=shutdown)
+        return booted
 
     async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> str:
         """Talk until the connection closes (raises), the fleet has drained ("drained"), the
-        charger reboots after a Reset ("reset") or its behaviour drops the link ("drop")."""
+        charger reboots after a Reset ("reset"), its behaviour drops the link ("drop") or the
+        CSMS stopped answering even pings ("ping_timeout").
+
+        A CSMS that stops reading may still take small frames into its socket buffer for
+        ever, so writes alone never tell. As real chargers do with WebSocket pings: when the
+        CSMS has said nothing for a call timeout since the charger wrote, the charger pings,
+        and a pong that does not come within another call timeout drops the connection.
+        """
         if self._draining:
             return "drained"
-        await self._send(index, conn, core.connected(trio.current_time()))
+        timeout = self.config.charger.call_timeout_s
+        now = trio.current_time()
+        await self._send(conn, core.connected(now))
+        unheard = now  # the first write since the CSMS was last heard from, or the ping
+        pinged = False
         while True:
             if self._draining:
                 if not core.draining:
@@ -399,34 +423,49 @@ class Fleet:
                 return "reset"
             elif core.wants_drop:
                 return "drop"
-            deadline = core.next_deadline()
+            deadline = min(core.next_deadline(), unheard + timeout)
             received: str | None = None
             if deadline > trio.current_time():
                 with trio.move_on_at(deadline) as scope:
                     self._wait_scopes[index] = scope
                     received = await conn.receive_text()
             now = trio.current_time()
-            out = core.receive(received, now) if received is not None else []
+            if received is not None or (pinged and not conn.awaiting_pong):
+                unheard, pinged = math.inf, False
+            answered = None  # a CALL answered at once, timed once: not a later send
+            out = []
+            if received is not None:
+                out = core.receive(received, now)
+                answered = core.answered_action
             if now >= core.next_deadline():
                 out += core.tick(now)
             if out:
-                await self._send(index, conn, out)
-                if core.answered_action is not None:
-                    self.metrics.csms_call_answered_in(core.answered_action,
-                                                       trio.current_time() - now)
+                unheard = min(unheard, now)
+                await self._send(conn, out)
+                if answered is not None:
+                    self.metrics.csms_call_answered_in(answered, trio.current_time() - now)
+            if now >= unheard + timeout:
+                if pinged:
+                    return "ping_timeout"
+                await conn.ping()
+                unheard, pinged = now, True
 
-    async def _send(self, index: int, conn: Connection, frames: list[str]) -> None:
-        """Write frames, noting when: `_cancel_stalled_sends` watches for a CSMS that stopped
-        reading (a cancel scope per send would cost a tenth of the fleet's throughput)."""
-        self._sending[index] = trio.current_time()
+    @staticmethod
+    async def _send(conn: Connection, frames: list[str]) -> None:
+        """Write frames; a write that blocks shows in the connection's `writing_since`, where
+        `_cancel_stalled_sends` finds it (a cancel scope per send would cost a tenth of the
+        fleet's throughput)."""
         for text in frames:
             await conn.send_text(text)
-        del self._sending[index]
 
     def _cancel_stalled_sends(self) -> None:
-        """A send blocked longer than the call timeout freezes the charger's clock: drop it."""
+        """A write blocked longer than the call timeout (a CALL, an answer, a ping, or a pong or
+        close the transport writes by itself) means the CSMS stopped reading; the charger's
+        clock may be frozen behind it: drop the connection."""
         limit = trio.current_time() - self.config.charger.call_timeout_s
-        for index, since in list(self._sending.items()):
-            if since < limit:
+        for index, conn in self._links.items():
+            since = conn.writing_since
+            guard = self._send_guards[index]
+            if since is not None and since < limit and not guard.cancel_called:
                 self.metrics.send_stalls += 1
-                self._send_guards[index].cancel()
+                guard.cancel()

@@ -512,6 +512,13 @@ def _banners(report: Mapping[str, Any]) -> list[str]:
             "</b> (CPU &ge; 90% of a core or event-loop lag &ge; 50 ms). Latencies in those "
             "seconds (shaded in the charts) include the generator's own delay: use fewer "
             "chargers per process or a slower ramp.</div>")
+    listed = report.get("errors")
+    for error in listed if isinstance(listed, list) else ():
+        error = _obj(error)
+        part = f" (from {_e(error['part'])})" if error.get("part") else ""
+        out.append(f'<div class="banner bad">The report section '
+                   f"<b>{_e(error.get('section'))}</b>{part} could not be serialised "
+                   f"({_e(error.get('error'))}): {_e(error.get('repair'))}.</div>")
     internal = _obj(_obj(report.get("chargers")).get("internal_errors"))
     if internal:
         kinds = ", ".join(f"{_e(kind)} &times;{_count(n)}" for kind, n in internal.items())
@@ -734,11 +741,14 @@ def _error_counts(report: Mapping[str, Any]) -> dict[tuple[str, str], float]:
         add("connect", f"failed: {reason}", n)
     add("connection", "abnormal disconnect", chargers.get("disconnects_abnormal"))
     add("connection", "CSMS stopped reading (send stall)", chargers.get("send_stalls"))
+    add("connection", "CSMS stopped answering (no pong)", chargers.get("ping_timeouts"))
     for kind, n in _obj(report.get("bad_frames")).items():
         add("frames from the CSMS", f"bad frame: {kind}", n)
     for action, raw in _obj(report.get("csms_calls")).items():
         for code, n in _obj(_obj(raw).get("callerror_sent")).items():
             add(f"{action} (from the CSMS)", f"CALLERROR sent {code}", n)
+        add(f"{action} (from the CSMS)", "unanswered (its delayed answer was cut off)",
+            _obj(raw).get("unanswered"))
     for kind, n in _obj(chargers.get("internal_errors")).items():
         add("fleetsim", f"internal error: {kind}", n)
     return counts
@@ -765,12 +775,12 @@ def _csms_calls(report: Mapping[str, Any]) -> str:
         answer = _obj(stats.get("answer_ms"))
         errors = sum(n for n in _obj(stats.get("callerror_sent")).values() if _num(n) is not None)
         rows.append([_e(action), _count(stats.get("received")), _count(stats.get("answered")),
-                     _count(errors), f"{_ms(_num(answer.get('p50')))} / "
-                                     f"{_ms(_num(answer.get('p99')))}"])
+                     _count(errors), _count(stats.get("unanswered", 0)),
+                     f"{_ms(_num(answer.get('p50')))} / {_ms(_num(answer.get('p99')))}"])
     return ("<p>How fast the chargers answered the CSMS, from reading its CALL to writing the "
             "answer: a harness that falls behind under load shows it here.</p>"
-            + _table(["action", "received", "answered", "CALLERROR", "answer p50 / p99 (ms)"],
-                     rows))
+            + _table(["action", "received", "answered", "CALLERROR", "unanswered",
+                      "answer p50 / p99 (ms)"], rows))
 
 
 def _describe(run: _Run) -> str:

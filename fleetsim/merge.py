@@ -74,7 +74,7 @@ _SHAPE: Final[dict[str, Any]] = {
     "calls": {"*": {"sent": int, "ok": int, "callerror": _COUNTS, "timeout": int,
                     "in_flight": int, "hdr": {"service": str, "response": str}}},
     "csms_calls": {"*": {"received": int, "answered": int, "callerror_sent": _COUNTS,
-                         "hdr": str}},
+                         "unanswered": _Maybe(int), "hdr": str}},
     "bad_frames": _COUNTS,
     "connect": {"hdr": str},
     "totals": {"sent": int, "ok": int, "errors": int, "callerrors": int, "timeouts": int,
@@ -189,6 +189,10 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
                   "missing_segments": missing},
     }
     merged.update(_merged_behaviour_sections(reports, sources, starts, origin, timeline))
+    errors = [{**error, "part": source} for report, source in named
+              for error in report.get("errors", ()) if isinstance(error, dict)]
+    if errors:  # sections a part could not serialise: still named in the whole
+        merged["errors"] = errors
     embedded = [report["embedded_csms"] for report in reports if "embedded_csms" in report]
     if embedded:
         merged["embedded_csms"] = add_counts(embedded)

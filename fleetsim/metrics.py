@@ -137,14 +137,20 @@ class ActionStats:
 class CsmsCallStats:
     """CALLs the CSMS sent to chargers, how the chargers answered them, and how fast: from
     the CALL read off the socket to the answer written, so a harness that falls behind under
-    load shows it here."""
+    load shows it here.
 
-    __slots__ = ("answer", "answered", "callerror_sent", "received")
+    Every CALL received ends in exactly one of answered, callerror_sent or `unanswered` (its
+    answer, delayed on purpose, was still due when the connection or the run ended); each
+    counts when its frame is handed out to be written, not when it is decided.
+    """
+
+    __slots__ = ("answer", "answered", "callerror_sent", "received", "unanswered")
 
     def __init__(self) -> None:
         self.received = 0
         self.answered = 0
         self.callerror_sent: Counter[str] = Counter()
+        self.unanswered = 0
         self.answer = new_histogram()
 
 
@@ -230,6 +236,7 @@ class Metrics:
         self.disconnects_abnormal = 0
         self.reconnects = 0
         self.send_stalls = 0
+        self.ping_timeouts = 0
         self.resets = 0
         self.booted_now = 0
         self.boots = 0
@@ -332,14 +339,30 @@ class Metrics:
     # -- CALLs sent by the CSMS -------------------------------------------------------------
 
     def csms_call(self, action: str, error_code: str | None) -> None:
+        """A CALL received and answered at once."""
+        self.csms_call_received(action)
+        self.csms_call_answered(action, error_code)
+
+    def _csms_call_stats(self, action: str) -> CsmsCallStats:
         stats = self.csms_calls.get(action)
         if stats is None:
             stats = self.csms_calls[action] = CsmsCallStats()
-        stats.received += 1
+        return stats
+
+    def csms_call_received(self, action: str) -> None:
+        self._csms_call_stats(action).received += 1
+
+    def csms_call_answered(self, action: str, error_code: str | None) -> None:
+        """Its answer (a CALLRESULT, or a CALLERROR with `error_code`) is being written."""
+        stats = self._csms_call_stats(action)
         if error_code is None:
             stats.answered += 1
         else:
             stats.callerror_sent[error_code] += 1
+
+    def csms_call_unanswered(self, action: str) -> None:
+        """Its answer was still due when the connection or the run ended."""
+        self._csms_call_stats(action).unanswered += 1
 
     def csms_call_answered_in(self, action: str, seconds: float) -> None:
         stats = self.csms_calls.get(action)

@@ -6,6 +6,7 @@ freely, never rename or remove one without bumping the schema version.
 
 from __future__ import annotations
 
+import enum
 import math
 import os
 import time
@@ -18,12 +19,13 @@ import orjson
 
 from fleetsim._version import __version__
 from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
-from fleetsim.config import RunConfig, unstructure_config
+from fleetsim.config import RunConfig, redact_url, unstructure_config
 from fleetsim.fleet import FleetOutcome
 from fleetsim.metrics import Metrics, StormStats, Window, new_histogram, percentiles_ms
 
 __all__ = ["SCHEMA", "broken", "build_report", "default_report_path", "format_step",
-           "format_summary", "peak_connects", "window_report", "write_report"]
+           "format_summary", "peak_connects", "serialisable_report", "window_report",
+           "write_report"]
 
 SCHEMA = "fleetsim.report/1"
 
@@ -71,7 +73,7 @@ def build_report(
         "ended_at": _iso(outcome.ended_at),
         "duration_s": round(duration, 3),
         "outcome": {"stopped_by": outcome.stopped_by, "reason": outcome.reason},
-        "target": {"url": url, "embedded": config.url is None,
+        "target": {"url": redact_url(url), "embedded": config.url is None,
                    "ocpp": sorted({spec.ocpp for spec in config.behaviours()[1]}),
                    "transport": config.transport},
         "config": unstructure_config(config),
@@ -86,6 +88,7 @@ def build_report(
             "disconnects_abnormal": metrics.disconnects_abnormal,
             "reconnects": metrics.reconnects,
             "send_stalls": metrics.send_stalls,
+            "ping_timeouts": metrics.ping_timeouts,
             "resets": metrics.resets,
             "internal_errors": dict(metrics.internal_errors),
         },
@@ -93,6 +96,7 @@ def build_report(
         "csms_calls": {
             action: {"received": stats.received, "answered": stats.answered,
                      "callerror_sent": dict(stats.callerror_sent),
+                     "unanswered": stats.unanswered,
                      "answer_ms": percentiles_ms(stats.answer),
                      "hdr": stats.answer.encode().decode()}
             for action, stats in sorted(metrics.csms_calls.items())
@@ -242,12 +246,86 @@ def default_report_path(directory: str = "reports") -> Path:
     return Path(directory) / f"{stamp}.json"
 
 
+def serialisable_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as JSON can hold it, so that one bad value never loses a run's report.
+
+    A report that serialises is returned as it is. Otherwise each top-level section that does
+    not is repaired: what JSON cannot hold (a key that is not a string, an object of no JSON
+    type) is written as text, or, if even that fails, the section is null. `errors` names each
+    such section, the error and the repair; the other sections are untouched.
+    """
+    try:
+        orjson.dumps(report)
+        return report
+    except orjson.JSONEncodeError:
+        pass
+    repaired: dict[str, Any] = {}
+    errors: list[Any] = []
+    for key, value in report.items():
+        section = _text(key)
+        if section == "errors" and isinstance(value, list):
+            errors[:0] = value  # a part's own, from a merge
+            continue
+        try:
+            orjson.dumps(value)
+            repaired[section] = value
+            continue
+        except orjson.JSONEncodeError as exc:
+            error = str(exc)
+        faults: list[str] = []
+        try:
+            value = _repair(value, section, faults)
+            orjson.dumps(value)
+            repair = (f"{len(faults)} key{'s' * (len(faults) > 1)} or value"
+                      f"{'s' * (len(faults) > 1)} written as text, the first {faults[0]}")
+        except Exception as exc:  # the report writer must never be what fails
+            value, repair = None, f"left out ({type(exc).__name__}: {exc})"
+        repaired[section] = value
+        errors.append({"section": section, "error": error, "repair": repair})
+    repaired["errors"] = errors
+    return repaired
+
+
+def _text(value: object) -> str:
+    """A key as JSON can hold it: an enum's value, or the characters of a str subclass."""
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return str.__str__(value) if isinstance(value, str) else str(value)
+
+
+def _repair(value: Any, where: str, faults: list[str]) -> Any:
+    if value is None or type(value) in (bool, float, str):
+        return value
+    if type(value) is int and -(1 << 63) <= value < 1 << 64:
+        return value
+    if isinstance(value, Mapping):
+        repaired = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                faults.append(f"at {where}: key {_text(key)!r} of type {type(key).__name__}")
+            text = _text(key)
+            repaired[text] = _repair(item, f"{where}.{text}", faults)
+        return repaired
+    if isinstance(value, list | tuple):
+        return [_repair(item, f"{where}[{index}]", faults) for index, item in enumerate(value)]
+    if isinstance(value, enum.Enum):
+        return _repair(value.value, where, faults)
+    if isinstance(value, str):
+        return str.__str__(value)
+    faults.append(f"at {where}: a {type(value).__name__}")
+    return str(value)[:1000]
+
+
 def write_report(report: dict[str, Any], path: Path) -> None:
     """Write the report whole or not at all: into a temporary file renamed over `path`, so a
     tool that watches the folder (the Kubernetes merge step waits for parts) never reads half
-    of one. A path that is not a plain file (`/dev/stdout`, a symlink) is written directly."""
+    of one. A path that is not a plain file (`/dev/stdout`, a symlink) is written directly.
+    A section that JSON cannot hold is repaired and named (`serialisable_report`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
+    try:
+        data = orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n"
+    except orjson.JSONEncodeError:
+        data = orjson.dumps(serialisable_report(report), option=orjson.OPT_INDENT_2) + b"\n"
     if path.is_symlink() or (path.exists() and not path.is_file()):
         path.write_bytes(data)
         return
@@ -409,12 +487,12 @@ def format_summary(report: dict[str, Any]) -> str:
     lines += _behaviour_lines(report)
     if report["csms_calls"]:
         lines += ["", f"{'CSMS call':<30}{'received':>9}{'answered':>9}{'callerr':>8}"
-                      f"{'answer p50/p99 ms':>20}"]
+                      f"{'unansw':>8}{'answer p50/p99 ms':>20}"]
         for action, stats in report["csms_calls"].items():
             answer = stats["answer_ms"]
             lines.append(
                 f"{action:<30}{stats['received']:>9}{stats['answered']:>9}"
-                f"{sum(stats['callerror_sent'].values()):>8}"
+                f"{sum(stats['callerror_sent'].values()):>8}{stats.get('unanswered', 0):>8}"
                 f"{_ms(answer['p50']) + ' / ' + _ms(answer['p99']):>20}")
     if report.get("thresholds"):
         lines += ["", "THRESHOLDS"]

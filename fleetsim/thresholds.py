@@ -10,6 +10,9 @@ Grammar (checked before the run starts)::
     op        := "<" | "<=" | ">" | ">="
     value     := NUMBER [ "ms" | "s" | "%" | "/s" ]
 
+ACTION is one a charger sends (OCPP 1.6 or 2.0.1): a rule on any other name could never
+have a sample, so it is refused before the run, with the closest name.
+
 Latency without "service." or "response." means response time: what a charger experiences,
 queueing included. A latency without an action is over all actions together, from the merged
 HDR histograms (never an average of percentiles).
@@ -17,6 +20,7 @@ HDR histograms (never an average of percentiles).
 
 from __future__ import annotations
 
+import difflib
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -27,9 +31,10 @@ import attrs
 
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import merge_encoded, percentiles_ms
+from fleetsim.ocpp import v16, v201
 
-__all__ = ["GRAMMAR", "STATS", "Threshold", "Verdict", "evaluate", "junit_xml", "latency_ms",
-           "parse_threshold", "split_latency"]
+__all__ = ["CHARGER_ACTIONS", "GRAMMAR", "STATS", "Threshold", "Verdict", "evaluate",
+           "junit_xml", "latency_ms", "parse_threshold", "split_latency"]
 
 GRAMMAR: Final = (
     "METRIC OP VALUE, e.g. 'BootNotification.p99<500ms', 'StartTransaction.response.p99.9<2s', "
@@ -41,6 +46,9 @@ _OPS: Final[dict[str, Callable[[float, float], bool]]] = {
 STATS: Final = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p99_9", "max": "max",
                 "mean": "mean"}
 """Statistic names in rules, and their keys in the report's percentile objects."""
+CHARGER_ACTIONS: Final = tuple(sorted(v16.CHARGER_ACTIONS | v201.CHARGER_ACTIONS))
+"""The actions a rule may name: the CALLs chargers send, in either OCPP version."""
+_CSMS_ACTIONS: Final = (v16.CSMS_ACTIONS | v201.CSMS_ACTIONS) - set(CHARGER_ACTIONS)
 _PATTERN: Final = re.compile(
     r"^\s*(?P<metric>[A-Za-z_][\w.]*?)\s*(?P<op><=|>=|<|>)\s*"
     r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|%|/s)?\s*$")
@@ -94,7 +102,20 @@ def parse_threshold(text: str) -> Threshold:
     if latency is None or (latency[1] == "connect" and latency[0] is not None):
         raise _bad(text, f"unknown latency metric {metric!r}")
     action, timing, stat = latency
+    if action is not None and action not in CHARGER_ACTIONS:
+        raise ConfigError(f"threshold {text!r}: {_unknown_action(action)}")
     return Threshold(text, "latency", op, limit, action, timing, stat)
+
+
+def _unknown_action(action: str) -> str:
+    if action in _CSMS_ACTIONS:
+        return (f"no charger sends {action!r}, the CSMS sends it; thresholds judge the CALLs "
+                "chargers send")
+    by_case = {name.lower(): name for name in CHARGER_ACTIONS}
+    close = difflib.get_close_matches(action.lower(), by_case, n=1)
+    if close:
+        return f"no charger sends {action!r}; did you mean {by_case[close[0]]!r}?"
+    return f"no charger sends {action!r}; the actions are {', '.join(CHARGER_ACTIONS)}"
 
 
 def split_latency(metric: str, timings: tuple[str, ...]) -> tuple[str | None, str, str] | None:

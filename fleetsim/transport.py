@@ -23,7 +23,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from functools import cache
-from typing import Final, NoReturn, Protocol, cast
+from typing import Any, Final, NoReturn, Protocol, cast
 
 import attrs
 import trio
@@ -35,7 +35,9 @@ from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
+    Event,
     Ping,
+    Pong,
     RejectConnection,
     Request,
     TextMessage,
@@ -60,9 +62,11 @@ TRANSPORTS: Final = ("wsproto", "trio-websocket")
 
 _RECEIVE_SIZE: Final = 65536
 MAX_MESSAGE_SIZE: Final = 1 << 20
-"""The largest message accepted (as trio-websocket's default); a bigger one closes with 1009."""
+"""The largest message accepted, in bytes (as trio-websocket's default, which counts
+characters); a bigger one closes with 1009 as soon as its bytes so far are over."""
 _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
+_PING_PAYLOAD: Final = b"fleetsim"
 
 _logger = logging.getLogger(__name__)
 # trio-websocket logs every frame at DEBUG; with thousands of connections even the
@@ -107,9 +111,27 @@ class Connection(Protocol):
     async def abort(self) -> None:
         """Drop the TCP connection without a close handshake, as a network outage does."""
 
+    async def ping(self) -> None:
+        """Send a WebSocket ping without waiting for its pong."""
+
+    @property
+    def awaiting_pong(self) -> bool:
+        """A ping went out and its pong has not been read yet (by receive_text, or by
+        trio-websocket's reader)."""
+
+    @property
+    def writing_since(self) -> float | None:
+        """When the write under way (a message, pong, ping or close) began on the trio clock;
+        None when nothing is being written. One that lasts means the peer stopped reading."""
+
 
 _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
+
+
+def _utf8_size(text: str) -> int:
+    """The bytes `text` took on the wire (ASCII, the usual case, costs no encoding)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class _WsprotoConnection:
@@ -132,13 +154,16 @@ class _WsprotoConnection:
         "_send_lock",
         "_stream",
         "_wakeup",
+        "awaiting_pong",
         "subprotocol",
+        "writing_since",
     )
 
     subprotocol: str | None
 
     def __init__(
-        self, stream: _AnyStream, proto: _FrameConnection, subprotocol: str | None, client: bool
+        self, stream: trio.abc.Stream, proto: _FrameConnection, subprotocol: str | None,
+        client: bool,
     ) -> None:
         self._stream = stream
         self._proto = proto
@@ -153,6 +178,8 @@ class _WsprotoConnection:
         self._eof = False
         self._receiving = False
         self._wakeup: trio.Event | None = None
+        self.awaiting_pong = False
+        self.writing_since: float | None = None
 
     def _closed_error(self) -> ConnectionClosed:
         assert self._closed is not None
@@ -168,6 +195,7 @@ class _WsprotoConnection:
         # Cancellation before anything is written leaves the stream usable; only a
         # cancelled half-written frame has to mark it broken (see the except below).
         await trio.lowlevel.checkpoint_if_cancelled()
+        self.writing_since = trio.current_time()
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -176,6 +204,8 @@ class _WsprotoConnection:
         except trio.Cancelled:
             self._lost("send cancelled midway")
             raise
+        finally:
+            self.writing_since = None
 
     async def send_text(self, text: str) -> None:
         lock = self._send_lock
@@ -191,6 +221,13 @@ class _WsprotoConnection:
             await self._send_data(self._proto.send(TextMessage(data=text)))
         finally:
             lock.release()
+
+    async def ping(self) -> None:
+        async with self._send_lock:
+            if self._closed is not None:
+                raise self._closed_error()
+            self.awaiting_pong = True
+            await self._send_data(self._proto.send(Ping(_PING_PAYLOAD)))
 
     async def receive_text(self) -> str:
         if self._receiving:
@@ -230,6 +267,9 @@ class _WsprotoConnection:
                             # Re-checked under the lock: aclose() may have sent a close.
                             if not self._broken and proto.state is ConnectionState.OPEN:
                                 await self._send_data(proto.send(event.response()))
+                    elif isinstance(event, Pong):
+                        if event.payload == _PING_PAYLOAD:
+                            self.awaiting_pong = False
                     elif isinstance(event, CloseConnection):
                         await self._on_close_event(event)
                         raise self._closed_error()
@@ -256,26 +296,36 @@ class _WsprotoConnection:
                 self._wakeup = None
 
     def _add_part(self, part: str | bytes) -> int:
-        """Keep a fragment of a message; returns the message's size so far."""
+        """Keep a fragment of a message; returns the message's size so far, in bytes."""
+        size = _utf8_size(part) if isinstance(part, str) else len(part)
         if self._parts is None:
             self._parts = [part]
-            self._parts_size = len(part)
+            self._parts_size = size
         else:
             self._parts.append(part)
-            self._parts_size += len(part)
+            self._parts_size += size
         return self._parts_size
 
     async def _refuse_oversized(self) -> NoReturn:
-        """A peer may not make us buffer without bound: close with 1009 (message too big)."""
+        """A peer may not make us buffer without bound: close with 1009 (message too big).
+
+        The connection counts as closed before the first checkpoint, and the close frame is
+        written shielded (bounded): a charger timer that fires meanwhile must neither leave
+        the rest of the message to be read as a new one nor wsproto half closed.
+        """
         self._parts = None
-        async with self._send_lock:
-            if not self._broken and self._proto.state is ConnectionState.OPEN:
-                with contextlib.suppress(ConnectionClosed):
-                    await self._send_data(self._proto.send(
-                        CloseConnection(code=1009, reason="message too big")))
-        self._broken = True
-        self._closed = (1009, f"message over {MAX_MESSAGE_SIZE} bytes", False)
-        await trio.aclose_forcefully(self._stream)
+        if self._closed is None:
+            self._closed = (1009, f"message over {MAX_MESSAGE_SIZE} bytes", False)
+        try:
+            with trio.CancelScope(shield=True), trio.move_on_after(_CLOSE_TIMEOUT):
+                async with self._send_lock:
+                    if not self._broken and self._proto.state is ConnectionState.OPEN:
+                        with contextlib.suppress(ConnectionClosed):
+                            await self._send_data(self._proto.send(
+                                CloseConnection(code=1009, reason="message too big")))
+        finally:
+            self._broken = True
+            await trio.aclose_forcefully(self._stream)
         raise self._closed_error()
 
     async def _on_close_event(self, event: CloseConnection) -> None:
@@ -356,6 +406,47 @@ class _WsprotoConnection:
                 proto.receive_data(data)
 
 
+class _WatchedWebSocket(trio_websocket.WebSocketConnection):
+    """trio-websocket's connection with what `Connection` asks of both transports: the message
+    cap in bytes, every write (its reader's pongs and closes too) visible in `writing_since`,
+    and a ping that does not wait for its pong."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.writing_since: float | None = None
+        self.awaiting_pong = False
+        self._writers = 0
+
+    async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
+        if isinstance(event, TextMessage) and not event.data.isascii():
+            # trio-websocket adds len(), characters: make it the bytes
+            self._message_size += _utf8_size(event.data) - len(event.data)
+        await super()._handle_message_event(event)
+
+    async def _handle_pong_event(self, event: Pong) -> None:
+        if event.payload == _PING_PAYLOAD:
+            self.awaiting_pong = False
+        await super()._handle_pong_event(event)
+
+    async def _send(self, event: Event) -> None:
+        # Writers queue on trio-websocket's lock: a write that ends is progress, so the
+        # next one's clock starts then.
+        if not self._writers:
+            self.writing_since = trio.current_time()
+        self._writers += 1
+        try:
+            await super()._send(event)
+        finally:
+            self._writers -= 1
+            self.writing_since = trio.current_time() if self._writers else None
+
+    async def send_ping(self) -> None:
+        if self._close_reason is not None:
+            raise trio_websocket.ConnectionClosed(self._close_reason)
+        self.awaiting_pong = True
+        await self._send(Ping(_PING_PAYLOAD))
+
+
 class _TrioWebsocketConnection:
     """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
 
@@ -364,16 +455,30 @@ class _TrioWebsocketConnection:
     subprotocol: str | None
 
     def __init__(
-        self, ws: trio_websocket.WebSocketConnection, stream: _AnyStream, reader_done: trio.Event
+        self, ws: _WatchedWebSocket, stream: _AnyStream, reader_done: trio.Event
     ) -> None:
         self._ws = ws
         self._stream = stream
         self._reader_done = reader_done
         self.subprotocol = ws.subprotocol
 
+    @property
+    def awaiting_pong(self) -> bool:
+        return self._ws.awaiting_pong
+
+    @property
+    def writing_since(self) -> float | None:
+        return self._ws.writing_since
+
     async def send_text(self, text: str) -> None:
         try:
             await self._ws.send_message(text)
+        except trio_websocket.ConnectionClosed as exc:
+            raise _from_tw_closed(exc) from None
+
+    async def ping(self) -> None:
+        try:
+            await self._ws.send_ping()
         except trio_websocket.ConnectionClosed as exc:
             raise _from_tw_closed(exc) from None
 
@@ -637,7 +742,7 @@ async def _open_wsproto(
 
 
 class _ReaderWatch:
-    """Stands in for the nursery handed to trio_websocket.wrap_client_stream.
+    """Runs trio-websocket's reader task, where wrap_client_stream would use a nursery.
 
     trio-websocket waits for the handshake forever when its reader task ends first
     (the server hung up), which would report a "reset" as a "timeout" much later.
@@ -682,16 +787,20 @@ async def _trio_websocket_handshake(
         watch = _ReaderWatch(nursery)
         try:
             with watch.scope:
-                ws = await trio_websocket.wrap_client_stream(
-                    cast("trio.Nursery", watch),
+                # trio_websocket.wrap_client_stream, with the subclass
+                ws = _WatchedWebSocket(
                     stream,
-                    target.host_header,
-                    target.resource,
-                    subprotocols=list(subprotocols),
-                    extra_headers=_encode_headers(headers),
+                    WSConnection(ConnectionType.CLIENT),
+                    host=target.host_header,
+                    path=target.resource,
+                    client_subprotocols=list(subprotocols),
+                    client_extra_headers=_encode_headers(headers),
                     message_queue_size=_TW_QUEUE_SIZE,
+                    max_message_size=MAX_MESSAGE_SIZE,
                     receive_buffer_size=_RECEIVE_SIZE,
                 )
+                watch.start_soon(ws._reader_task)
+                await ws._open_handshake.wait()
             # The handshake finished; the reader ending later is not our business.
             watch.scope.cancel()
         except BaseException:

@@ -212,13 +212,16 @@ def test_time_scale_plays_the_same_stream_faster() -> None:
     def stream(link: Link) -> list[tuple[str, dict[str, Any]]]:
         return [(message[2], {k: v for k, v in message[3].items() if k not in strip})
                 for _, direction, message in link.wire
-                if direction == "cp->csms" and message[0] == 2]
+                if direction == "cp->csms" and message[0] == 2 and message[2] != "Heartbeat"]
 
     assert len(stream(slow)) > 100
     assert stream(slow) == stream(fast)
-    slow_times = [t for t, d, m in slow.wire if d == "cp->csms"]
-    fast_times = [t for t, d, m in fast.wire if d == "cp->csms"]
+    slow_times = [t for t, d, m in slow.wire if d == "cp->csms" and m[2] != "Heartbeat"]
+    fast_times = [t for t, d, m in fast.wire if d == "cp->csms" and m[2] != "Heartbeat"]
     assert all(abs(s / 60 - f) < 1e-6 for s, f in zip(slow_times, fast_times, strict=True))
+    # the CSMS's heartbeat interval (300 s) is not the profile's to speed up
+    beats = [t for t, _ in _calls(fast, "Heartbeat")]
+    assert len(beats) >= 4 and {round(b - a, 6) for a, b in itertools.pairwise(beats)} == {300}
     slow_stops = [p["meterStop"] for _, p in _calls(slow, "StopTransaction")]
     fast_stops = [p["meterStop"] for _, p in _calls(fast, "StopTransaction")]
     assert slow_stops == pytest.approx(fast_stops, abs=1)

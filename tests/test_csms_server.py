@@ -1,10 +1,14 @@
 """The embedded CSMS over real sockets on 127.0.0.1, in both OCPP versions: subprotocol
-negotiation, a 2.0.1 charger's life, and `--commands` choosing each connection's own catalogue.
-Every frame is checked against the official schemas of the version its connection agreed."""
+negotiation, a 2.0.1 charger's life, `--commands` dealing each connection's own catalogue, and
+a client that stops reading. Every frame is checked against the official schemas of the version
+its connection agreed."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,11 +16,14 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import wsproto
+import wsproto.events
 
-from fleetsim import CsmsServer
+from fleetsim import CsmsConfig, CsmsServer, serve_csms
+from fleetsim.csms import server as server_module
 from fleetsim.csms import v201
+from fleetsim.csms.commands import MIX, MIX_201
 from fleetsim.csms.server import agree_subprotocol
-from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import Call, CallError, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
@@ -195,7 +202,7 @@ async def test_a_2_0_1_charger_boots_runs_transactions_and_its_seqno_is_checked(
 
 
 def _response_201(call: Call) -> dict[str, Any]:
-    """A valid answer to each command of the 2.0.1 mix, without doing any of it."""
+    """A valid answer to each command of the 2.0.1 catalogue, without doing any of it."""
     payload = call.payload
     if call.action == "GetVariables":
         return {"getVariableResult": [
@@ -205,7 +212,16 @@ def _response_201(call: Call) -> dict[str, Any]:
         return {"setVariableResult": [
             {"attributeStatus": "Accepted", "component": d["component"],
              "variable": d["variable"]} for d in payload["setVariableData"]]}
+    if call.action == "SetVariableMonitoring":
+        return {"setMonitoringResult": [
+            {"status": "Rejected", "type": d["type"], "severity": d["severity"],
+             "component": d["component"], "variable": d["variable"]}
+            for d in payload["setMonitoringData"]]}
+    if call.action == "ClearVariableMonitoring":
+        return {"clearMonitoringResult": [{"status": "NotFound", "id": n} for n in payload["id"]]}
     fixed: dict[str, dict[str, Any]] = {
+        "CostUpdated": {},
+        "UnpublishFirmware": {"status": "NoFirmware"},
         "GetTransactionStatus": {"messagesInQueue": False, "ongoingIndicator": True},
         "UnlockConnector": {"status": "Unlocked"},
         "DataTransfer": {"status": "UnknownVendorId"},
@@ -216,9 +232,14 @@ def _response_201(call: Call) -> dict[str, Any]:
     return fixed.get(call.action, {"status": "Accepted"})
 
 
-async def test_commands_follow_each_connections_version(nursery: trio.Nursery) -> None:
-    server = await start_csms(nursery, commands_per_s=300.0)
+async def test_commands_follow_each_connections_version_and_deal_the_whole_catalogue(
+    nursery: trio.Nursery,
+) -> None:
+    """Each of two chargers is the only one of its version, so it gets every card its
+    version's deck deals: its first round is the mix, exactly, each command schema-valid."""
+    server = await start_csms(nursery, commands_per_s=500.0)
     stats = server.stats
+    round_16, round_201 = sum(MIX.values()), sum(MIX_201.values())
 
     async def answer_201(call: Call) -> CallResult:
         validator_201(f"{call.action}Request").validate(call.payload)
@@ -230,7 +251,7 @@ async def test_commands_follow_each_connections_version(nursery: trio.Nursery) -
         validator_16(call.action).validate(call.payload)
         return await _refuse(call)
 
-    with trio.fail_after(15):
+    with trio.fail_after(30):
         async with (
             open_connection(f"{server.url}/CP201", subprotocols=["ocpp2.0.1", "ocpp1.6"]) as c201,
             open_connection(f"{server.url}/CP16", subprotocols=["ocpp1.6", "ocpp2.0.1"]) as c16,
@@ -238,29 +259,105 @@ async def test_commands_follow_each_connections_version(nursery: trio.Nursery) -
             client_201, client_16 = Client(c201, answer_201), Client(c16, answer_16)
             await _call_201(client_201, "TransactionEvent",
                             transaction_event("Started", 0, "tx-running"))
-            with trio.move_on_after(2.5):
-                async with trio.open_nursery() as clients:
-                    clients.start_soon(client_201.serve)
-                    clients.start_soon(client_16.serve)
+            async with trio.open_nursery() as clients:
+                clients.start_soon(client_201.serve)
+                clients.start_soon(client_16.serve)
+                while len(client_201.received) < round_201 or len(client_16.received) < round_16:
+                    await trio.sleep(0.01)
+                clients.cancel_scope.cancel()
         while stats.connections:
             await trio.sleep(0.01)
 
-    got_201 = Counter(call.action for call in client_201.received)
-    got_16 = Counter(call.action for call in client_16.received)
-    assert sum(got_201.values()) >= 150 and sum(got_16.values()) >= 150
-    assert set(got_201) <= v201.CSMS_ACTIONS and len(got_201) >= 15
-    assert set(got_16) <= v16.CSMS_ACTIONS and len(got_16) >= 12
-    assert {"GetVariables", "SetVariables", "RequestStopTransaction"} <= set(got_201)
-    assert {"GetConfiguration", "RemoteStartTransaction"} <= set(got_16)
+    assert Counter(call.action for call in client_201.received[:round_201]) == MIX_201
+    assert Counter(call.action for call in client_16.received[:round_16]) == MIX
     for call in client_201.received:
-        if call.action in ("RequestStopTransaction", "GetTransactionStatus"):
-            assert call.payload == {"transactionId": "tx-running"}
+        if call.action in ("RequestStopTransaction", "GetTransactionStatus", "CostUpdated"):
+            assert call.payload["transactionId"] == "tx-running"
 
-    sent = sum(stats.commands_sent.values())
-    assert 0 <= sent - (sum(got_201.values()) + sum(got_16.values())) <= 2  # cut off by the end
-    assert sum(stats.commands_answered.values()) <= sum(got_201.values())
-    assert sum(stats.commands_callerror.values()) <= sum(got_16.values())
+    received = len(client_201.received) + len(client_16.received)
+    sent = stats.commands_sent.total()
+    assert 0 <= sent - received <= 2  # one in flight per connection, cut off by the end
+    assert stats.commands_answered.total() <= len(client_201.received)
+    assert stats.commands_callerror.total() <= len(client_16.received)
     assert all(key.endswith(" NotSupported") for key in stats.commands_callerror)
-    answered = sum(stats.commands_answered.values()) + sum(stats.commands_callerror.values())
-    assert sent - answered == sum(stats.commands_unanswered.values()) <= 2
+    answered = stats.commands_answered.total() + stats.commands_callerror.total()
+    assert sent - answered == stats.commands_unanswered.total() <= 2
     assert stats.subprotocols == {"ocpp2.0.1": 1, "ocpp1.6": 1}
+
+
+class Staller:
+    """A 2.0.1 client that never reads: it sends CALLs until its socket buffers, and then the
+    CSMS's to it, are full, so that every send the CSMS makes to it blocks."""
+
+    def __init__(self) -> None:
+        self.commands_to_it = 0
+        self.dropped = trio.Event()
+
+    def tap(self, subprotocol: str, direction: str, text: str) -> None:
+        if subprotocol == v201.SUBPROTOCOL and direction == "out" and text.startswith("[2,"):
+            self.commands_to_it += 1
+
+    async def run(self, port: int) -> None:
+        sock = trio.socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        await sock.connect(("127.0.0.1", port))
+        stream = trio.SocketStream(sock)
+        ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        await stream.send_all(ws.send(wsproto.events.Request(
+            host="127.0.0.1", target="/ocpp/STALLER", subprotocols=[v201.SUBPROTOCOL])))
+        while not any(isinstance(event, wsproto.events.AcceptConnection)
+                      for event in ws.events()):
+            ws.receive_data(await stream.receive_some(4096))
+        heartbeats = b"".join(ws.send(wsproto.events.TextMessage(f'[2,"{n}","Heartbeat",{{}}]'))
+                              for n in range(100))
+        try:
+            while True:
+                await stream.send_all(heartbeats)
+        except trio.BrokenResourceError:
+            self.dropped.set()
+
+
+async def test_a_client_that_never_reads_holds_up_no_command_to_the_others(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It holds up its own sends only, until it is dropped: the others' commands go on."""
+    monkeypatch.setattr(server_module, "_COMMAND_TIMEOUT_S", 1.0)  # so it is soon picked again
+    monkeypatch.setattr(server_module, "_SEND_TIMEOUT_S", 3.0)
+    staller = Staller()
+    server: CsmsServer = await nursery.start(functools.partial(
+        serve_csms, CsmsConfig(port=0, commands_per_s=100.0), tap=staller.tap))
+    stats = server.stats
+
+    def received() -> int:
+        return sum(len(client.received) for client in clients)
+
+    with trio.fail_after(30):
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [Client(await stack.enter_async_context(open_connection(
+                f"{server.url}/CP{n}", subprotocols=["ocpp1.6"]))) for n in range(5)]
+            async with trio.open_nursery() as running:
+                for client in clients:
+                    running.start_soon(client.serve)
+                running.start_soon(staller.run, server.port)
+                # Its first command may have found room in the buffers; by the time that one
+                # is given up, they are full, and the next one blocks.
+                before = going_on = None
+                with trio.move_on_after(10):
+                    while staller.commands_to_it < 2:
+                        await trio.sleep(0.01)
+                    before = received()
+                    while received() < before + 50:
+                        await trio.sleep(0.01)
+                    going_on = received()
+                assert going_on is not None, (
+                    f"commands stopped: {staller.commands_to_it} sent to the staller, "
+                    f"{received()} received by the others ({before} when it stalled)")
+                await staller.dropped.wait()
+                running.cancel_scope.cancel()
+        while stats.connections:
+            await trio.sleep(0.01)
+    assert stats.closes == {"stalled": 1, "clean": 5}
+    assert all(key.endswith(" NotSupported") for key in stats.commands_callerror)
+    callerrors = Counter({key.split()[0]: n for key, n in stats.commands_callerror.items()})
+    assert stats.commands_sent == callerrors + stats.commands_unanswered
+    assert stats.commands_unanswered.total() >= staller.commands_to_it

@@ -152,14 +152,7 @@ def state(core: ChargerCore) -> tuple[object, ...]:
             core.state)
 
 
-MALFORMED_CALLS_BREAK_THE_REPORT = True
-"""A malformed 1.6 CALL ([2, "x", "ClearCache", []]) is counted under an ErrorCode key that
-orjson refuses: fixed by the report-hardening branch; remove this flag with its merge."""
-
-
 def serialises(metrics: Metrics, ended: float) -> None:
-    if MALFORMED_CALLS_BREAK_THE_REPORT and "<malformed>" in metrics.csms_calls:
-        return
     report = build_report(RunConfig(url="ws://127.0.0.1:9/ocpp"), "ws://127.0.0.1:9/ocpp",
                           metrics, FleetOutcome("duration", WALL_OFFSET, WALL_OFFSET + ended))
     orjson.loads(orjson.dumps(report))

@@ -42,6 +42,28 @@ def test_malformed_thresholds_show_the_grammar(text: str) -> None:
         parse_threshold(text)
 
 
+@pytest.mark.parametrize(("text", "hint"), [
+    ("Foo.p99<1s", "the actions are Authorize, BootNotification,"),
+    ("Heartbeet.p99<1s", "did you mean 'Heartbeat'?"),
+    ("heartbeat.service.p99<1s", "did you mean 'Heartbeat'?"),
+    ("Reset.p99<1s", "the CSMS sends it"),
+])
+def test_a_threshold_on_an_action_no_charger_sends_is_refused(text: str, hint: str) -> None:
+    """Thresholds judge the CALLs chargers send (OCPP 1.6 or 2.0.1): any other name could
+    never have a sample, and the run would fail only at its end."""
+    with pytest.raises(ConfigError) as caught:
+        parse_threshold(text)
+    message = str(caught.value)
+    assert message.startswith(f"threshold {text!r}: no charger sends {text.split('.')[0]!r}")
+    assert hint in message
+
+
+def test_thresholds_on_every_action_chargers_send_are_accepted() -> None:
+    for action in ("DiagnosticsStatusNotification", "TransactionEvent", "NotifyReport",
+                   "DataTransfer", "SecurityEventNotification"):
+        assert parse_threshold(f"{action}.p99<1s").action == action
+
+
 def _report() -> dict[str, Any]:
     metrics = Metrics()
     for n in range(1, 1001):  # Heartbeat response 1..1000 ms, service a tenth of that
@@ -65,7 +87,7 @@ def _report() -> dict[str, Any]:
     ("p99<1000ms", True), ("p50<100ms", False),  # over both actions, from merged histograms
     ("error_rate<0.1%", False), ("error_rate<=0.001", False), ("error_rate<0.2%", True),
     ("throughput>100/s", True), ("throughput>102/s", False),
-    ("connect.p99<5ms", True), ("NeverSent.p99<1s", False),
+    ("connect.p99<5ms", True), ("StopTransaction.p99<1s", False),  # never sent
 ])
 def test_verdicts_from_a_report(text: str, ok: bool) -> None:
     [verdict] = evaluate([parse_threshold(text)], _report())
@@ -111,9 +133,15 @@ def test_cli_gates_on_thresholds(tmp_path: Path) -> None:
     assert ElementTree.parse(junit).getroot().get("failures") == "1"
 
 
-def test_cli_rejects_a_malformed_threshold_before_running() -> None:
+@pytest.mark.parametrize(("args", "message"), [
+    (["spawn", "--threshold", "p99 < soon"], "expected METRIC OP VALUE"),
+    (["spawn", "--threshold", "Heartbeet.p99<1s"], "did you mean 'Heartbeat'?"),
+    (["ramp", "--slo", "Foo.p99<1s"], "no charger sends 'Foo'"),
+])
+def test_cli_rejects_a_bad_threshold_before_running(args: list[str], message: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "fleetsim", "spawn", "--threshold", "p99 < soon"],
+        [sys.executable, "-m", "fleetsim", *args],
         capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 104
-    assert "expected METRIC OP VALUE" in done.stderr and "Traceback" not in done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1

@@ -12,8 +12,10 @@ from functools import partial
 import attrs
 import pytest
 import trio
+import trio.testing
 import trustme
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as _FrameConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
@@ -33,6 +35,7 @@ from fleetsim.transport import (
     ConnectionClosed,
     HandshakeRequest,
     PendingConnection,
+    _WsprotoConnection,
     open_connection,
     serve_websocket,
 )
@@ -586,3 +589,88 @@ async def test_an_oversized_message_closes_with_1009(nursery: trio.Nursery, tran
             with pytest.raises(ConnectionClosed) as closed:
                 await conn.receive_text()
     assert closed.value.code == 1009
+
+
+@pytest.mark.parametrize(("characters", "refused"), [
+    ((MAX_MESSAGE_SIZE - 4) // 4, False),  # exactly the cap, in bytes
+    (MAX_MESSAGE_SIZE // 2, True),  # half the cap in characters, twice it in bytes
+])
+async def test_the_size_cap_counts_bytes_not_characters(
+    nursery: trio.Nursery, transport: str, characters: int, refused: bool
+) -> None:
+    wide = '["' + "🚗" * characters + '"]'  # four bytes a character in UTF-8
+
+    async def send_wide(pending: PendingConnection) -> None:
+        conn = await pending.accept("ocpp1.6")
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send_text(wide)
+            while True:  # until the client closes
+                await conn.receive_text()
+
+    ports = await nursery.start(partial(serve_websocket, send_wide, "127.0.0.1", 0))
+    with trio.fail_after(8):
+        async with open_connection(f"ws://127.0.0.1:{ports[0]}/CP1", subprotocols=OCPP,
+                                   transport=transport) as conn:
+            if not refused:
+                assert await conn.receive_text() == wide
+                return
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.receive_text()
+    assert closed.value.code == 1009
+
+
+async def test_a_timer_firing_while_refusing_an_oversized_message_changes_nothing() -> None:
+    """The charger's deadline may pass just as its read brings the byte over the cap. The rest
+    of the message must not then be read as a message of its own, nor a later send find the
+    protocol half closed; the CSMS still gets its 1009. Over memory streams: the timing is
+    set by trio's scheduling, not by a network."""
+    charger_side, csms_side = trio.testing.memory_stream_pair()
+    conn = _WsprotoConnection(charger_side, _FrameConnection(ConnectionType.CLIENT), "ocpp1.6",
+                              client=True)
+    csms = _FrameConnection(ConnectionType.SERVER)
+    under = csms.send(TextMessage(data="[" + "1," * (MAX_MESSAGE_SIZE // 2 - 1),
+                                  message_finished=False))  # one byte under the cap
+    over = csms.send(TextMessage(data="1,", message_finished=False)) + csms.send(
+        TextMessage(data="1]", message_finished=True))
+    timer = trio.CancelScope()
+    seen: list[str | ConnectionClosed] = []
+
+    async def charger() -> None:
+        async def step(action: Awaitable[str | None]) -> None:
+            try:
+                seen.append(await action or "sent")
+            except ConnectionClosed as exc:
+                seen.append(exc)
+
+        with timer:
+            await step(conn.receive_text())
+        # as the fleet goes on after its timer fired: read again, then write
+        await step(conn.receive_text())
+        await step(conn.send_text('[2,"1","Heartbeat",{}]'))
+        await conn.abort()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(charger)
+            await csms_side.send_all(under)
+            await trio.testing.wait_all_tasks_blocked()  # all read: the charger waits for more
+            await csms_side.send_all(over)
+            timer.cancel()  # before the charger, woken by the data, runs again
+        events: list[Event] = []
+        while data := await csms_side.receive_some():
+            csms.receive_data(bytes(data))
+            events.extend(csms.events())
+    assert seen and all(isinstance(item, ConnectionClosed) and item.code == 1009
+                        for item in seen), seen
+    assert [(type(e), getattr(e, "code", None)) for e in events] == [(CloseConnection, 1009)]
+
+
+async def test_a_ping_awaits_its_pong_without_waiting(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            assert not conn.awaiting_pong
+            await conn.ping()
+            assert conn.awaiting_pong
+            await conn.send_text("after the ping")
+            assert await conn.receive_text() == "after the ping"  # the pong came first
+            assert not conn.awaiting_pong

@@ -65,6 +65,8 @@ __all__ = ["NEVER", "ChargerCore", "ChargerSpec", "ChargerState", "ConnectorStat
 
 NEVER: Final = float("inf")
 _JOB_ORDER = itertools.count()
+_Answer = tuple[str, str, str | None]
+"""An answer to a CSMS CALL: (frame, action it is counted under, CALLERROR code or None)."""
 DIAGNOSTICS_STEPS: Final = (("Uploading", 1.0), ("Uploaded", 4.0))
 """(status, seconds after the request) of a GetDiagnostics upload."""
 FIRMWARE_STEPS: Final = (("Downloading", 0.0), ("Downloaded", 5.0), ("Installing", 6.0))
@@ -326,9 +328,9 @@ class ChargerCore:
     behaviour (arrivals, drops, DataTransfer, clock-aligned samples, fleet-wide events)."""
 
     __slots__ = (
-        "_abandoned", "_after_boot", "_aligned_due", "_aligned_s", "_arrival_due", "_boot_due",
-        "_boot_reason", "_clock_due", "_connected_at", "_connectors", "_drain_deadline",
-        "_drop_due", "_events",
+        "_abandoned", "_after_boot", "_aligned_due", "_aligned_s", "_answer_at", "_arrival_due",
+        "_boot_due", "_boot_reason", "_clock_due", "_connected_at", "_connectors",
+        "_drain_deadline", "_drop_due", "_events",
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
         "_metrics", "_origin", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
         "_started", "_transactions", "_transfer_due", "_v201", "_wall_offset", "_warm",
@@ -373,6 +375,9 @@ class ChargerCore:
         self.answered_action: str | None = None
         """The CSMS CALL the last `receive` answered (its action), if it was one."""
         self._jobs: list[tuple[float, int, str, Any]] = []
+        self._answer_at: float | None = None
+        """While a CSMS CALL is handled: when its delayed answer will be written (None: at
+        once). A Reset waits for it, so that the CSMS hears the answer before the reboot."""
         self._after_boot: dict[str, Any] | None = None
         """A FirmwareStatusNotification to send once booted again after installing."""
         self._boot_reason = "PowerUp"
@@ -416,12 +421,21 @@ class ChargerCore:
             self._complete(frame, now)
             return self._pump(now)
         if type(frame) is Call:
-            answer = self._answer(frame, now)
             delay = self._spec.answer_delay_s
             if delay.kind == "fixed" and not delay.mean:
-                return [answer, *self._pump(now)]
+                text, action, error_code = self._answer(frame, now)
+                self._metrics.csms_call_answered(action, error_code)
+                return [text, *self._pump(now)]
+            due = self._answer_at = now + delay.sample(self._rng)
+            try:
+                answer = self._answer(frame, now)
+            finally:
+                self._answer_at = None
             self.answered_action = None  # answered later, on purpose: not the harness's lag
-            self._schedule(now + delay.sample(self._rng), "answer", answer)
+            if self._drain_deadline is not None and due > self._drain_deadline:
+                self._metrics.csms_call_unanswered(answer[1])  # due after the run's end
+            else:
+                self._schedule(due, "answer", answer)
             return self._pump(now)
         assert isinstance(frame, BadFrame)
         self._metrics.bad_frames[frame.kind.value] += 1
@@ -435,9 +449,15 @@ class ChargerCore:
     def tick(self, now: float) -> list[str]:
         """Time has reached `next_deadline()`: fire what is due."""
         if self._drain_deadline is not None and now >= self._drain_deadline:
+            due: list[_Answer] = []
+            while self._jobs and now >= self._jobs[0][0]:  # a late tick: still within the grace
+                job = heapq.heappop(self._jobs)
+                if job[2] == "answer":
+                    due.append(job[3])
+            out = self._hand_out(due)
             self.finish()
             self._drain_deadline = NEVER
-            return []
+            return out
         pending = self._pending
         if pending is not None and now >= pending.deadline:
             self._pending = None
@@ -447,12 +467,12 @@ class ChargerCore:
         if now >= self._boot_due:
             self._boot_due = NEVER
             self._enqueue_boot(now)
-        out: list[str] = []
+        answers: list[_Answer] = []
         jobs = self._jobs
         while jobs and now >= jobs[0][0]:
             _, _, kind, arg = heapq.heappop(jobs)
             if kind == "answer":
-                out.append(arg)
+                answers.append(arg)
             else:
                 self._run_job(kind, arg, now)
         if now >= self._clock_due:
@@ -464,10 +484,12 @@ class ChargerCore:
         for connector in self._connectors:
             while now >= connector.due:
                 self._connector_due(connector)
-        if self.wants_drop:
-            return []  # the link goes down now: nothing more is written to it
-        if out:
-            return [*out, *self._pump(now)]
+        if self.wants_drop:  # the link goes down now: nothing more is written to it
+            for _, action, _ in answers:
+                self._metrics.csms_call_unanswered(action)
+            return []
+        if answers:
+            return [*self._hand_out(answers), *self._pump(now)]
         return self._pump(now)
 
     def disconnected(self, now: float, *, reboot: bool = False) -> None:
@@ -475,6 +497,7 @@ class ChargerCore:
         messages stay queued (the pending one is queued again) and sessions go on, as on a real
         charger that lost its network; a `reboot` (Reset) starts from scratch."""
         reboot = reboot or bool(self._resetting)
+        self._lose_answers()
         pending = self._pending
         metrics = self._metrics
         kept: deque[_Outgoing] = deque()
@@ -502,8 +525,6 @@ class ChargerCore:
         self._resetting = ""
         self.wants_reconnect = self.wants_drop = False
         if not reboot:
-            self._jobs = [job for job in self._jobs if job[2] != "answer"]
-            heapq.heapify(self._jobs)
             for connector in self._connectors:
                 if connector.state is ConnectorState.AUTHORIZING:  # its Authorize is gone
                     connector.fire(_ConnectorEvent.NOT_AUTHORIZED)
@@ -530,7 +551,8 @@ class ChargerCore:
         self._drain_deadline = now + grace_s
         self._clear_queue()
         self._heartbeat_due = self._boot_due = NEVER
-        self._jobs.clear()
+        self._lose_answers(self._drain_deadline)
+        self._jobs = [job for job in self._jobs if job[2] == "answer"]
         self._stop_clocks()
         for connector in self._connectors:
             connector.due = NEVER
@@ -545,11 +567,15 @@ class ChargerCore:
 
     @property
     def drained(self) -> bool:
-        """Draining and nothing left in flight: the connection may close."""
-        return self._drain_deadline is not None and self._pending is None
+        """Draining, nothing left in flight and no answer still to write: the connection may
+        close."""
+        return (self._drain_deadline is not None and self._pending is None
+                and not self._answers_due())
 
     def finish(self) -> None:
-        """The run is over: count the CALL still in flight and what never left the queue."""
+        """The run is over: count the CALL still in flight, what never left the queue and the
+        answers still due."""
+        self._lose_answers()
         if self._pending is not None:
             self._metrics.call_in_flight(self._pending.action)
             self._abandoned.append((self._pending.unique_id, self._pending.action))
@@ -735,8 +761,9 @@ class ChargerCore:
         return "Available" if any(c.operative for c in self._connectors) else "Unavailable"
 
     def set_heartbeat_interval(self, seconds: float, now: float) -> None:
-        """In profile time: `--time-scale` shortens it like every other behaviour clock."""
-        self._heartbeat_s = seconds / self._spec.time_scale
+        """From the CSMS, so in real seconds: `--time-scale` speeds up the profile's clocks,
+        not the intervals the CSMS sets (nor the other intervals below)."""
+        self._heartbeat_s = seconds
         self.config.set_internal("HeartbeatInterval", f"{seconds:.0f}")
         if self.device_model is not None and seconds >= 1:
             self.device_model.set_internal(HEARTBEAT_INTERVAL, str(int(seconds)))
@@ -745,11 +772,11 @@ class ChargerCore:
 
     def set_meter_interval(self, seconds: float) -> None:
         """Takes effect from the next sample on."""
-        self._meter_interval_s = seconds / self._spec.time_scale
+        self._meter_interval_s = seconds
 
     def set_aligned_interval(self, seconds: float, now: float) -> None:
         """ClockAlignedDataInterval: 0 stops clock-aligned samples."""
-        self._aligned_s = seconds / self._spec.time_scale
+        self._aligned_s = seconds
         if self._started and self._drain_deadline is None:
             self._schedule_aligned(now)
             self._refresh_clock()
@@ -802,6 +829,9 @@ class ChargerCore:
         """Reset OnIdle: start nothing new, reboot once every session has ended by itself;
         returns whether it has to wait."""
         busy = any(c.state is not ConnectorState.IDLE for c in self._connectors)
+        if self._answer_at is not None:
+            self._schedule(self._answer_at, "reset", "OnIdle")
+            return busy
         self._resetting = "SoftReset"
         for connector in self._connectors:
             if connector.state is ConnectorState.IDLE:
@@ -844,10 +874,12 @@ class ChargerCore:
                     connector, now, "Trigger", connector.state is ConnectorState.CHARGING),
                     now, connector)
         elif message == "TransactionEvent":
-            for connector in targets:
-                if connector.state is ConnectorState.CHARGING:
-                    self._send_later("TransactionEvent", self._transaction_event(
-                        connector, "Updated", "Trigger", now, "Trigger"), now, connector)
+            running = [c for c in targets if c.state is ConnectorState.CHARGING]
+            if not running:
+                return "Rejected"  # no transaction to report on
+            for connector in running:
+                self._send_later("TransactionEvent", self._transaction_event(
+                    connector, "Updated", "Trigger", now, "Trigger"), now, connector)
         elif message in ("FirmwareStatusNotification", "LogStatusNotification"):
             self._send_later(message, {"status": "Idle"}, now)
         else:
@@ -900,7 +932,11 @@ class ChargerCore:
         return "Scheduled" if scheduled else "Accepted"
 
     def reset(self, kind: str, now: float) -> None:
-        """Reset: stop every session (reason SoftReset/HardReset), then reconnect and boot."""
+        """Reset: stop every session (reason SoftReset/HardReset), then reconnect and boot;
+        with a delayed answer, once it was written."""
+        if self._answer_at is not None:
+            self._schedule(self._answer_at, "reset", kind)
+            return
         self._resetting = f"{kind}Reset"
         for connector in self._connectors:
             if connector.state is ConnectorState.CHARGING:
@@ -989,10 +1025,43 @@ class ChargerCore:
     def _schedule(self, due: float, kind: str, arg: Any) -> None:
         heapq.heappush(self._jobs, (due, next(_JOB_ORDER), kind, arg))
 
+    def _answers_due(self) -> bool:
+        return any(job[2] == "answer" for job in self._jobs)
+
+    def _hand_out(self, answers: list[_Answer]) -> list[str]:
+        """The answers' frames, to be written now: only now do they count as answered."""
+        metrics = self._metrics
+        for _, action, error_code in answers:
+            metrics.csms_call_answered(action, error_code)
+        return [text for text, _, _ in answers]
+
+    def _lose_answers(self, after: float = -math.inf) -> None:
+        """Answers due after `after` (by default all) will never be written: count them as
+        unanswered. A Reset put off until its answer is written is called off."""
+        jobs = self._jobs
+        if not jobs:
+            return
+        kept = []
+        for job in jobs:
+            if job[2] == "answer" and job[0] > after:
+                self._metrics.csms_call_unanswered(job[3][1])
+            elif job[2] != "reset":
+                kept.append(job)
+        if len(kept) != len(jobs):
+            heapq.heapify(kept)
+            self._jobs = kept
+
     def _run_job(self, kind: str, arg: Any, now: float) -> None:
-        if kind == "expire":
+        if kind == "reset":  # put off until its answer was written
+            if arg == "OnIdle":
+                self.reset_on_idle(now)
+            else:
+                self.reset(arg, now)
+        elif kind == "expire":
             connector_id, reservation_id = arg
-            self.cancel_reservation(reservation_id, now, connector_id)
+            if self.cancel_reservation(reservation_id, now, connector_id) and self._v201:
+                self._send_later("ReservationStatusUpdate", v201.reservation_status_update(
+                    reservation_id, "Expired"), now)
         elif kind == "FirmwareInstalled":
             self._after_boot = arg
             self.reset("Hard", now)
@@ -1078,7 +1147,8 @@ class ChargerCore:
             return []
         queue = self._queue
         if self._resetting and not queue and all(
-                c.state is ConnectorState.IDLE for c in self._connectors):
+                c.state is ConnectorState.IDLE for c in self._connectors
+        ) and not self._answers_due():
             self.wants_reconnect = True
             return []
         if queue and (self.state is ChargerState.BOOTED
@@ -1132,14 +1202,17 @@ class ChargerCore:
 
     # -- CSMS-initiated CALLs ---------------------------------------------------------------
 
-    def _answer(self, call: Call, now: float) -> str:
+    def _answer(self, call: Call, now: float) -> _Answer:
+        """Act on the CALL and make its answer; it counts as answered once handed out."""
         handler = (HANDLERS_201 if self._v201 else COMMANDS).get(call.action)
         if handler is None:
             code = ErrorCode.NOT_IMPLEMENTED
-            self._metrics.csms_call("<unknown>", code.value)
+            self._metrics.csms_call_received("<unknown>")
             self.answered_action = "<unknown>"
-            return encode_frame(CallError(call.unique_id, code.value,
-                                          f"unknown action {call.action[:40]}"))
+            return (encode_frame(CallError(call.unique_id, code.value,
+                                           f"unknown action {call.action[:40]}")),
+                    "<unknown>", code.value)
+        self._metrics.csms_call_received(call.action)
         self.answered_action = call.action
         try:
             payload = handler(self, call.payload, now)
@@ -1147,16 +1220,14 @@ class ChargerCore:
             error = CallError(call.unique_id, exc.code.value, str(exc))
             if self._v201:
                 error = v201.as_v201_error(error)
-            self._metrics.csms_call(call.action, error.error_code)
-            return encode_frame(error)
+            return encode_frame(error), call.action, error.error_code
         except Exception as exc:  # a bug must not take the charger down: counted, answered
             self._metrics.internal_errors[
                 f"{call.action}: {type(exc).__name__}: {exc}"[:120]] += 1
             internal = ErrorCode.INTERNAL_ERROR.value
-            self._metrics.csms_call(call.action, internal)
-            return encode_frame(CallError(call.unique_id, internal, type(exc).__name__))
-        self._metrics.csms_call(call.action, None)
-        return encode_frame(CallResult(call.unique_id, payload))
+            return (encode_frame(CallError(call.unique_id, internal, type(exc).__name__)),
+                    call.action, internal)
+        return encode_frame(CallResult(call.unique_id, payload)), call.action, None
 
     # -- boot and heartbeat -----------------------------------------------------------------
 

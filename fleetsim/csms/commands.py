@@ -1,39 +1,69 @@
 """What the embedded CSMS asks of chargers when told to send commands (`--commands RATE`).
 
 Sans-IO: given a random source and what the CSMS knows of one charger (its running
-transactions), pick a CSMS-initiated CALL with a valid payload, from the OCPP 1.6 mix or the
-OCPP 2.0.1 one. Each mix exercises its catalogue under load; the commands that make a charger
-reboot or reflash are rare, as in real life.
+transactions), pick a CSMS-initiated CALL with a valid payload, from the OCPP 1.6 catalogue or
+the OCPP 2.0.1 one, all of it. The commands that make a charger reboot or reflash are rare, as in
+real life; those a simulated station has no use for (certificates, display messages, network
+profiles) carry inert payloads: `.invalid` URLs, certificates no one has.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, Final
 
 from fleetsim.ocpp import v16
 
-__all__ = ["MIX", "MIX_201", "pick_command", "pick_command_201"]
+__all__ = ["MIX", "MIX_201", "NEEDS_TRANSACTION_201", "Deck", "pick_command", "pick_command_201"]
 
-MIX: Final[dict[str, float]] = {
-    "GetConfiguration": 3, "ChangeConfiguration": 2, "TriggerMessage": 3,
-    "RemoteStartTransaction": 2, "RemoteStopTransaction": 2, "ChangeAvailability": 1,
-    "UnlockConnector": 0.5, "ClearCache": 1, "DataTransfer": 1, "GetLocalListVersion": 1,
-    "SendLocalList": 1, "ReserveNow": 1, "CancelReservation": 1, "GetDiagnostics": 1,
-    "SetChargingProfile": 1, "ClearChargingProfile": 1, "UpdateFirmware": 0.1, "Reset": 0.1,
+MIX: Final[dict[str, int]] = {
+    "GetConfiguration": 30, "ChangeConfiguration": 20, "TriggerMessage": 30,
+    "RemoteStartTransaction": 20, "RemoteStopTransaction": 20, "ChangeAvailability": 10,
+    "UnlockConnector": 5, "ClearCache": 10, "DataTransfer": 10, "GetLocalListVersion": 10,
+    "SendLocalList": 10, "ReserveNow": 10, "CancelReservation": 10, "GetDiagnostics": 10,
+    "SetChargingProfile": 10, "ClearChargingProfile": 10, "GetCompositeSchedule": 10,
+    "UpdateFirmware": 1, "Reset": 1,
 }
-"""Relative weights of each CSMS-initiated action."""
+"""The 19 CSMS-initiated OCPP 1.6 actions, each with its weight: its cards in a `Deck` round."""
 
 _ACTIONS: Final = list(MIX)
 _WEIGHTS: Final = list(MIX.values())
-_TRIGGERS: Final = ("Heartbeat", "StatusNotification", "MeterValues", "BootNotification")
+_TRIGGERS: Final = ("Heartbeat", "StatusNotification", "MeterValues", "BootNotification",
+                    "DiagnosticsStatusNotification", "FirmwareStatusNotification")
+
+
+class Deck:
+    """Deals a mix's actions like cards: each round holds every action as many times as its
+    weight, shuffled, so that the mix is exact and every round sends the whole catalogue,
+    a few hundred commands long (random draws leave the rare actions out of most short runs).
+    """
+
+    __slots__ = ("_cards", "_mix", "_rng")
+
+    def __init__(self, mix: Mapping[str, int], rng: random.Random) -> None:
+        self._mix = mix
+        self._rng = rng
+        self._cards: list[str] = []
+
+    def deal(self, skip: Collection[str] = ()) -> str:
+        """The next action, passing over those in `skip` (they cannot be sent now); they stay
+        in the round for another charger, and are dropped with it if none takes them."""
+        for _ in range(2):
+            cards = self._cards
+            for index in range(len(cards) - 1, -1, -1):
+                if cards[index] not in skip:
+                    return cards.pop(index)
+            self._cards = [action for action, n in self._mix.items() for _ in range(n)]
+            self._rng.shuffle(self._cards)
+        raise ValueError("every action of the mix is skipped")
 
 
 def pick_command(rng: random.Random, transactions: set[int], wall: float,
-                 connectors: int = 2) -> tuple[str, dict[str, Any]]:
-    """One CSMS-initiated CALL: (action, payload)."""
-    action = rng.choices(_ACTIONS, _WEIGHTS)[0]
+                 connectors: int = 2, *, action: str | None = None) -> tuple[str, dict[str, Any]]:
+    """One CSMS-initiated CALL: (action, payload); `action` is drawn by weight if not given."""
+    if action is None:
+        action = rng.choices(_ACTIONS, _WEIGHTS)[0]
     connector = rng.randint(1, connectors)
     if action == "GetConfiguration":
         return action, rng.choice([{}, {"key": ["HeartbeatInterval", "NumberOfConnectors"]}])
@@ -74,25 +104,35 @@ def pick_command(rng: random.Random, transactions: set[int], wall: float,
     if action == "UpdateFirmware":
         return action, {"location": "https://firmware.invalid/fw.bin",
                         "retrieveDate": v16.iso_timestamp(wall)}
+    if action == "GetCompositeSchedule":
+        return action, {"connectorId": rng.randint(0, connectors), "duration": 3600,
+                        "chargingRateUnit": rng.choice(["A", "W"])}
     if action == "Reset":
         return action, {"type": "Soft"}
     return action, {}  # ClearCache, GetLocalListVersion, ClearChargingProfile
 
 
-MIX_201: Final[dict[str, float]] = {
-    "GetVariables": 3, "SetVariables": 2, "GetBaseReport": 1, "GetReport": 1,
-    "TriggerMessage": 3, "RequestStartTransaction": 2, "RequestStopTransaction": 2,
-    "GetTransactionStatus": 1, "ChangeAvailability": 1, "UnlockConnector": 0.5, "ClearCache": 1,
-    "DataTransfer": 1, "GetLocalListVersion": 1, "SendLocalList": 1, "ReserveNow": 1,
-    "CancelReservation": 1, "GetLog": 1, "SetChargingProfile": 1, "GetChargingProfiles": 1,
-    "ClearChargingProfile": 1, "UpdateFirmware": 0.1, "Reset": 0.1,
+MIX_201: Final[dict[str, int]] = {
+    "GetVariables": 30, "SetVariables": 20, "GetBaseReport": 10, "GetReport": 10,
+    "TriggerMessage": 30, "RequestStartTransaction": 20, "RequestStopTransaction": 20,
+    "GetTransactionStatus": 10, "ChangeAvailability": 10, "UnlockConnector": 5,
+    "ClearCache": 10, "DataTransfer": 10, "GetLocalListVersion": 10, "SendLocalList": 10,
+    "ReserveNow": 10, "CancelReservation": 10, "GetLog": 10, "SetChargingProfile": 10,
+    "GetChargingProfiles": 10, "ClearChargingProfile": 10, "GetCompositeSchedule": 10,
+    "CostUpdated": 5, "SetVariableMonitoring": 3, "ClearVariableMonitoring": 3,
+    "SetMonitoringBase": 3, "SetMonitoringLevel": 3, "GetMonitoringReport": 3,
+    "SetDisplayMessage": 3, "GetDisplayMessages": 3, "ClearDisplayMessage": 3,
+    "CustomerInformation": 3, "GetInstalledCertificateIds": 2, "CertificateSigned": 2,
+    "InstallCertificate": 2, "DeleteCertificate": 2, "PublishFirmware": 1,
+    "UnpublishFirmware": 1, "SetNetworkProfile": 1, "UpdateFirmware": 1, "Reset": 1,
 }
-"""Relative weights of each CSMS-initiated OCPP 2.0.1 action."""
+"""The 40 CSMS-initiated OCPP 2.0.1 actions, each with its weight: its cards in a `Deck` round."""
 
+NEEDS_TRANSACTION_201: Final = frozenset({"RequestStopTransaction", "CostUpdated"})
+"""Actions that name a transaction running on the charger: not sent to a charger without one."""
 _ACTIONS_201: Final = list(MIX_201)
 _WEIGHTS_201: Final = list(MIX_201.values())
-_NEEDS_TRANSACTION: Final = frozenset({"RequestStopTransaction"})
-_ACTIONS_201_IDLE: Final = [a for a in MIX_201 if a not in _NEEDS_TRANSACTION]
+_ACTIONS_201_IDLE: Final = [a for a in MIX_201 if a not in NEEDS_TRANSACTION_201]
 _WEIGHTS_201_IDLE: Final = [MIX_201[a] for a in _ACTIONS_201_IDLE]
 _TRIGGERS_201: Final = ("Heartbeat", "StatusNotification", "MeterValues", "BootNotification",
                         "TransactionEvent", "LogStatusNotification", "FirmwareStatusNotification")
@@ -103,6 +143,11 @@ _SETTINGS: Final = (("OCPPCommCtrlr", "HeartbeatInterval", "60"),
                     ("SampledDataCtrlr", "TxUpdatedInterval", "10"),
                     ("TxCtrlr", "EVConnectionTimeOut", "60"))
 _REQUEST_IDS: Final = 2**31 - 1
+_NOT_A_CERTIFICATE: Final = (
+    "-----BEGIN CERTIFICATE-----\nZmxlZXRzaW0=\n-----END CERTIFICATE-----\n")
+_NO_SUCH_HASH: Final = {"hashAlgorithm": "SHA256", "issuerNameHash": "0" * 64,
+                        "issuerKeyHash": "0" * 64, "serialNumber": "0"}
+_NO_SUCH_CHECKSUM: Final = "0" * 32
 
 
 def _id_token(text: str, kind: str = "Central") -> dict[str, str]:
@@ -110,16 +155,21 @@ def _id_token(text: str, kind: str = "Central") -> dict[str, str]:
 
 
 def pick_command_201(rng: random.Random, transactions: Collection[str], wall: float,
-                     evses: int = 2) -> tuple[str, dict[str, Any]]:
-    """One CSMS-initiated OCPP 2.0.1 CALL: (action, payload).
+                     evses: int = 2, *, action: str | None = None) -> tuple[str, dict[str, Any]]:
+    """One CSMS-initiated OCPP 2.0.1 CALL: (action, payload); `action` is drawn by weight if not
+    given.
 
-    RequestStopTransaction names a transaction the CSMS has seen running on this charger; with
-    none, it is skipped and the draw is made again without it, so the command rate holds.
+    RequestStopTransaction and CostUpdated name a transaction the CSMS has seen running on this
+    charger; with none, they are not drawn (the draw is made without them, so the command rate
+    holds), and must not be given.
     """
-    if transactions:
-        action = rng.choices(_ACTIONS_201, _WEIGHTS_201)[0]
-    else:
-        action = rng.choices(_ACTIONS_201_IDLE, _WEIGHTS_201_IDLE)[0]
+    if action is None:
+        if transactions:
+            action = rng.choices(_ACTIONS_201, _WEIGHTS_201)[0]
+        else:
+            action = rng.choices(_ACTIONS_201_IDLE, _WEIGHTS_201_IDLE)[0]
+    elif action in NEEDS_TRANSACTION_201 and not transactions:
+        raise ValueError(f"{action} needs a running transaction")
     evse = rng.randint(1, evses)
     request_id = rng.randrange(1, _REQUEST_IDS)
     if action == "GetVariables":
@@ -188,4 +238,57 @@ def pick_command_201(rng: random.Random, transactions: Collection[str], wall: fl
             "retrieveDateTime": v16.iso_timestamp(wall)}}
     if action == "Reset":
         return action, {"type": "OnIdle"}
-    return action, {}  # ClearCache, GetLocalListVersion
+    return action, _less_used_201(rng, action, transactions, evse, request_id)
+
+
+def _less_used_201(rng: random.Random, action: str, transactions: Collection[str], evse: int,
+                   request_id: int) -> dict[str, Any]:
+    """Payloads of the rest of the catalogue: most simulated stations refuse these."""
+    if action == "GetCompositeSchedule":
+        return {"duration": 3600, "evseId": rng.choice([0, evse]),
+                "chargingRateUnit": rng.choice(["A", "W"])}
+    if action == "CostUpdated":
+        return {"totalCost": round(rng.uniform(0, 50), 2),
+                "transactionId": rng.choice(sorted(transactions))}
+    if action == "SetVariableMonitoring":
+        return {"setMonitoringData": [{
+            "value": 22_000.0, "type": "UpperThreshold", "severity": 5,
+            "component": {"name": "EVSE", "evse": {"id": evse}}, "variable": {"name": "Power"}}]}
+    if action == "ClearVariableMonitoring":
+        return {"id": [rng.randrange(1, 100)]}
+    if action == "SetMonitoringBase":
+        return {"monitoringBase": rng.choice(["All", "FactoryDefault", "HardWiredOnly"])}
+    if action == "SetMonitoringLevel":
+        return {"severity": rng.randint(0, 9)}
+    if action == "GetMonitoringReport":
+        return {"requestId": request_id, "monitoringCriteria": ["ThresholdMonitoring"]}
+    if action == "SetDisplayMessage":
+        return {"message": {"id": rng.randrange(1, 100), "priority": "NormalCycle",
+                            "message": {"format": "UTF8", "content": "fleetsim"}}}
+    if action == "GetDisplayMessages":
+        return {"requestId": request_id}
+    if action == "ClearDisplayMessage":
+        return {"id": rng.randrange(1, 100)}
+    if action == "CustomerInformation":
+        return {"requestId": request_id, "report": True, "clear": False,
+                "idToken": _id_token(f"CSMS-{rng.randrange(10_000):04d}")}
+    if action == "GetInstalledCertificateIds":
+        return rng.choice([{}, {"certificateType": ["CSMSRootCertificate"]}])
+    if action == "CertificateSigned":
+        return {"certificateChain": _NOT_A_CERTIFICATE,
+                "certificateType": "ChargingStationCertificate"}
+    if action == "InstallCertificate":
+        return {"certificateType": "CSMSRootCertificate", "certificate": _NOT_A_CERTIFICATE}
+    if action == "DeleteCertificate":
+        return {"certificateHashData": dict(_NO_SUCH_HASH)}
+    if action == "PublishFirmware":
+        return {"location": "https://firmware.invalid/fw.bin", "checksum": _NO_SUCH_CHECKSUM,
+                "requestId": request_id}
+    if action == "UnpublishFirmware":
+        return {"checksum": _NO_SUCH_CHECKSUM}
+    if action == "SetNetworkProfile":
+        return {"configurationSlot": 9, "connectionData": {
+            "ocppVersion": "OCPP20", "ocppTransport": "JSON",
+            "ocppCsmsUrl": "wss://csms.invalid/ocpp", "messageTimeout": 30,
+            "securityProfile": 1, "ocppInterface": "Wired0"}}
+    return {}  # ClearCache, GetLocalListVersion

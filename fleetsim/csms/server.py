@@ -25,7 +25,14 @@ import trio
 
 from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms import v201
-from fleetsim.csms.commands import pick_command, pick_command_201
+from fleetsim.csms.commands import (
+    MIX,
+    MIX_201,
+    NEEDS_TRANSACTION_201,
+    Deck,
+    pick_command,
+    pick_command_201,
+)
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
@@ -35,6 +42,9 @@ from fleetsim.transport import Connection, ConnectionClosed, PendingConnection, 
 __all__ = ["SUBPROTOCOLS", "CsmsServer", "agree_subprotocol", "serve_csms"]
 
 _COMMAND_TIMEOUT_S = 30.0
+_SEND_TIMEOUT_S = 10.0
+"""A peer that has taken none of the CSMS's frames for this long has stopped reading: it is
+dropped, so that it holds up no more than itself (and its stalled sends end)."""
 SUBPROTOCOLS = (v16.SUBPROTOCOL, v201.SUBPROTOCOL)
 """What the CSMS speaks."""
 
@@ -54,7 +64,7 @@ class _Session:
     A 2.0.1 charger's running transactions are in `CsmsCore201`, which sees its seqNos anyway.
     """
 
-    __slots__ = ("charger_id", "conn", "pending", "transactions", "v201")
+    __slots__ = ("charger_id", "conn", "pending", "sending", "stalled", "transactions", "v201")
 
     def __init__(self, conn: Connection, charger_id: str, is_v201: bool) -> None:
         self.conn = conn
@@ -62,6 +72,8 @@ class _Session:
         self.v201 = is_v201
         self.transactions: set[int] = set()
         self.pending: tuple[str, str, float] | None = None  # unique id, action, sent at
+        self.sending = 0  # sends under way: an answer, a command waiting for the send lock
+        self.stalled = False
 
 
 @attrs.frozen
@@ -139,7 +151,8 @@ async def serve_csms(
     """Serve OCPP 1.6 and 2.0.1 chargers on `config.host:config.port` until cancelled.
 
     Each connection speaks the subprotocol agreed at its handshake, answered by that version's
-    core; both cores count into the same `CsmsStats`. `tap`, if given, is shown every frame.
+    core; both cores count into the same `CsmsStats`. A peer that stops reading is dropped (see
+    `_SEND_TIMEOUT_S`). `tap`, if given, is shown every frame.
     """
     _log_accept_errors_in_one_line()
     stats = CsmsStats()
@@ -151,6 +164,7 @@ async def serve_csms(
     rng = random.Random(config.seed + config.shard)
     delay = config.delay
     sessions: dict[str, _Session] = {}
+    stuck_since: dict[_Session, float] = {}  # a send under way: since when none got through
     # The capacity model keeps its workers' time on paper: each CALL takes the worker free
     # soonest, from the instant it is free, so throughput under overload is exactly the
     # capacity (sleeping `service_s` per CALL would add each wake-up's delay to the next).
@@ -201,12 +215,12 @@ async def serve_csms(
                     out = encode_frame(answer)
                     if tap is not None:
                         tap(agreed, "out", out)
-                    await conn.send_text(out)
+                    await send_to(session, out)
                 elif isinstance(frame, BadFrame):
                     stats.bad_frames[frame.kind.value] += 1
                     if frame.reply is not None:
                         reply = v201.as_v201_error(frame.reply) if is_v201 else frame.reply
-                        await conn.send_text(encode_frame(reply))
+                        await send_to(session, encode_frame(reply))
                 elif session.pending is not None and frame.unique_id == session.pending[0]:
                     action = session.pending[1]
                     session.pending = None
@@ -217,7 +231,8 @@ async def serve_csms(
                 else:
                     stats.bad_frames["unknown_id"] += 1
         except ConnectionClosed as exc:
-            stats.closes["clean" if exc.clean else "abnormal"] += 1
+            how = "stalled" if session.stalled else "clean" if exc.clean else "abnormal"
+            stats.closes[how] += 1
         finally:
             stats.connections -= 1
             if sessions.get(charger_id) is session:
@@ -225,10 +240,45 @@ async def serve_csms(
             if session.pending is not None:
                 stats.commands_unanswered[session.pending[1]] += 1
 
-    async def send_commands() -> None:
-        """Open schedule: CALLs to random idle chargers at `commands_per_s`."""
+    async def send_to(session: _Session, text: str) -> None:
+        """Send under the watch of `drop_stalled`."""
+        if not session.sending:
+            stuck_since[session] = trio.current_time()
+        session.sending += 1
+        try:
+            await session.conn.send_text(text)
+        finally:
+            session.sending -= 1
+            if session.stalled or not session.sending:
+                stuck_since.pop(session, None)
+            else:  # this one got through: the next one waiting has its own time
+                stuck_since[session] = trio.current_time()
+
+    async def drop_stalled() -> None:
+        """Abort the connections whose sends have made no progress for `_SEND_TIMEOUT_S`: the
+        peer stopped reading. Their stuck sends end with the connection."""
+        while True:
+            await trio.sleep(_SEND_TIMEOUT_S / 4)
+            deadline = trio.current_time() - _SEND_TIMEOUT_S
+            for session in [s for s, since in stuck_since.items() if since <= deadline]:
+                if stuck_since.get(session, math.inf) <= deadline:  # no progress meanwhile
+                    del stuck_since[session]
+                    session.stalled = True
+                    await session.conn.abort()
+
+    async def send_command(session: _Session, text: str) -> None:
+        with contextlib.suppress(ConnectionClosed):  # its handler counts it unanswered
+            await send_to(session, text)
+
+    async def send_commands(nursery: trio.Nursery) -> None:
+        """Open schedule: CALLs to random idle chargers at `commands_per_s`.
+
+        Each is sent in a task of its own, so that a charger that stopped reading holds up
+        no command but its own (and is dropped by `drop_stalled`).
+        """
         ids = itertools.count(1)
         interval = 1 / config.commands_per_s
+        deck, deck_201 = Deck(MIX, rng), Deck(MIX_201, rng)
         due = trio.current_time()
         while True:
             due += interval
@@ -245,18 +295,20 @@ async def serve_csms(
                 continue
             session = idle[0]
             if session.v201:
+                transactions = core201.transactions(session.charger_id)
                 action, payload = pick_command_201(
-                    rng, core201.transactions(session.charger_id), time.time())
+                    rng, transactions, time.time(),
+                    action=deck_201.deal(() if transactions else NEEDS_TRANSACTION_201))
             else:
-                action, payload = pick_command(rng, session.transactions, time.time())
+                action, payload = pick_command(rng, session.transactions, time.time(),
+                                               action=deck.deal())
             unique_id = f"csms-{next(ids)}"
             session.pending = (unique_id, action, now)
             stats.commands_sent[action] += 1
             out = encode_frame(Call(unique_id, action, payload))
             if tap is not None:
                 tap(v201.SUBPROTOCOL if session.v201 else "ocpp1.6", "out", out)
-            with contextlib.suppress(ConnectionClosed):
-                await session.conn.send_text(out)
+            nursery.start_soon(send_command, session, out)
 
     async with trio.open_nursery() as nursery:
         try:
@@ -265,8 +317,9 @@ async def serve_csms(
         except OSError as exc:
             raise FleetsimError(
                 f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+        nursery.start_soon(drop_stalled)
         if config.commands_per_s > 0:
-            nursery.start_soon(send_commands)
+            nursery.start_soon(send_commands, nursery)
         scheme = "wss" if ssl_context is not None else "ws"
         host = f"[{config.host}]" if ":" in config.host else config.host
         task_status.started(CsmsServer(f"{scheme}://{host}:{ports[0]}/ocpp", ports[0], stats))

@@ -140,7 +140,7 @@ def _readable_id(value: Any) -> str | None:
 
 def _bad_call(message: list[Any], detail: str, code: ErrorCode) -> BadFrame:
     unique_id = _readable_id(message[1]) if len(message) > 1 else None
-    reply = None if unique_id is None else CallError(unique_id, code, detail)
+    reply = None if unique_id is None else CallError(unique_id, code.value, detail)
     return BadFrame(BadFrameKind.BAD_CALL, detail, reply)
 
 

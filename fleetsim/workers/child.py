@@ -29,7 +29,7 @@ from fleetsim.exporter import Exporter
 from fleetsim.fleet import Fleet
 from fleetsim.limits import raise_open_file_limit
 from fleetsim.metrics import Metrics
-from fleetsim.report import build_report
+from fleetsim.report import build_report, serialisable_report
 from fleetsim.workers.pipe import LineReader, encode
 
 __all__ = ["encode_start", "main"]
@@ -97,7 +97,8 @@ async def _run(fleet: Fleet, config: RunConfig, url: str, metrics: Metrics,
             nursery.start_soon(watch_parent)
             await start.wait()
             outcome = await fleet.run()
-            _emit({"event": "report", "report": build_report(config, url, metrics, outcome)})
+            report = serialisable_report(build_report(config, url, metrics, outcome))
+            _emit({"event": "report", "report": report})
             nursery.cancel_scope.cancel()
 
 

@@ -301,6 +301,7 @@ class _Supervisor:
                parent_cpu_s: float) -> tuple[dict[str, Any], FleetOutcome]:
         """The workers' reports merged exactly, as the report of this run."""
         config = self.config
+        self._drop_unmergeable()
         finished = [worker for worker in self.workers if worker.report is not None]
         lost = [worker for worker in self.workers if worker.report is None]
         if finished:
@@ -336,6 +337,18 @@ class _Supervisor:
             behaviours={name: entry["chargers"]
                         for name, entry in report.get("behaviours", {}).items()})
         return report, outcome
+
+    def _drop_unmergeable(self) -> None:
+        """A worker whose report cannot be read (a section it could not serialise and had to
+        leave out) counts as lost, with the reason, so that it costs only its own chargers."""
+        for worker in self.workers:
+            if worker.report is None:
+                continue
+            try:
+                merge_reports([worker.report], names=[f"worker {worker.number}"], force=True)
+            except ConfigError as exc:
+                worker.report = None
+                worker.error = ("ConfigError", f"its report cannot be merged: {exc}")
 
     def _entry(self, worker: _Worker, part: dict[str, Any] | None) -> dict[str, Any]:
         entry: dict[str, Any] = {"worker": worker.number, "segment": str(worker.segment),
