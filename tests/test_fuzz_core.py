@@ -53,7 +53,8 @@ DATES = st.sampled_from([
     "9999-12-31T23:59:59Z", "2025-11-24T16:00:00z"]) | st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
     timezones=st.just(UTC)).map(datetime.isoformat)
-INTEGERS = st.integers(-3, 100) | st.sampled_from([0, 1, 2, 3, 3600, 2**31 - 1, -(2**31)])
+INTEGERS = st.integers(-3, 100) | st.sampled_from([0, 1, 2, 3, 3600, 2**31 - 1, -(2**31), 2**31,
+                                                   2**40])
 NUMBERS = st.floats(-1e6, 1e6, allow_nan=False) | st.sampled_from([0, 0.1, 16, 22_000.0, 1e9])
 
 
@@ -303,9 +304,10 @@ def steps(draw: st.DrawFn, version: str) -> Step:
     return kind, draw(st.floats(0, 900))
 
 
-def play(version: str, script: list[Step]) -> None:
+def play(version: str, interval: int, script: list[Step]) -> None:
     bench = Bench(version)
-    accepted = {"status": "Accepted", "currentTime": "2025-11-24T16:00:00Z", "interval": 60}
+    accepted = {"status": "Accepted", "currentTime": "2025-11-24T16:00:00Z",
+                "interval": interval}
     bench.feed(orjson.dumps([3, bench.pending[0] if bench.pending else "?", accepted]).decode())
     for n, (kind, arg) in enumerate(script):
         pending = bench.pending
@@ -346,13 +348,16 @@ def play(version: str, script: list[Step]) -> None:
     serialises(bench.metrics, bench.now)
 
 
-@FUZZ
-@given(st.lists(steps("1.6"), max_size=12))
-def test_every_frame_kind_to_a_1_6_charger(script: list[Step]) -> None:
-    play("1.6", script)
+BOOT_INTERVALS = INTEGERS | st.sampled_from([60, 2**63 - 1])
 
 
 @FUZZ
-@given(st.lists(steps("2.0.1"), max_size=12))
-def test_every_frame_kind_to_a_2_0_1_charger(script: list[Step]) -> None:
-    play("2.0.1", script)
+@given(BOOT_INTERVALS, st.lists(steps("1.6"), max_size=12))
+def test_every_frame_kind_to_a_1_6_charger(interval: int, script: list[Step]) -> None:
+    play("1.6", interval, script)
+
+
+@FUZZ
+@given(BOOT_INTERVALS, st.lists(steps("2.0.1"), max_size=12))
+def test_every_frame_kind_to_a_2_0_1_charger(interval: int, script: list[Step]) -> None:
+    play("2.0.1", interval, script)

@@ -326,6 +326,19 @@ def test_2_0_1_profiles_at_the_edges_are_accepted_and_every_sample_stays_sane() 
         assert answer[2]["status"] == "Accepted"
 
 
+@pytest.mark.parametrize("spec", [SPEC_16, SPEC_201], ids=["1.6", "2.0.1"])
+@pytest.mark.parametrize("interval", [2**31, 2**40, 2**63 - 1])
+def test_a_boot_interval_beyond_32_bits_is_ignored(spec: ChargerSpec, interval: int) -> None:
+    """The CSMS's answer to BootNotification is CSMS input too: an interval no charger can
+    hold leaves the default heartbeat in place."""
+    link = Link(spec, heartbeat_interval_s=interval)
+    link.connect()
+    link.run_until(2 * spec.heartbeat_default_s + 1)
+    assert link.charger.booted
+    assert link.sent_actions().count("Heartbeat") == 2
+    assert not link.metrics.internal_errors
+
+
 def test_get_configuration_with_an_empty_key_list_returns_every_key() -> None:
     link = booted(SPEC_16)
     everything = call(link, "GetConfiguration", {})[2]

@@ -45,6 +45,7 @@ from fleetsim.charger.device_model import (
 )
 from fleetsim.charger.handlers201 import HANDLERS as HANDLERS_201
 from fleetsim.charger.local_list import LocalList
+from fleetsim.charger.shapes import INT32_MAX
 from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
 from fleetsim.errors import LocalProtocolError
 from fleetsim.metrics import Metrics
@@ -1245,7 +1246,7 @@ class ChargerCore:
     def _on_boot(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         status = payload.get("status")
         interval = payload.get("interval")
-        interval_s = float(interval) if type(interval) is int and interval > 0 else 0.0
+        interval_s = float(interval) if type(interval) is int and 0 < interval <= INT32_MAX else 0.0
         if status != "Accepted":
             if status != "Pending" and status != "Rejected":
                 self._metrics.bad_frames[BadFrameKind.BAD_RESULT_PAYLOAD.value] += 1
