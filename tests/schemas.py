@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -29,9 +31,24 @@ def schema_201(name: str) -> dict[str, Any]:
     return loaded
 
 
+def _multiple_of(validator: Any, divisor: float, instance: Any,
+                 schema: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
+    """`multipleOf` on the number as JSON writes it: 1.6's limits are multiples of 0.1, and
+    31.9 is one, though 31.9 / 0.1 is 318.99999999999994 in floats."""
+    if validator.is_type(instance, "number") and (
+            Fraction(repr(instance)) / Fraction(repr(divisor))).denominator != 1:
+        yield jsonschema.ValidationError(f"{instance!r} is not a multiple of {divisor}")
+
+
+_Draft4 = jsonschema.validators.extend(jsonschema.Draft4Validator,
+                                       {"multipleOf": _multiple_of})
+
+
 @cache
 def validator_16(name: str) -> jsonschema.Draft4Validator:
-    return jsonschema.Draft4Validator(schema_16(name), format_checker=jsonschema.FormatChecker())
+    validator: jsonschema.Draft4Validator = _Draft4(
+        schema_16(name), format_checker=jsonschema.FormatChecker())
+    return validator
 
 
 @cache

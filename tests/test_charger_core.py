@@ -144,11 +144,11 @@ def test_csms_calls_are_answered() -> None:
     link.send_to_charger('[3,"no-such-id",{}]')
     link.run_until(2)
     replies = {str(msg[1]): msg for _, d, msg in link.wire if d == "cp->csms" and msg[0] == 4}
-    assert replies["c1"][2] == "PropertyConstraintViolation"
+    assert replies["c1"][2] == "TypeConstraintViolation"
     assert replies["c2"][2] == "NotImplemented"
     assert replies["c3"][2] == "FormationViolation"
     assert link.metrics.csms_calls["GetConfiguration"].callerror_sent == {
-        "PropertyConstraintViolation": 1}
+        "TypeConstraintViolation": 1}
     assert link.metrics.bad_frames == {"not_json": 1, "unknown_id": 1, "bad_call": 1}
 
 

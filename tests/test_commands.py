@@ -40,6 +40,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "ChangeConfiguration": {"key": "HeartbeatInterval", "value": "30"},
     "ClearCache": {},
     "DataTransfer": {"vendorId": "com.example", "messageId": "ping", "data": "x"},
+    "GetCompositeSchedule": {"connectorId": 1, "duration": 3600, "chargingRateUnit": "A"},
     "GetConfiguration": {"key": ["HeartbeatInterval", "NoSuchKey"]},
     "GetLocalListVersion": {},
     "RemoteStartTransaction": {"idTag": "REMOTE-1"},

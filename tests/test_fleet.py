@@ -204,7 +204,7 @@ async def test_a_misbehaving_csms_is_answered_counted_and_survived(
     assert report["chargers"]["boots"] >= 6
     codes = {str(reply[1]): reply[2] for reply in state.replies if reply[0] == 4}
     assert codes == {"call-1": "NotImplemented", "call-2": "FormationViolation",
-                     "call-3": "PropertyConstraintViolation"}
+                     "call-3": "TypeConstraintViolation"}
     # every boot was followed by the junk; a charger stopped by the run's end may not read it
     boots = report["chargers"]["boots"]
     low = boots - config.chargers
@@ -219,7 +219,7 @@ async def test_a_misbehaving_csms_is_answered_counted_and_survived(
     csms_calls = report["csms_calls"]
     assert within(csms_calls["<unknown>"]["callerror_sent"]["NotImplemented"])
     assert within(csms_calls["<malformed>"]["callerror_sent"]["FormationViolation"])
-    assert within(csms_calls["GetConfiguration"]["callerror_sent"]["PropertyConstraintViolation"])
+    assert within(csms_calls["GetConfiguration"]["callerror_sent"]["TypeConstraintViolation"])
     _assert_balanced(report)
 
 

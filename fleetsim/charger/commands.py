@@ -1,91 +1,70 @@
 """Answers to CSMS-initiated OCPP 1.6 CALLs: check the payload, act on the charger, reply.
 
 Each handler takes the charger, the CALL's payload and the time, and returns the response
-payload; a payload that breaks the message's schema raises `Violation`, which becomes the
-CALLERROR OCPP-J prescribes. What the command *does* lives in `ChargerCore`; here is only what
-the wire demands.
+payload. The payload is first held against its shape (`shapes.py`); one that breaks it raises
+`Violation`, which becomes the CALLERROR OCPP-J prescribes, before anything changes. What the
+command *does* lives in `ChargerCore`; here is only what the wire demands.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from fleetsim.charger.smart_charging import parse_profile
+from fleetsim.charger.shapes import REQUESTS_16, Object, Violation, parse_date_time
+from fleetsim.charger.smart_charging import DEFAULT_PHASES, VOLTS, changes, parse_profile
+from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import ErrorCode
 
 if TYPE_CHECKING:
     from fleetsim.charger.core import ChargerCore
 
-__all__ = ["COMMANDS", "Violation"]
-
-TRIGGERABLE: Final = frozenset({
-    "BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
-    "Heartbeat", "MeterValues", "StatusNotification",
-})
-
-
-class Violation(Exception):
-    """The CSMS's payload breaks the message's rules; `code` is the CALLERROR to answer."""
-
-    def __init__(self, code: ErrorCode, text: str) -> None:
-        super().__init__(text)
-        self.code = code
-
-
-_TYPES: Final[dict[type, str]] = {int: "an integer", str: "a string", list: "an array",
-                                  dict: "an object"}
-
-
-def field(payload: dict[str, Any], key: str, kind: type[Any], *, required: bool = True,
-          choices: frozenset[str] | tuple[str, ...] = (), max_length: int = 0,
-          where: str = "") -> Any:
-    """A payload field of an exact JSON type, or the CALLERROR a charger owes the CSMS;
-    `where` prefixes the key's path in nested payloads ("setVariableData[2].")."""
-    if key not in payload:
-        if required:
-            raise Violation(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, f"{where}{key} is required")
-        return None
-    value: Any = payload[key]
-    if type(value) is not kind:
-        raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-                        f"{where}{key} must be {_TYPES[kind]}")
-    if choices and value not in choices:
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{where}{key} must be one of {', '.join(sorted(choices))}")
-    if max_length and len(value) > max_length:
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{where}{key} is longer than {max_length}")
-    return value
-
-
-def _connector_id(payload: dict[str, Any], *, required: bool) -> int | None:
-    value: int | None = field(payload, "connectorId", int, required=required)
-    if value is not None and value < 0:
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "connectorId must be >= 0")
-    return value
-
+__all__ = ["COMMANDS", "Violation", "checked", "composite_schedule", "date_field"]
 
 def date_field(payload: dict[str, Any], key: str) -> float:
-    """A required ISO 8601 date-time field, as Unix seconds."""
-    text = field(payload, key, str)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+    """A date-time field its shape has checked, as Unix seconds."""
+    moment = parse_date_time(payload[key])
+    if moment is None:
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        f"{key} must be an ISO 8601 date-time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+                        f"{key} must be an RFC 3339 date-time")
     return moment.timestamp()
 
 
+MAX_COMPOSITE_PERIODS: Final = 24
+"""As many periods as a charging schedule may hold (ChargingScheduleMaxPeriods)."""
+
+
+def composite_schedule(core: ChargerCore, connector_id: int, duration: int, unit: str,
+                       now: float) -> tuple[list[dict[str, Any]], int]:
+    """GetCompositeSchedule, both versions: the limits the charger's profiles set on a
+    connector (0: the whole charger) from now on, as (chargingSchedulePeriods, duration).
+    The limits change only where a profile starts, steps or ends, so it is evaluated there;
+    a schedule with more periods than a charger keeps is cut short."""
+    wall = core.wall(now)
+    starts = {}
+    for number in range(1, len(core.connectors) + 1):
+        started = core.transaction_started_wall(number)
+        if started is not None:
+            starts[number] = started
+    offsets = sorted({math.ceil(t - wall)
+                      for t in changes(core.charging_profiles(), wall, wall + duration, starts)})
+    periods: list[dict[str, Any]] = []
+    for offset in [0, *offsets]:
+        if offset >= duration > 0:
+            break
+        watts = core.power_limit_w(connector_id, now + offset)
+        limit = round(watts if unit == "W" else watts / (VOLTS * DEFAULT_PHASES), 1)
+        if periods and periods[-1]["limit"] == limit:
+            continue
+        if len(periods) == MAX_COMPOSITE_PERIODS:
+            return periods, offset
+        periods.append({"startPeriod": offset, "limit": limit})
+    return periods, duration
+
+
 def get_configuration(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    keys = field(payload, "key", list, required=False)
-    if keys is not None and not all(type(key) is str and len(key) <= 50 for key in keys):
-        raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
-                        "key must be an array of strings of at most 50 characters")
-    known, unknown = core.config.get(keys)
+    known, unknown = core.config.get(payload.get("key") or None)  # [] asks for every key
     result: dict[str, Any] = {"configurationKey": known}
     if unknown:
         result["unknownKey"] = unknown
@@ -94,8 +73,7 @@ def get_configuration(core: ChargerCore, payload: dict[str, Any], now: float) ->
 
 def change_configuration(core: ChargerCore, payload: dict[str, Any],
                          now: float) -> dict[str, Any]:
-    key = field(payload, "key", str, max_length=50)
-    value = field(payload, "value", str, max_length=500)
+    key, value = payload["key"], payload["value"]
     status = core.config.change(key, value)
     if status == "Accepted" and key == "HeartbeatInterval":
         core.set_heartbeat_interval(int(value), now)
@@ -111,8 +89,20 @@ def clear_cache(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[
 
 
 def data_transfer(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    field(payload, "vendorId", str, max_length=255)
     return {"status": "UnknownVendorId"}
+
+
+def get_composite_schedule(core: ChargerCore, payload: dict[str, Any],
+                           now: float) -> dict[str, Any]:
+    connector_id: int = payload["connectorId"]
+    unit: str = payload.get("chargingRateUnit", "W")
+    if connector_id != 0 and not core.has_connector(connector_id):
+        return {"status": "Rejected"}
+    periods, duration = composite_schedule(core, connector_id, payload["duration"], unit, now)
+    start = v16.iso_timestamp(core.wall(now))
+    return {"status": "Accepted", "connectorId": connector_id, "scheduleStart": start,
+            "chargingSchedule": {"duration": duration, "startSchedule": start,
+                                 "chargingRateUnit": unit, "chargingSchedulePeriod": periods}}
 
 
 def get_local_list_version(core: ChargerCore, payload: dict[str, Any],
@@ -123,53 +113,41 @@ def get_local_list_version(core: ChargerCore, payload: dict[str, Any],
 
 
 def send_local_list(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    version = field(payload, "listVersion", int)
-    update = field(payload, "updateType", str, choices=("Differential", "Full"))
-    entries = field(payload, "localAuthorizationList", list, required=False) or []
-    for entry in entries:
-        if type(entry) is not dict or type(entry.get("idTag")) is not str or (
-                "idTagInfo" in entry and type(entry["idTagInfo"]) is not dict):
-            raise Violation(ErrorCode.TYPE_CONSTRAINT_VIOLATION,
-                            "localAuthorizationList entries need an idTag string")
+    entries = payload.get("localAuthorizationList", [])
     if not core.config.flag("LocalAuthListEnabled"):
         return {"status": "NotSupported"}
     if len(entries) > core.config.integer("SendLocalListMaxLength"):
         return {"status": "Failed"}
-    return {"status": core.local_list.update(version, update == "Full", entries)}
+    return {"status": core.local_list.update(payload["listVersion"],
+                                             payload["updateType"] == "Full", entries)}
 
 
 def remote_start_transaction(core: ChargerCore, payload: dict[str, Any],
                              now: float) -> dict[str, Any]:
-    id_tag = field(payload, "idTag", str, max_length=20)
-    connector_id = _connector_id(payload, required=False)
+    connector_id: int | None = payload.get("connectorId")
     if connector_id is not None and not core.has_connector(connector_id):
         return {"status": "Rejected"}
-    started = core.start_remote(connector_id, id_tag, now)
+    started = core.start_remote(connector_id, payload["idTag"], now)
     return {"status": "Accepted" if started else "Rejected"}
 
 
 def remote_stop_transaction(core: ChargerCore, payload: dict[str, Any],
                             now: float) -> dict[str, Any]:
-    transaction_id = field(payload, "transactionId", int)
-    stopped = core.stop_transaction(transaction_id, "Remote", now)
+    stopped = core.stop_transaction(payload["transactionId"], "Remote", now)
     return {"status": "Accepted" if stopped else "Rejected"}
 
 
 def reset(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    kind = field(payload, "type", str, choices=("Hard", "Soft"))
-    core.reset(kind, now)
+    core.reset(payload["type"], now)
     return {"status": "Accepted"}
 
 
 def trigger_message(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    message = field(payload, "requestedMessage", str, choices=TRIGGERABLE)
-    connector_id = _connector_id(payload, required=False)
-    return {"status": core.trigger(message, connector_id, now)}
+    return {"status": core.trigger(payload["requestedMessage"], payload.get("connectorId"), now)}
 
 
 def unlock_connector(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    connector_id = _connector_id(payload, required=True)
-    assert connector_id is not None
+    connector_id: int = payload["connectorId"]
     if not core.has_connector(connector_id):
         return {"status": "NotSupported"}
     core.unlock(connector_id, now)
@@ -178,59 +156,40 @@ def unlock_connector(core: ChargerCore, payload: dict[str, Any], now: float) -> 
 
 def change_availability(core: ChargerCore, payload: dict[str, Any],
                         now: float) -> dict[str, Any]:
-    connector_id = _connector_id(payload, required=True)
-    kind = field(payload, "type", str, choices=("Inoperative", "Operative"))
-    assert connector_id is not None
+    connector_id: int = payload["connectorId"]
     if connector_id != 0 and not core.has_connector(connector_id):
         return {"status": "Rejected"}
-    return {"status": core.set_availability(connector_id, kind == "Operative", now)}
+    return {"status": core.set_availability(connector_id, payload["type"] == "Operative", now)}
 
 
 def reserve_now(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    connector_id = _connector_id(payload, required=True)
-    expiry = date_field(payload, "expiryDate")
-    id_tag = field(payload, "idTag", str, max_length=20)
-    field(payload, "parentIdTag", str, required=False, max_length=20)
-    reservation_id = field(payload, "reservationId", int)
-    assert connector_id is not None
+    connector_id: int = payload["connectorId"]
     if not core.has_connector(connector_id):  # connector 0: ReserveConnectorZeroSupported=false
         return {"status": "Rejected"}
-    return {"status": core.reserve(connector_id, reservation_id, id_tag, expiry, now)}
+    return {"status": core.reserve(connector_id, payload["reservationId"], payload["idTag"],
+                                   date_field(payload, "expiryDate"), now)}
 
 
 def cancel_reservation(core: ChargerCore, payload: dict[str, Any],
                        now: float) -> dict[str, Any]:
-    reservation_id = field(payload, "reservationId", int)
-    cancelled = core.cancel_reservation(reservation_id, now)
+    cancelled = core.cancel_reservation(payload["reservationId"], now)
     return {"status": "Accepted" if cancelled else "Rejected"}
 
 
 def get_diagnostics(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    field(payload, "location", str)
-    for key in ("retries", "retryInterval"):
-        field(payload, key, int, required=False)
-    for key in ("startTime", "stopTime"):
-        if key in payload:
-            date_field(payload, key)
     return {"fileName": core.upload_diagnostics(now)}
 
 
 def update_firmware(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
-    field(payload, "location", str)
-    retrieve = date_field(payload, "retrieveDate")
-    for key in ("retries", "retryInterval"):
-        field(payload, key, int, required=False)
-    core.update_firmware(retrieve, now)
+    core.update_firmware(date_field(payload, "retrieveDate"), now)
     return {}
 
 
 def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
                          now: float) -> dict[str, Any]:
-    connector_id = _connector_id(payload, required=True)
-    data = field(payload, "csChargingProfiles", dict)
-    assert connector_id is not None
+    connector_id: int = payload["connectorId"]
     try:
-        profile = parse_profile(connector_id, data, core.wall(now))
+        profile = parse_profile(connector_id, payload["csChargingProfiles"], core.wall(now))
     except ValueError as exc:
         raise Violation(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, str(exc)) from None
     return {"status": core.set_charging_profile(connector_id, profile)}
@@ -238,23 +197,33 @@ def set_charging_profile(core: ChargerCore, payload: dict[str, Any],
 
 def clear_charging_profile(core: ChargerCore, payload: dict[str, Any],
                            now: float) -> dict[str, Any]:
-    profile_id = field(payload, "id", int, required=False)
-    connector_id = _connector_id(payload, required=False)
-    purpose = field(payload, "chargingProfilePurpose", str, required=False,
-                     choices=("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"))
-    stack_level = field(payload, "stackLevel", int, required=False)
-    return {"status": core.clear_charging_profile(profile_id, connector_id, purpose,
-                                                  stack_level)}
+    return {"status": core.clear_charging_profile(
+        payload.get("id"), payload.get("connectorId"), payload.get("chargingProfilePurpose"),
+        payload.get("stackLevel"))}
 
 
 Command = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
-COMMANDS: Final[dict[str, Command]] = {
+
+
+def checked(shapes: dict[str, Object], commands: dict[str, Command]) -> dict[str, Command]:
+    """Each command behind its request's shape: a payload that breaks it is refused before
+    the command reads or changes anything."""
+    def guard(shape: Object, command: Command) -> Command:
+        def handle(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
+            shape.check(payload, "")
+            return command(core, payload, now)
+        return handle
+    return {action: guard(shapes[action], command) for action, command in commands.items()}
+
+
+COMMANDS: Final[dict[str, Command]] = checked(REQUESTS_16, {
     "CancelReservation": cancel_reservation,
     "ChangeAvailability": change_availability,
     "ChangeConfiguration": change_configuration,
     "ClearCache": clear_cache,
     "ClearChargingProfile": clear_charging_profile,
     "DataTransfer": data_transfer,
+    "GetCompositeSchedule": get_composite_schedule,
     "GetConfiguration": get_configuration,
     "GetDiagnostics": get_diagnostics,
     "GetLocalListVersion": get_local_list_version,
@@ -267,4 +236,5 @@ COMMANDS: Final[dict[str, Command]] = {
     "TriggerMessage": trigger_message,
     "UnlockConnector": unlock_connector,
     "UpdateFirmware": update_firmware,
-}
+})
+"""Every CSMS-initiated 1.6 action by name, its payload checked against its shape first."""

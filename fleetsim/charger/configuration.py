@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Iterable
 from typing import Final
 
@@ -109,14 +110,16 @@ def _defaults(connectors: int, heartbeat_s: float, meter_interval_s: float,
     }
 
 
+_INTEGER: Final = re.compile(r"[+-]?[0-9]{1,10}")
+_MAX_INTEGER: Final = 2**31 - 1
+"""OCPP integers are 32-bit: a 400-digit interval is refused, not scheduled."""
+
+
 def _valid(spec: KeySpec, value: str) -> bool:
     if spec.kind is bool:
         return value.lower() in ("true", "false")
     if spec.kind is int:
-        try:
-            return int(value) >= spec.minimum
-        except ValueError:
-            return False
+        return bool(_INTEGER.fullmatch(value)) and spec.minimum <= int(value) <= _MAX_INTEGER
     return len(value) <= _MAX_VALUE_LENGTH
 
 
@@ -151,7 +154,11 @@ class Configuration:
             return ChangeStatus.NOT_SUPPORTED
         if spec.readonly or not _valid(spec, value):
             return ChangeStatus.REJECTED
-        self.set_internal(key, value.lower() if spec.kind is bool else value)
+        if spec.kind is bool:
+            value = value.lower()
+        elif spec.kind is int:
+            value = str(int(value))  # "+0030" is stored, and reported back, as "30"
+        self.set_internal(key, value)
         return ChangeStatus.ACCEPTED
 
     def set_internal(self, key: str, value: str) -> None:

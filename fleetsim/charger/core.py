@@ -45,6 +45,7 @@ from fleetsim.charger.device_model import (
 )
 from fleetsim.charger.handlers201 import HANDLERS as HANDLERS_201
 from fleetsim.charger.local_list import LocalList
+from fleetsim.charger.shapes import INT32_MAX
 from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
 from fleetsim.errors import LocalProtocolError
 from fleetsim.metrics import Metrics
@@ -752,6 +753,10 @@ class ChargerCore:
     def has_connector(self, connector_id: int) -> bool:
         return 1 <= connector_id <= len(self._connectors)
 
+    def transaction_started_wall(self, connector_id: int) -> float | None:
+        """When the connector's transaction began (Unix time): Relative profiles count from it."""
+        return self._connectors[connector_id - 1].started_wall
+
     def _charger_status(self) -> str:
         """Connector 0: the charge point as a whole."""
         return "Available" if any(c.operative for c in self._connectors) else "Unavailable"
@@ -760,7 +765,7 @@ class ChargerCore:
         """From the CSMS, so in real seconds: `--time-scale` speeds up the profile's clocks,
         not the intervals the CSMS sets (nor the other intervals below)."""
         self._heartbeat_s = seconds
-        self.config.set_internal("HeartbeatInterval", f"{seconds:g}")
+        self.config.set_internal("HeartbeatInterval", f"{seconds:.0f}")
         if self.device_model is not None and seconds >= 1:
             self.device_model.set_internal(HEARTBEAT_INTERVAL, str(int(seconds)))
         if self.state is ChargerState.BOOTED and self._drain_deadline is None:
@@ -1217,6 +1222,12 @@ class ChargerCore:
             if self._v201:
                 error = v201.as_v201_error(error)
             return encode_frame(error), call.action, error.error_code
+        except Exception as exc:  # a bug must not take the charger down: counted, answered
+            self._metrics.internal_errors[
+                f"{call.action}: {type(exc).__name__}: {exc}"[:120]] += 1
+            internal = ErrorCode.INTERNAL_ERROR.value
+            return (encode_frame(CallError(call.unique_id, internal, type(exc).__name__)),
+                    call.action, internal)
         return encode_frame(CallResult(call.unique_id, payload)), call.action, None
 
     # -- boot and heartbeat -----------------------------------------------------------------
@@ -1235,7 +1246,7 @@ class ChargerCore:
     def _on_boot(self, item: _Outgoing, payload: dict[str, Any], now: float) -> None:
         status = payload.get("status")
         interval = payload.get("interval")
-        interval_s = float(interval) if type(interval) is int and interval > 0 else 0.0
+        interval_s = float(interval) if type(interval) is int and 0 < interval <= INT32_MAX else 0.0
         if status != "Accepted":
             if status != "Pending" and status != "Rejected":
                 self._metrics.bad_frames[BadFrameKind.BAD_RESULT_PAYLOAD.value] += 1

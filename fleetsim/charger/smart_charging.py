@@ -7,12 +7,15 @@ curtails the fleet sees the curtailment in MeterValues, as with real chargers.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 import attrs
 
-__all__ = ["ChargingProfile", "ProfileStore", "parse_profile"]
+from fleetsim.charger.shapes import MAX_RATE, parse_date_time
+
+__all__ = ["ChargingProfile", "ProfileStore", "changes", "parse_profile"]
 
 VOLTS: Final = 230.0
 DEFAULT_PHASES: Final = 3
@@ -64,13 +67,17 @@ class ChargingProfile:
 def _time(value: Any, name: str) -> float | None:
     if value is None:
         return None
-    if type(value) is not str:
-        raise ValueError(f"{name} must be a date-time string")
-    return datetime.fromisoformat(value).timestamp()
+    moment = parse_date_time(value) if type(value) is str else None
+    if moment is None:
+        raise ValueError(f"{name} must be an RFC 3339 date-time")
+    return moment.timestamp()
 
 
 def parse_profile(connector_id: int, data: Any, now_wall: float) -> ChargingProfile:
-    """A csChargingProfiles object to a `ChargingProfile`; ValueError names what is wrong."""
+    """A csChargingProfiles object to a `ChargingProfile`; ValueError names what is wrong.
+
+    Callers hold the payload against its shape first; what is checked again here is what
+    would break the limit computation later, on every meter sample."""
     if type(data) is not dict:
         raise ValueError("csChargingProfiles must be an object")
     schedule = data.get("chargingSchedule")
@@ -82,7 +89,11 @@ def parse_profile(connector_id: int, data: Any, now_wall: float) -> ChargingProf
                 period.get("limit")) not in (int, float):
             raise ValueError("each chargingSchedulePeriod needs startPeriod and limit")
         phases = period.get("numberPhases", DEFAULT_PHASES)
-        periods.append((float(period["startPeriod"]), float(period["limit"]), int(phases)))
+        if type(phases) is not int or not 1 <= phases <= DEFAULT_PHASES:
+            raise ValueError("numberPhases must be 1..3")
+        if not 0 <= period["limit"] <= MAX_RATE:
+            raise ValueError(f"limit must be in 0..{MAX_RATE:g}")
+        periods.append((float(period["startPeriod"]), float(period["limit"]), phases))
     purpose, kind = data.get("chargingProfilePurpose"), data.get("chargingProfileKind")
     if purpose not in _PURPOSES or kind not in _KINDS:
         raise ValueError("chargingProfilePurpose or chargingProfileKind is not valid")
@@ -91,6 +102,9 @@ def parse_profile(connector_id: int, data: Any, now_wall: float) -> ChargingProf
     for key in ("chargingProfileId", "stackLevel"):
         if type(data.get(key)) is not int:
             raise ValueError(f"{key} must be an integer")
+    duration = schedule.get("duration")
+    if duration is not None and (type(duration) is not int or duration < 0):
+        raise ValueError("duration must be a non-negative integer")
     recurrency = data.get("recurrencyKind")
     start = _time(schedule.get("startSchedule"), "startSchedule")
     if kind == "Absolute" and start is None:
@@ -99,12 +113,46 @@ def parse_profile(connector_id: int, data: Any, now_wall: float) -> ChargingProf
         profile_id=data["chargingProfileId"], connector_id=connector_id, purpose=purpose,
         stack_level=data["stackLevel"], kind=kind, unit=schedule["chargingRateUnit"],
         periods=tuple(sorted(periods)), start=start,
-        duration=schedule.get("duration"),
+        duration=duration,
         recurrence_s=_RECURRENCE_S.get(str(recurrency)) if kind == "Recurring" else None,
         valid_from=_time(data.get("validFrom"), "validFrom"),
         valid_to=_time(data.get("validTo"), "validTo"),
         transaction_id=data.get("transactionId"),
     )
+
+
+_MAX_RECURRENCES: Final = 1024
+
+
+def changes(profiles: Iterable[ChargingProfile], start: float, end: float,
+            transaction_starts: Mapping[int, float]) -> list[float]:
+    """The instants strictly between `start` and `end` at which a profile may begin, step or
+    end (Unix times; `transaction_starts`: connector -> start of its transaction, the origin
+    of Relative profiles). Between two of them every limit is constant, which makes a
+    composite schedule. A recurring profile is followed for at most 1024 recurrences."""
+    instants: set[float] = set()
+    for p in profiles:
+        instants.update(edge for edge in (p.valid_from, p.valid_to) if edge is not None)
+        offsets = [period[0] for period in p.periods]
+        if p.duration is not None:
+            offsets.append(float(p.duration))
+        if p.kind == "Relative":
+            origins = [t for connector, t in transaction_starts.items()
+                       if p.connector_id in (0, connector)]
+        else:
+            origins = [] if p.start is None else [p.start]
+        for origin in origins:
+            recurrence = p.recurrence_s
+            if recurrence is None:
+                instants.update(origin + offset for offset in offsets)
+                continue
+            first = math.floor((start - origin) / recurrence)
+            for n in range(first, first + _MAX_RECURRENCES):
+                base = origin + n * recurrence
+                if base >= end:
+                    break
+                instants.update(base + offset for offset in offsets if offset < recurrence)
+    return sorted(t for t in instants if start < t < end)
 
 
 class ProfileStore:

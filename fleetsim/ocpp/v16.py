@@ -37,10 +37,10 @@ CHARGER_ACTIONS: Final = frozenset({
 
 CSMS_ACTIONS: Final = frozenset({
     "CancelReservation", "ChangeAvailability", "ChangeConfiguration", "ClearCache",
-    "ClearChargingProfile", "DataTransfer", "GetConfiguration", "GetDiagnostics",
-    "GetLocalListVersion", "RemoteStartTransaction", "RemoteStopTransaction", "ReserveNow",
-    "Reset", "SendLocalList", "SetChargingProfile", "TriggerMessage", "UnlockConnector",
-    "UpdateFirmware",
+    "ClearChargingProfile", "DataTransfer", "GetCompositeSchedule", "GetConfiguration",
+    "GetDiagnostics", "GetLocalListVersion", "RemoteStartTransaction", "RemoteStopTransaction",
+    "ReserveNow", "Reset", "SendLocalList", "SetChargingProfile", "TriggerMessage",
+    "UnlockConnector", "UpdateFirmware",
 })
 
 
