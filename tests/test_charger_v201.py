@@ -428,8 +428,7 @@ async def test_the_whole_catalogue_of_both_versions_under_load(nursery: trio.Nur
     assert tap.checked >= stats.received.total() + stats.commands_sent.total()
     sent = set(stats.commands_sent)
     assert sent - set(MIX_201) and sent - set(MIX)  # some went to each version
-    # until the 1.6 charger answers GetCompositeSchedule
-    assert set(stats.commands_callerror) <= {"GetCompositeSchedule NotImplemented"}
+    assert stats.commands_callerror == {}
     errors = Counter({key.split()[0]: n for key, n in stats.commands_callerror.items()})
     for action, n in stats.commands_sent.items():
         assert stats.commands_answered[action] + errors[action] + (

@@ -22,8 +22,8 @@ from fleetsim.ocpp import v16, v201
 from .schemas import SCHEMAS_16, validator_16, validator_201
 
 WALL = 1_764_000_000.0
-CSMS_ACTIONS_16 = v16.CSMS_ACTIONS | {"GetCompositeSchedule"}
-"""The 19 CSMS-initiated OCPP 1.6 actions (v16.CSMS_ACTIONS forgets GetCompositeSchedule)."""
+CSMS_ACTIONS_16 = v16.CSMS_ACTIONS
+"""The 19 CSMS-initiated OCPP 1.6 actions."""
 
 
 def test_the_mixes_are_the_whole_catalogues() -> None:

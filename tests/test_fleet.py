@@ -397,13 +397,12 @@ async def test_the_embedded_csms_commands_the_whole_catalogue_under_load(
     assert sum(stats.commands_sent.values()) >= 600
     assert set(MIX) - {"Reset", "UpdateFirmware"} <= set(stats.commands_sent)
     errors = Counter({key.split()[0]: n for key, n in stats.commands_callerror.items()})
-    # until the 1.6 charger answers GetCompositeSchedule
-    assert set(stats.commands_callerror) <= {"GetCompositeSchedule NotImplemented"}
+    assert stats.commands_callerror == {}
     for action, sent in stats.commands_sent.items():
         answered = stats.commands_answered[action] + errors[action]
         assert answered + stats.commands_unanswered[action] == sent, action
         calls = result.report["csms_calls"]
-        charger_side = calls.get(action) or calls["<unknown>"]  # GetCompositeSchedule, for now
+        charger_side = calls[action]
         assert charger_side["received"] >= answered
         assert 0 < charger_side["answer_ms"]["p50"] <= charger_side["answer_ms"]["max"] < 1000
     assert sum(stats.commands_unanswered.values()) <= config.chargers  # only those cut by the end
