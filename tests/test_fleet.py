@@ -451,7 +451,7 @@ async def test_a_busy_generator_is_flagged_not_blamed_on_the_csms(
         result = await spawn(config, write=False)
     generator = result.report["generator"]
     assert generator["saturated_seconds"] >= 2
-    assert generator["loop_lag_ms"]["max"] >= 130  # a 150 ms block, seen by a 20 ms probe
+    assert generator["loop_lag_ms"]["max"] >= 120  # a 150 ms block, seen by a 20 ms probe
     assert "WARNING: fleetsim itself was saturated" in format_summary(result.report)
 
 

@@ -149,9 +149,9 @@ def test_prometheus_scrapes_while_the_fleet_records() -> None:
     exporter = Exporter(metrics, "127.0.0.1", 0)
     recorder = threading.Thread(target=record)
     recorder.start()
+    url = f"http://127.0.0.1:{exporter.port}/metrics"
     try:
         for _ in range(200):
-            url = f"http://127.0.0.1:{exporter.port}/metrics"
             with urllib.request.urlopen(url, timeout=5) as response:
                 body = response.read().decode()
             assert 'fleetsim_generator_loop_lag_seconds{quantile="0.999"}' in body
