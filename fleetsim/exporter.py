@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
+from hdrh.histogram import HdrHistogram
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import PERCENTILES, Metrics
+from fleetsim.metrics import PERCENTILES, Metrics, new_histogram
 
 __all__ = ["METRIC_NAMES", "Exporter"]
 
@@ -38,6 +39,24 @@ METRIC_NAMES = {
 _QUANTILES: Final = {pct: f"{pct / 100:g}" for pct in PERCENTILES.values()}
 """Each percentile's `quantile` label, spelled as users query it: `0.999`, never the float
 `99.9 / 100` (`0.9990000000000001`)."""
+
+
+def _quantiles_us(histogram: HdrHistogram) -> dict[float, int]:
+    """The percentiles (ascending) of a histogram the fleet's thread may be recording into.
+
+    hdrh's walk compares the counts it has passed with the total, read when it gets there: a
+    value recorded meanwhile below the walk's position leaves the top percentiles unreached,
+    missing. So the walk goes over a copy whose total is read before its counts: a record
+    adds to a count before the total, so that total never exceeds the copied counts' sum.
+    """
+    total = histogram.total_count
+    if not total:
+        return {}
+    copy = new_histogram()
+    copy.add(histogram)
+    copy.total_count = total
+    values: dict[float, int] = copy.get_percentile_to_value_dict(list(_QUANTILES))
+    return values
 
 
 class _Collector(Collector):
@@ -67,16 +86,13 @@ class _Collector(Collector):
                                     labels=["action", "quantile"])
             for name in ("response", "service")
         }
-        quantiles = list(_QUANTILES)
         for action, stats in list(m.actions.items()):
             for outcome, count in (("sent", stats.sent), ("ok", stats.ok),
                                    ("callerror", stats.errors), ("timeout", stats.timeout)):
                 calls.add_metric([action, outcome], count)
             for name, histogram in (("response", stats.response), ("service", stats.service)):
-                if histogram.get_total_count():
-                    values = histogram.get_percentile_to_value_dict(quantiles)
-                    for pct, label in _QUANTILES.items():
-                        timings[name].add_metric([action, label], values[pct] / 1e6)
+                for pct, value in _quantiles_us(histogram).items():
+                    timings[name].add_metric([action, _QUANTILES[pct]], value / 1e6)
         yield calls
         yield from timings.values()
         csms = CounterMetricFamily("fleetsim_csms_calls", METRIC_NAMES["fleetsim_csms_calls_total"],
@@ -87,10 +103,8 @@ class _Collector(Collector):
         lag = GaugeMetricFamily("fleetsim_generator_loop_lag_seconds",
                                 METRIC_NAMES["fleetsim_generator_loop_lag_seconds"],
                                 labels=["quantile"])
-        if m.lag.get_total_count():
-            values = m.lag.get_percentile_to_value_dict(quantiles)
-            for pct, label in _QUANTILES.items():
-                lag.add_metric([label], values[pct] / 1e6)
+        for pct, value in _quantiles_us(m.lag).items():
+            lag.add_metric([_QUANTILES[pct]], value / 1e6)
         yield lag
         yield GaugeMetricFamily("fleetsim_queued_messages",
                                 METRIC_NAMES["fleetsim_queued_messages"], value=m.queued)

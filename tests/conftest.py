@@ -1,4 +1,12 @@
-"""Shared fixtures: real CSMS servers on 127.0.0.1 and real TLS certificates."""
+"""Shared fixtures: real CSMS servers on 127.0.0.1 and real TLS certificates.
+
+A test whose fleet and CSMS both run in its own trio run (no thread, no child process) takes
+pytest-trio's `autojump_clock`: time then passes only when every task waits, so counts and
+latencies are what the code makes of the clock, whatever the machine's speed or load. (A write
+to a loopback socket reaches its peer before the write returns, so the clock does not jump
+over a frame in flight.) Tests that measure the generator's own delay, or talk to a thread or
+another process, keep the real clock and assert only what holds on a loaded machine.
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from trio.testing import MockClock
 
 from fleetsim import (
     Behaviour,
@@ -247,7 +248,7 @@ def test_every_command_of_the_csms_mix_gets_a_valid_answer() -> None:
 
 
 async def test_a_mixed_fleet_speaks_both_versions_to_the_embedded_csms(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, autojump_clock: MockClock,
 ) -> None:
     server = await start_csms(nursery, commands_per_s=20.0)
     behaviours = tuple(
@@ -406,7 +407,9 @@ class SchemaTap:
 
 
 
-async def test_the_whole_catalogue_of_both_versions_under_load(nursery: trio.Nursery) -> None:
+async def test_the_whole_catalogue_of_both_versions_under_load(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
     """A few hundred chargers of both versions play a profile while the embedded CSMS sends
     them CSMS-initiated calls: every frame either way is schema-valid, every command is
     answered or counted, every CALL is accounted for. How many commands go out in the time

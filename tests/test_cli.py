@@ -24,7 +24,8 @@ def fleetsim(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
 def interrupt(process: subprocess.Popen[str], *, within_s: float,
               timeout: float) -> tuple[str, str]:
     """Ctrl-C as a terminal sends it (to the whole process group, started with
-    `start_new_session`): the run ends within `within_s`, exit 105, no traceback."""
+    `start_new_session`): the run ends within `within_s` (well before its own end, so by the
+    interrupt, whatever the machine's load), exit 105, no traceback."""
     started = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=timeout)
@@ -116,7 +117,7 @@ def test_ctrl_c_stops_cleanly_and_still_writes_the_report(tmp_path: Path) -> Non
             booted = json.loads(line)["booted"]
         if booted == 100:
             break
-    interrupt(process, within_s=10, timeout=30)
+    interrupt(process, within_s=30, timeout=45)  # of a 60 s run
     report = json.loads(report_path.read_text())
     assert report["outcome"]["stopped_by"] == "interrupted"
     assert report["chargers"]["booted"] == 100
@@ -137,7 +138,7 @@ def test_ctrl_c_during_the_graceful_stop_ends_it_at_once(tmp_path: Path) -> None
     started = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # well inside the 20 s grace
     assert process.returncode == 0, stderr  # the run completed its duration
     report = json.loads(report_path.read_text())
     assert report["outcome"]["stopped_by"] == "duration"

@@ -15,12 +15,14 @@ from collections import Counter
 import attrs
 import pytest
 import trio
+from trio.testing import MockClock
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping
 
 from fleetsim import SCHEMA, Backoff, ChargerSpec, CsmsServer, RunConfig, format_summary, spawn
 from fleetsim.csms.commands import MIX
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.metrics import SATURATED_CPU, SATURATED_LAG_MS
 from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
 
@@ -39,7 +41,7 @@ def _assert_balanced(report: dict[str, object]) -> None:
 
 @pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
 async def test_fleet_boots_runs_sessions_and_counts_match_the_csms(
-    csms: CsmsServer, transport: str
+    csms: CsmsServer, transport: str, autojump_clock: MockClock,
 ) -> None:
     config = RunConfig(chargers=200, duration_s=4, url=csms.url, ramp_per_s=1000,
                        charger=BUSY, transport=transport)  # type: ignore[arg-type]
@@ -74,7 +76,9 @@ async def test_fleet_boots_runs_sessions_and_counts_match_the_csms(
     json.dumps(report)
 
 
-async def test_service_time_is_accurate_with_a_50ms_csms(nursery: trio.Nursery) -> None:
+async def test_service_time_is_accurate_with_a_50ms_csms(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
     server = await start_csms(nursery, delay=__import__("fleetsim").parse_delay("50"))
     config = RunConfig(chargers=20, duration_s=2.5, url=server.url,
                        charger=ChargerSpec(connectors=1, idle_s=(100, 100)))
@@ -83,13 +87,15 @@ async def test_service_time_is_accurate_with_a_50ms_csms(nursery: trio.Nursery) 
     for action in ("BootNotification", "StatusNotification"):
         stats = result.report["calls"][action]
         assert stats["ok"] == 20 if action == "BootNotification" else 40
-        assert 50.0 <= stats["service_ms"]["p50"] <= 60.0, stats["service_ms"]
+        assert 50.0 <= stats["service_ms"]["p50"] <= 51.0, stats["service_ms"]
     # the second StatusNotification waits for the first answer: its response time shows it
     status = result.report["calls"]["StatusNotification"]
     assert status["response_ms"]["max"] > 100 > status["service_ms"]["max"]
 
 
-async def test_wss_with_a_trusted_ca(nursery: trio.Nursery, tls_files: TlsFiles) -> None:
+async def test_wss_with_a_trusted_ca(
+    nursery: trio.Nursery, tls_files: TlsFiles, autojump_clock: MockClock,
+) -> None:
     server = await start_csms(nursery, cert_file=tls_files.cert_file,
                               key_file=tls_files.key_file)
     assert server.url.startswith("wss://")
@@ -99,8 +105,9 @@ async def test_wss_with_a_trusted_ca(nursery: trio.Nursery, tls_files: TlsFiles)
     assert result.report["chargers"]["booted"] == 20
 
 
-async def test_wss_with_an_untrusted_certificate(nursery: trio.Nursery,
-                                                 tls_files: TlsFiles) -> None:
+async def test_wss_with_an_untrusted_certificate(
+    nursery: trio.Nursery, tls_files: TlsFiles, autojump_clock: MockClock,
+) -> None:
     server = await start_csms(nursery, cert_file=tls_files.cert_file,
                               key_file=tls_files.key_file)
     config = RunConfig(chargers=20, duration_s=10, url=server.url)
@@ -114,7 +121,9 @@ async def test_wss_with_an_untrusted_certificate(nursery: trio.Nursery,
     assert result.report["chargers"]["booted"] == 20
 
 
-async def test_basic_auth_and_the_password_stays_secret(nursery: trio.Nursery) -> None:
+async def test_basic_auth_and_the_password_stays_secret(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
     secret = "s3cret-Pa55word"
     server = await start_csms(nursery, password=secret)
     good = RunConfig(chargers=10, duration_s=1.5, url=server.url, password=secret)
@@ -185,7 +194,7 @@ async def _misbehave(state: Misbehaving, pending: PendingConnection) -> None:
 
 
 async def test_a_misbehaving_csms_is_answered_counted_and_survived(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, autojump_clock: MockClock,
 ) -> None:
     state = Misbehaving()
     ports = await nursery.start(functools.partial(
@@ -236,7 +245,9 @@ async def _flood_and_never_read(pending: PendingConnection) -> None:
         await conn.send_text(f'[2,"{n}","GetConfiguration",{{}}]')  # a 3 KB answer each
 
 
-async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.Nursery) -> None:
+async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
     ports = await nursery.start(functools.partial(
         serve_websocket, _flood_and_never_read, "127.0.0.1", 0))
     config = RunConfig(chargers=1, duration_s=4, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
@@ -255,7 +266,7 @@ async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(nursery: trio.N
 
 
 async def test_back_off_grows_while_the_csms_drops_every_connection_before_boot(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, autojump_clock: MockClock,
 ) -> None:
     async def hang_up(pending: PendingConnection) -> None:
         await pending.accept("ocpp1.6")  # and the server closes it at once
@@ -303,7 +314,7 @@ _UPGRADE = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upg
 
 @pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
 async def test_a_csms_that_floods_pings_and_stops_reading_cannot_freeze_a_charger(
-    nursery: trio.Nursery, transport: str
+    nursery: trio.Nursery, transport: str, autojump_clock: MockClock,
 ) -> None:
     ports = await nursery.start(functools.partial(
         serve_websocket, _boot_then_flood_pings, "127.0.0.1", 0))
@@ -330,7 +341,7 @@ async def _boot_then_stop_reading(pending: PendingConnection) -> None:
 
 @pytest.mark.parametrize("transport", ["wsproto", "trio-websocket"])
 async def test_a_csms_that_silently_stops_reading_is_a_dropped_connection(
-    nursery: trio.Nursery, transport: str
+    nursery: trio.Nursery, transport: str, autojump_clock: MockClock,
 ) -> None:
     ports = await nursery.start(functools.partial(
         serve_websocket, _boot_then_stop_reading, "127.0.0.1", 0))
@@ -371,7 +382,9 @@ class ResettingCsms:
                     self.reset_answers.append(frame.payload)
 
 
-async def test_reset_reconnects_and_boots_again(nursery: trio.Nursery) -> None:
+async def test_reset_reconnects_and_boots_again(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
     csms = ResettingCsms()
     ports = await nursery.start(functools.partial(serve_websocket, csms.handle, "127.0.0.1", 0))
     config = RunConfig(chargers=20, duration_s=3.5, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
@@ -387,7 +400,7 @@ async def test_reset_reconnects_and_boots_again(nursery: trio.Nursery) -> None:
 
 
 async def test_the_embedded_csms_commands_the_whole_catalogue_under_load(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, autojump_clock: MockClock,
 ) -> None:
     server = await start_csms(nursery, commands_per_s=300.0)
     config = RunConfig(chargers=100, duration_s=4, url=server.url, charger=BUSY)
@@ -424,9 +437,14 @@ async def test_a_busy_generator_is_flagged_not_blamed_on_the_csms(
 
     config = RunConfig(chargers=20, duration_s=3, url=csms.url,
                        charger=ChargerSpec(idle_s=(100, 100)))
-    quiet = (await spawn(config, write=False)).report["generator"]
-    assert quiet["saturated_seconds"] == 0
-    assert 0 < quiet["cpu_share"] < 2 and quiet["loop_lag_ms"]["max"] < 50
+    quiet = (await spawn(config, write=False)).report
+    assert 0 < quiet["generator"]["cpu_share"] < 2
+    # a loaded machine may delay even a quiet generator: a second is flagged only for cause
+    for row in quiet["timeline"]:
+        assert not row["saturated"] or (row["loop_lag_ms"] >= SATURATED_LAG_MS
+                                        or (row["cpu"] or 0) >= SATURATED_CPU), row
+    warned = "WARNING: fleetsim itself was saturated" in format_summary(quiet)
+    assert warned == (quiet["generator"]["saturated_seconds"] > 0)
     nursery.start_soon(hog)
     with trio.fail_after(20):
         result = await spawn(config, write=False)
@@ -440,33 +458,41 @@ async def test_live_metrics_for_prometheus(csms: CsmsServer) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = RunConfig(chargers=20, duration_s=3, url=csms.url,
+    config = RunConfig(chargers=20, duration_s=60, url=csms.url,
                        prometheus=("127.0.0.1", port), charger=ChargerSpec(idle_s=(100, 100)))
-    scraped: list[str] = []
+    url = f"http://127.0.0.1:{port}/metrics"
+    booted = [
+        "fleetsim_chargers_connected 20.0",
+        'fleetsim_calls_total{action="BootNotification",outcome="ok"} 20.0',
+        'fleetsim_call_response_seconds{action="StatusNotification",quantile="0.99"}',
+    ]
+    running = trio.Event()  # the first second is over: the endpoint is up
 
-    async def scrape() -> None:
-        await trio.sleep(1.5)
-        url = f"http://127.0.0.1:{port}/metrics"
-        body = await trio.to_thread.run_sync(
-            lambda: urllib.request.urlopen(url, timeout=5).read().decode())
-        scraped.append(body)
+    def scrape() -> str:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode())
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(scrape)
-        with trio.fail_after(20):
-            await spawn(config, write=False)
-    [text] = scraped
-    assert "fleetsim_chargers_connected 20.0" in text
-    assert 'fleetsim_calls_total{action="BootNotification",outcome="ok"} 20.0' in text
-    assert 'fleetsim_call_response_seconds{action="StatusNotification",quantile="0.99"}' in text
+    text = ""
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(spawn, config, write=False,
+                                                 on_second=lambda row: running.set()))
+            await running.wait()
+            # scraped while the fleet boots, until every charger has, then the run ends
+            while not all(line in text for line in booted):
+                text = await trio.to_thread.run_sync(scrape)
+                await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
     assert "fleetsim_generator_loop_lag_seconds" in text
     assert "fleetsim_queued_messages " in text
     assert 'fleetsim_sessions_total{outcome="missed"}' in text
     with pytest.raises(OSError):  # the endpoint is gone with the run
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+        urllib.request.urlopen(url, timeout=2)
 
 
-async def test_the_csms_capacity_model_caps_throughput_and_queues(nursery: trio.Nursery) -> None:
+async def test_the_csms_capacity_model_caps_throughput_and_queues(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
     server = await start_csms(nursery, capacity_per_s=200.0)
     config = RunConfig(chargers=64, duration_s=4, url=server.url,
                        charger=ChargerSpec(connectors=1, idle_s=(1000, 1000), closed_loop=True))
@@ -476,4 +502,4 @@ async def test_the_csms_capacity_model_caps_throughput_and_queues(nursery: trio.
     assert steady and all(150 <= ok <= 230 for ok in steady), steady
     # 64 chargers share 32 workers of 0.16 s each: every CALL waits for a worker
     heartbeat = result.report["calls"]["Heartbeat"]["service_ms"]
-    assert 250 <= heartbeat["p50"] <= 400, heartbeat
+    assert heartbeat["p50"] == pytest.approx(320, rel=0.05), heartbeat

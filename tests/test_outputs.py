@@ -9,11 +9,13 @@ import copy
 import functools
 import json
 import os
+import random
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -125,6 +127,40 @@ async def test_prometheus_quantile_labels_are_the_strings_users_query() -> None:
                  "fleetsim_generator_loop_lag_seconds"):
         labels = re.findall(rf'^{name}{{.*quantile="([^"]*)"}}', body, re.MULTILINE)
         assert labels == ["0.5", "0.9", "0.99", "0.999"], name
+
+
+def test_prometheus_scrapes_while_the_fleet_records() -> None:
+    """The exporter reads the metrics from its own thread while the fleet records into them.
+    hdrh's percentile walk compared the counts it had passed with a total that had grown
+    meanwhile, missed the top quantiles, and the scrape failed with HTTP 500."""
+    metrics = Metrics()
+    metrics.call_sent("Heartbeat")
+    metrics.call_ok("Heartbeat", 0.002, 0.003)
+    done = threading.Event()
+
+    def record() -> None:  # as the fleet's thread does, flat out
+        rng = random.Random(1)
+        while not done.is_set():
+            metrics.call_ok("Heartbeat", rng.random() / 100, rng.random() / 100)
+            metrics.loop_lag(rng.random() / 1000)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-4)  # the threads interleave often: a scrape meets many records
+    exporter = Exporter(metrics, "127.0.0.1", 0)
+    recorder = threading.Thread(target=record)
+    recorder.start()
+    url = f"http://127.0.0.1:{exporter.port}/metrics"
+    try:
+        for _ in range(200):
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = response.read().decode()
+            assert 'fleetsim_generator_loop_lag_seconds{quantile="0.999"}' in body
+            assert 'fleetsim_call_service_seconds{action="Heartbeat",quantile="0.999"}' in body
+    finally:
+        done.set()
+        recorder.join()
+        exporter.close()
+        sys.setswitchinterval(switch)
 
 
 def _report() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import trio
 from hdrh.histogram import HdrHistogram
+from trio.testing import MockClock
 
 from fleetsim import (
     ChargerSpec,
@@ -189,7 +190,7 @@ once it runs): 5 CALLs/s, so the CSMS's capacity is 500 / 5 = 100 chargers."""
 
 
 async def test_a_ramp_finds_the_knee_of_a_csms_of_known_capacity(
-    nursery: trio.Nursery,
+    nursery: trio.Nursery, autojump_clock: MockClock,
 ) -> None:
     server = await start_csms(nursery, capacity_per_s=CAPACITY, heartbeat_interval_s=3600)
     knee_expected = CAPACITY * METER_S
@@ -244,7 +245,9 @@ async def test_a_saturated_generator_is_blamed_not_the_csms(nursery: trio.Nurser
     with trio.fail_after(30):
         result = await ramp(config, plan, write=False)
     [step] = result.report["ramp"]["steps"]
-    assert step["saturated"] and step["loop_lag_p99_ms"] >= 90
+    # each 100 ms block is seen by the 20 ms probe at least 80 ms late, and is no rarer
+    # among its samples than one in twenty: the hold's p99 is such a sample
+    assert step["saturated"] and step["loop_lag_p99_ms"] >= 80
     assert (result.knee, result.limit) == (None, "generator")
     assert "the generator, not the CSMS, was the limit" in result.report["ramp"]["verdict"]
     assert "[generator saturated]" in format_summary(result.report)

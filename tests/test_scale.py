@@ -233,7 +233,7 @@ def test_two_workers_against_the_embedded_csms_make_one_exact_report(tmp_path: P
     assert chargers["target"] == chargers["booted"] == chargers["connected_peak"] == 100
     ok = {action: stats["ok"] for action, stats in report["calls"].items()}
     assert ok == report["embedded_csms"]["received"]  # one CSMS saw exactly what was merged
-    assert report["totals"]["ok"] > 300
+    assert report["calls"]["BootNotification"]["ok"] == 100  # each worker's boots, merged
     assert [part["label"] for part in report["parts"]] == ["1/2", "2/2"]
     workers = report["workers"]
     assert workers["lost"] == [] and workers["count"] == 2
@@ -329,7 +329,7 @@ def test_ctrl_c_after_a_lost_worker_drains_the_others_and_writes_the_report(
             killed = True
         elif event.get("event") == "worker_lost":
             break
-    stdout, _ = interrupt(process, within_s=15, timeout=60)
+    stdout, _ = interrupt(process, within_s=30, timeout=60)  # of a 60 s run
     report = json.loads(report_path.read_text())
     assert report["outcome"]["stopped_by"] == "interrupted"
     [lost] = report["workers"]["lost"]

@@ -253,7 +253,7 @@ async def test_connection_refused(transport: str) -> None:
     assert f"127.0.0.1:{port}" in info.value.detail
 
 
-async def test_handshake_timeout(transport: str) -> None:
+async def test_handshake_timeout(transport: str, autojump_clock: trio.testing.MockClock) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)  # the kernel completes TCP handshakes, nobody ever answers
@@ -266,7 +266,7 @@ async def test_handshake_timeout(transport: str) -> None:
             ):
                 pytest.fail("should not connect")
     assert info.value.reason == "timeout"
-    assert 0.4 < trio.current_time() - start < 2
+    assert trio.current_time() - start == pytest.approx(0.5)
 
 
 async def test_server_hangs_up_during_handshake(nursery: trio.Nursery, transport: str) -> None:
@@ -369,7 +369,9 @@ async def test_client_closes_cleanly(echo: EchoServer, transport: str) -> None:
     assert (closed.code, closed.clean) == (1000, True)
 
 
-async def test_aclose_while_another_task_receives(echo: EchoServer, transport: str) -> None:
+async def test_aclose_while_another_task_receives(
+    echo: EchoServer, transport: str, autojump_clock: trio.testing.MockClock,
+) -> None:
     with trio.fail_after(5):
         async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
             outcome: list[ConnectionClosed] = []
@@ -391,7 +393,8 @@ async def test_aclose_while_another_task_receives(echo: EchoServer, transport: s
 
 
 async def test_exit_is_bounded_when_server_keeps_tcp_open(
-    nursery: trio.Nursery, transport: str, monkeypatch: pytest.MonkeyPatch
+    nursery: trio.Nursery, transport: str, monkeypatch: pytest.MonkeyPatch,
+    autojump_clock: trio.testing.MockClock,
 ) -> None:
     monkeypatch.setattr("fleetsim.transport._CLOSE_TIMEOUT", 0.3)
 
@@ -411,7 +414,9 @@ async def test_exit_is_bounded_when_server_keeps_tcp_open(
 
 
 @pytest.mark.parametrize("how", ["fin", "rst"])
-async def test_server_aborts_tcp(nursery: trio.Nursery, transport: str, how: str) -> None:
+async def test_server_aborts_tcp(
+    nursery: trio.Nursery, transport: str, how: str, autojump_clock: trio.testing.MockClock,
+) -> None:
     async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
         while not await stream.receive_some():
             pass
