@@ -587,7 +587,8 @@ def _default_ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
+def _exception_chain(exc: BaseException, *, context: bool = True) -> Iterator[BaseException]:
+    """`exc`, its group members and causes, and (with `context`) what it was raised during."""
     seen: set[int] = set()
     stack = [exc]
     while stack:
@@ -600,7 +601,8 @@ def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
             stack.extend(current.exceptions)
         if current.__cause__ is not None:
             stack.append(current.__cause__)
-        elif current.__context__ is not None and not current.__suppress_context__:
+        elif (context and current.__context__ is not None
+              and not current.__suppress_context__):
             stack.append(current.__context__)
 
 
@@ -646,20 +648,11 @@ def _forget_tracebacks(exc: BaseException) -> None:
 
     A traceback holds its frames and they their locals: trio's open_tcp_stream keeps each
     failed attempt's error in a list its frames refer to, a cycle (error, traceback, frame,
-    list, error) that only the cycle collector would free (see `fleetsim.collector`).
+    list, error) that only the cycle collector would free (see `fleetsim.collector`). The
+    context is left alone: an outer exception being handled keeps its traceback.
     """
-    seen: set[int] = set()
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in _exception_chain(exc, context=False):
         current.__traceback__ = None
-        if isinstance(current, BaseExceptionGroup):
-            stack.extend(current.exceptions)
-        if current.__cause__ is not None:
-            stack.append(current.__cause__)
 
 
 @contextmanager
