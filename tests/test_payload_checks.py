@@ -17,7 +17,9 @@ import pytest
 
 from fleetsim.charger import commands, handlers201
 from fleetsim.charger.core import ChargerSpec
+from fleetsim.charger.shapes import MAX_RATE, Number, Violation
 from fleetsim.ocpp import v16
+from fleetsim.ocpp.frames import ErrorCode
 
 from .schemas import validator_16, validator_201
 from .sim import WALL_OFFSET, Link
@@ -449,3 +451,11 @@ def test_a_handler_that_fails_is_answered_counted_and_survived(
     sent = len(link.sent_actions())
     link.run_until(link.now + 600)
     assert len(link.sent_actions()) > sent
+
+
+def test_a_number_no_float_can_hold_is_out_of_range_not_a_crash() -> None:
+    """orjson turns such a number on the wire into a bad frame, but a payload built in
+    Python (the library API, a test CSMS) must get the same CALLERROR as -1e300."""
+    with pytest.raises(Violation) as caught:
+        Number(0, MAX_RATE).check(10**400, "limit")
+    assert caught.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
