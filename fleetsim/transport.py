@@ -106,6 +106,17 @@ class Connection(Protocol):
 
     async def send_text(self, text: str) -> None: ...
 
+    def send_now(self, texts: Sequence[str]) -> bool:
+        """Write `texts` without waiting, if the socket takes them at once; returns whether it
+        did. What it could not write waits, in order, for `flush` (raises ConnectionClosed
+        when the connection is gone)."""
+
+    def ping_now(self) -> bool:
+        """`ping`, without waiting, as `send_now`."""
+
+    async def flush(self) -> None:
+        """Write what `send_now` and `ping_now` left."""
+
     async def receive_text(self) -> str: ...
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None: ...
@@ -131,6 +142,16 @@ _AnyStream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
 _CloseInfo = tuple[int | None, str, bool]
 
 
+def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
+    """The OS socket under a plain TCP stream, for writes that need not wait (see
+    `_WsprotoConnection._write_now`); None for TLS. It is trio's private attribute, hence
+    getattr: should it change, writes take trio's path (and tests/test_transport.py fails)."""
+    if type(stream) is not trio.SocketStream:
+        return None
+    raw = getattr(stream.socket, "_sock", None)
+    return raw if isinstance(raw, socket.socket) else None
+
+
 def _utf8_size(text: str) -> int:
     """The bytes `text` took on the wire (ASCII, the usual case, costs no encoding)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -152,9 +173,11 @@ class _WsprotoConnection:
         "_parts",
         "_parts_size",
         "_proto",
+        "_raw",
         "_receiving",
         "_send_lock",
         "_stream",
+        "_unsent",
         "_wakeup",
         "awaiting_pong",
         "subprotocol",
@@ -180,6 +203,8 @@ class _WsprotoConnection:
         self._eof = False
         self._receiving = False
         self._wakeup: trio.Event | None = None
+        self._raw = _plain_socket(stream)
+        self._unsent = bytearray()
         self.awaiting_pong = False
         self.writing_since: float | None = None
 
@@ -197,6 +222,9 @@ class _WsprotoConnection:
         # Cancellation before anything is written leaves the stream usable; only a
         # cancelled half-written frame has to mark it broken (see the except below).
         await trio.lowlevel.checkpoint_if_cancelled()
+        if self._unsent:
+            data = bytes(self._unsent) + data
+            self._unsent.clear()
         self.writing_since = trio.current_time()
         try:
             await self._stream.send_all(data)
@@ -230,6 +258,49 @@ class _WsprotoConnection:
                 raise self._closed_error()
             self.awaiting_pong = True
             await self._send_data(self._proto.send(Ping(_PING_PAYLOAD)))
+
+    def send_now(self, texts: Sequence[str]) -> bool:
+        if self._closed is not None:
+            raise self._closed_error()
+        send = self._proto.send
+        if len(texts) == 1:
+            return self._write_now(send(TextMessage(data=texts[0])))
+        return self._write_now(b"".join([send(TextMessage(data=text)) for text in texts]))
+
+    def ping_now(self) -> bool:
+        if self._closed is not None:
+            raise self._closed_error()
+        self.awaiting_pong = True
+        return self._write_now(self._proto.send(Ping(_PING_PAYLOAD)))
+
+    def _write_now(self, data: bytes) -> bool:
+        """One non-blocking send(2) on a plain TCP socket: no task switch, no scheduler pass,
+        which is most of what a small write costs in trio. Behind a write under way, or on
+        TLS, the data waits in `_unsent` for `flush`."""
+        raw = self._raw
+        if raw is None or self._unsent or self._send_lock.locked():
+            self._unsent += data
+            return False
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._lost(f"send failed: {exc}")
+            raise self._closed_error() from None
+        if sent < len(data):
+            self._unsent += memoryview(data)[sent:]
+            return False
+        return True
+
+    async def flush(self) -> None:
+        if not self._unsent:
+            return
+        async with self._send_lock:
+            if self._unsent:
+                if self._closed is not None:
+                    raise self._closed_error()
+                await self._send_data(b"")
 
     async def receive_text(self) -> str:
         if self._receiving:
@@ -278,7 +349,7 @@ class _WsprotoConnection:
                 if self._closed is not None:
                     raise self._closed_error()
                 try:
-                    data = cast("bytes", await self._stream.receive_some(_RECEIVE_SIZE))
+                    data = await self._receive_some()
                 except trio.BrokenResourceError as exc:
                     self._lost(f"connection broken: {exc}")
                     raise self._closed_error() from None
@@ -296,6 +367,21 @@ class _WsprotoConnection:
             if self._wakeup is not None:
                 self._wakeup.set()
                 self._wakeup = None
+
+    async def _receive_some(self) -> bytes:
+        """Read what has arrived. On a plain TCP socket: wait until it is readable, then one
+        recv(2), where trio's stream first tries a recv that finds nothing."""
+        raw = self._raw
+        if raw is None:
+            return cast("bytes", await self._stream.receive_some(_RECEIVE_SIZE))
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                return raw.recv(_RECEIVE_SIZE)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(exc) from exc
 
     def _add_part(self, part: str | bytes) -> int:
         """Keep a fragment of a message; returns the message's size so far, in bytes."""
@@ -386,6 +472,9 @@ class _WsprotoConnection:
                 if self._broken:
                     return
                 data = proto.send(CloseConnection(code=code, reason=reason or None))
+                if self._unsent:  # what send_now left goes first
+                    data = bytes(self._unsent) + data
+                    self._unsent.clear()
                 await self._stream.send_all(data)
         # Wait for the peer's close frame; a client also waits for the server to close
         # TCP first (RFC 6455 7.1.1) so that TIME_WAIT lands on the server, not on the
@@ -454,7 +543,7 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
 class _TrioWebsocketConnection:
     """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
 
-    __slots__ = ("_reader_done", "_stream", "_ws", "subprotocol")
+    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "subprotocol")
 
     subprotocol: str | None
 
@@ -465,6 +554,8 @@ class _TrioWebsocketConnection:
         self._stream = stream
         self._reader_done = reader_done
         self.subprotocol = ws.subprotocol
+        self._unsent: list[str] = []
+        self._ping_due = False
 
     @property
     def awaiting_pong(self) -> bool:
@@ -485,6 +576,23 @@ class _TrioWebsocketConnection:
             await self._ws.send_ping()
         except trio_websocket.ConnectionClosed as exc:
             raise _from_tw_closed(exc) from None
+
+    def send_now(self, texts: Sequence[str]) -> bool:
+        """trio-websocket writes only from a task: everything waits for `flush`."""
+        self._unsent.extend(texts)
+        return False
+
+    def ping_now(self) -> bool:
+        self._ping_due = True
+        return False
+
+    async def flush(self) -> None:
+        while self._unsent or self._ping_due:
+            if self._ping_due:
+                self._ping_due = False
+                await self.ping()
+            else:
+                await self.send_text(self._unsent.pop(0))
 
     async def receive_text(self) -> str:
         try:

@@ -679,3 +679,73 @@ async def test_a_ping_awaits_its_pong_without_waiting(echo: EchoServer, transpor
             await conn.send_text("after the ping")
             assert await conn.receive_text() == "after the ping"  # the pong came first
             assert not conn.awaiting_pong
+
+
+# ------------------------------------------------------------------ writes without waiting
+
+
+async def test_send_now_writes_at_once_on_plain_tcp_and_in_order(
+    echo: EchoServer, transport: str,
+) -> None:
+    with trio.fail_after(5):
+        async with open_connection(echo.url, subprotocols=OCPP, transport=transport) as conn:
+            written = conn.send_now(["first", "second"])
+            # the fast path: one send(2), no task switch; trio-websocket writes from a task
+            assert written is (transport == "wsproto")
+            if not written:
+                await conn.flush()
+            assert [await conn.receive_text(), await conn.receive_text()] == ["first", "second"]
+            assert conn.ping_now() is (transport == "wsproto")
+            await conn.flush()
+            await conn.send_text("after the ping")
+            assert await conn.receive_text() == "after the ping"
+            assert not conn.awaiting_pong
+
+
+async def test_send_now_on_tls_waits_for_flush(tls_echo: EchoServer, ca: trustme.CA) -> None:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with trio.fail_after(5):
+        async with open_connection(tls_echo.url, subprotocols=OCPP,
+                                   ssl_context=context) as conn:
+            assert conn.send_now(["over TLS"]) is False
+            await conn.flush()
+            assert await conn.receive_text() == "over TLS"
+
+
+async def test_what_the_socket_cannot_take_waits_for_flush_in_order(
+    nursery: trio.Nursery,
+) -> None:
+    go = trio.Event()
+    received: list[str] = []
+
+    async def read_later(stream: trio.SocketStream, ws: WSConnection) -> None:
+        await go.wait()
+
+        parts: list[str] = []
+
+        def note(event: Event) -> None:
+            if isinstance(event, TextMessage):
+                parts.append(event.data)
+                if event.message_finished:
+                    received.append("".join(parts))
+                    parts.clear()
+
+        await _serve_until_close(stream, ws, note)
+
+    url = await _start_raw_server(nursery, read_later)
+    chunk = "x" * 60_000
+    with trio.fail_after(10):
+        async with open_connection(url, subprotocols=OCPP) as conn:
+            sent = 0
+            while sent < 2_000 and conn.send_now([f"{sent:05d}{chunk}"]):
+                sent += 1
+            assert sent < 2_000, "the socket buffers took 120 MB: the peer is reading"
+            assert conn.send_now(["behind the rest"]) is False  # queued, not reordered
+            go.set()
+            await conn.flush()
+            assert conn.send_now(["at once again"]) is True
+            await conn.aclose()
+    assert len(received) == sent + 3
+    assert [int(text[:5]) for text in received[:sent + 1]] == list(range(sent + 1))
+    assert received[-2:] == ["behind the rest", "at once again"]
