@@ -9,6 +9,7 @@ generator's limit rather than the CSMS's, 107 a worker process was lost (`--work
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -108,9 +109,26 @@ _csms_options = _options(
 """Options shared by `fleetsim csms` and the embedded CSMS of `fleetsim spawn` and `ramp`."""
 
 
+def _ramp_value(value: str | float | None) -> float | None:
+    """`--ramp`: "auto" (None) or chargers per second."""
+    if value is None or value == "auto":
+        return None
+    try:
+        per_s = float(value)
+    except ValueError:
+        per_s = math.nan
+    if not per_s > 0 or math.isinf(per_s):
+        raise click.BadParameter(f"{value!r} is neither auto nor a number of chargers per "
+                                 "second above 0")
+    return per_s
+
+
 _fleet_options = _options(
-    click.option("-r", "--ramp", type=click.FloatRange(min=0, min_open=True), default=500.0,
-                 show_default=True, envvar="FLEETSIM_RAMP", help="Chargers started per second."),
+    click.option("-r", "--ramp", default="auto", show_default=True, envvar="FLEETSIM_RAMP",
+                 callback=lambda _ctx, _param, value: _ramp_value(value),
+                 help="Chargers started per second, or auto: as fast as the generator's "
+                      "event-loop lag and CPU and the CSMS's handshake times allow (the "
+                      "progress line shows the pace)."),
     click.option("--url", envvar="FLEETSIM_URL",
                  help="CSMS base URL (ws:// or wss://); the charger ID is appended. A password "
                       "in it (ws://:PASSWORD@host/ocpp) is used as --password, and never "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import re
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
@@ -18,6 +17,7 @@ import cattrs
 
 from fleetsim import units
 from fleetsim.behaviour.profile import Profile, unstructure_profile
+from fleetsim.behaviour.random_stream import Rng
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.errors import ConfigError
 
@@ -95,7 +95,7 @@ class Delay:
     low_ms: float = 0.0
     high_ms: float = 0.0
 
-    def sample_s(self, rng: random.Random) -> float:
+    def sample_s(self, rng: Rng) -> float:
         if self.kind == "fixed":
             return self.low_ms / 1000
         if self.kind == "uniform":
@@ -269,7 +269,9 @@ class RunConfig:
     chargers: int = attrs.field(default=100, validator=attrs.validators.in_(range(1, 1_000_001)))
     duration_s: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     url: str | None = attrs.field(default=None, validator=_check_url)
-    ramp_per_s: float = attrs.field(default=500.0, validator=attrs.validators.gt(0))
+    ramp_per_s: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    """Chargers started per second; None: `--ramp auto` (see `fleetsim.pacing`)."""
     id_prefix: str = attrs.field(default="CP", validator=_check_id_prefix)
     transport: Literal["wsproto", "trio-websocket"] = "wsproto"
     password: str | None = attrs.field(default=None, repr=False)

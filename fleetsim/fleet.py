@@ -1,16 +1,20 @@
 """The fleet: one trio nursery of charger tasks, each a thin shell around a `ChargerCore`.
 
-A charger is a single task: it waits for a message or for its core's next deadline, whichever
-comes first, hands what happened to the core and writes what the core answers. No extra task,
-channel or nursery per charger, so thousands fit in little memory and CPU. A charger's failure
-never touches its siblings: every error a connection can raise is caught and counted here.
+A charger is a single task that reads its connection, hands each message to its core and
+writes what the core answers. Its timers are not its own: one scheduler task keeps every
+charger's next deadline in a heap, wakes once for all that are due, ticks their cores and
+writes what they send without waiting (`Connection.send_now`). A waiting charger costs no
+cancel scope and no wake-up, and a timer costs no task switch: no extra task, channel or
+nursery per charger, so thousands fit in little memory and CPU. A charger's failure never
+touches its siblings: every error a connection can raise is caught and counted here.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import math
-import random
 import signal
 import ssl
 import threading
@@ -21,12 +25,14 @@ from typing import Any
 import attrs
 import trio
 
+from fleetsim.behaviour.random_stream import RandomStream
 from fleetsim.behaviour.schedule import assign_behaviours
 from fleetsim.charger.core import ChargerCore, ChargerState
 from fleetsim.collector import keep_collections_short
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import Metrics
+from fleetsim.pacing import STEP_S, AutoPace
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
 __all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]
@@ -36,6 +42,29 @@ _UNREACHABLE_PROBES = 10
 _SETTLED_S = 60.0
 """A connection that stayed up this long resets the back-off even if the charger never booted
 (a CSMS may keep it Pending)."""
+_TIMER_BATCH = 256
+"""Timers handled in one go before the scheduler lets the readers run."""
+
+
+class _Link:
+    """A charger's open connection, as its reader task and the timer scheduler share it."""
+
+    __slots__ = ("conn", "core", "due", "ending", "flushing", "index", "pinged", "scope",
+                 "unheard")
+
+    def __init__(self, index: int, conn: Connection, core: ChargerCore) -> None:
+        self.index = index
+        self.conn = conn
+        self.core = core
+        self.scope = trio.CancelScope()
+        self.due = math.inf
+        """The deadline of the link's earliest entry in the timer heap."""
+        self.unheard = math.inf
+        """The first write since the CSMS was last heard from, or the ping."""
+        self.pinged = False
+        self.flushing = False
+        self.ending: str | None = None
+        """Why the conversation ends, once it does: set before `scope` is cancelled."""
 
 
 @attrs.frozen
@@ -94,12 +123,20 @@ class Fleet:
         self._undrained: set[int] = set()
         self._all_quiet = trio.Event()
         self._all_closed = trio.Event()
-        self._wait_scopes: dict[int, trio.CancelScope] = {}
-        self._send_guards: dict[int, trio.CancelScope] = {}
-        self._links: dict[int, Connection] = {}
+        self._links: dict[int, _Link] = {}
+        self._timers: list[tuple[float, int, _Link]] = []
+        self._timer_order = itertools.count()
+        self._timer_scope: trio.CancelScope | None = None
+        self._call_timeout = config.charger.call_timeout_s
         self._chargers_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._started = 0
+        self._pace = AutoPace()
+        """The pace of `--ramp auto`, kept from one `grow` to the next (a capacity ramp's
+        steps)."""
+        self._pacing = False
+        self._step_lag = 0.0
+        self._step_handshakes = [0, 0.0]
         self._cpu_mark = (self._t0, time.process_time())
         self._cpu_start = self._cpu_mark[1]
         self.behaviour_names, self._specs, weights = config.behaviours()
@@ -158,6 +195,7 @@ class Fleet:
             self._cpu_start = self._cpu_mark[1]
             nursery.start_soon(self._tick_seconds)
             nursery.start_soon(self._probe_loop_lag)
+            nursery.start_soon(self._run_timers)
             async with trio.open_nursery() as chargers:
                 self._chargers_scope = chargers.cancel_scope
                 self._nursery = chargers
@@ -193,9 +231,9 @@ class Fleet:
             core.drain(now, self.config.graceful_stop_s)
             if not core.drained:
                 self._undrained.add(index)
-                scope = self._wait_scopes.get(index)
-                if scope is not None:
-                    scope.deadline = min(scope.deadline, core.next_deadline())
+                link = self._links.get(index)
+                if link is not None:
+                    self._schedule(link)
         if not self._undrained:
             self._go_quiet()
         with trio.move_on_after(self.config.graceful_stop_s):
@@ -207,8 +245,9 @@ class Fleet:
             await self._all_closed.wait()
 
     def _wake_all(self) -> None:
-        for scope in self._wait_scopes.values():
-            scope.cancel()
+        for link in list(self._links.values()):
+            if link.ending is None:
+                self._end_if_done(link)
 
     def _go_quiet(self) -> None:
         if not self._quiet:
@@ -239,6 +278,7 @@ class Fleet:
             await trio.sleep_until(due)
             now = trio.current_time()
             self.metrics.loop_lag(now - due)
+            self._step_lag = max(self._step_lag, now - due)
             due = max(due + interval, now)
 
     async def _tick_seconds(self) -> None:
@@ -257,27 +297,62 @@ class Fleet:
         self._cpu_mark = (now, cpu)
         row = self.metrics.close_interval(now - self._t0, share, closing=self._quiet)
         if self._on_second is not None and not final:
+            if self._pacing:  # shown live, not a figure of the report's timeline
+                row = {**row, "ramp_per_s": round(self._pace.per_s)}
             self._on_second(row)
 
     async def grow(self, chargers: int) -> None:
-        """Start chargers, `ramp_per_s` a second, until `chargers` (at most the configured
-        fleet) have started; returns when the last one has, or when the fleet is draining."""
+        """Start chargers, `ramp_per_s` a second (or at `--ramp auto`'s pace), until
+        `chargers` (at most the configured fleet) have started; returns when the last one
+        has, or when the fleet is draining."""
         assert self._nursery is not None, "grow() is for a running fleet"
-        t0 = trio.current_time()
         first = self._target
         self._target = max(self._target, min(chargers, self.config.chargers))
-        for index in self._indexes:  # a segment plays its own slice, at the fleet's times
-            if index <= first:
-                continue
-            if index > self._target:
-                break
+        indexes = [index for index in self._indexes if first < index <= self._target]
+        if self.config.ramp_per_s is None:
+            await self._grow_paced(indexes)
+            return
+        t0 = trio.current_time()
+        for index in indexes:  # a segment plays its own slice, at the fleet's times
             if self._draining:
                 return
             due = t0 + (index - first - 1) / self.config.ramp_per_s
             if trio.current_time() < due:
                 await trio.sleep_until(due)
-            self._nursery.start_soon(self._charger, index)
-            self._started += 1
+            self._start(index)
+
+    def _start(self, index: int) -> None:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._charger, index)
+        self._started += 1
+
+    async def _grow_paced(self, indexes: list[int]) -> None:
+        """`--ramp auto`: the pace is decided every `STEP_S` from the step's loop lag, CPU
+        and handshake times (see `fleetsim.pacing`). A segment's process paces itself."""
+        pace = self._pace
+        self._pacing = True
+        try:
+            step_start = trio.current_time()
+            cpu_mark = time.process_time()
+            self._step_lag, self._step_handshakes = 0.0, [0, 0.0]
+            next_start = step_start
+            for index in indexes:
+                if self._draining:
+                    return
+                now = trio.current_time()
+                if now >= step_start + STEP_S:
+                    cpu = time.process_time()
+                    count, total = self._step_handshakes
+                    pace.step(self._step_lag, (cpu - cpu_mark) / (now - step_start),
+                              total / count if count else None)
+                    step_start, cpu_mark = now, cpu
+                    self._step_lag, self._step_handshakes = 0.0, [0, 0.0]
+                if now < next_start:
+                    await trio.sleep_until(next_start)
+                self._start(index)
+                next_start = max(next_start, now - STEP_S) + 1 / pace.per_s
+        finally:
+            self._pacing = False
 
     def _check_reachable(self) -> None:
         """Give up early when the first attempts all failed and none ever succeeded."""
@@ -294,7 +369,7 @@ class Fleet:
     async def _charger(self, index: int) -> None:
         config = self.config
         charger_id = config.charger_id(index)
-        rng = random.Random(f"{config.seed}:{charger_id}")
+        rng = RandomStream(f"{config.seed}:{charger_id}")
         spec = self._specs[self._assignment[index - 1]]
         core = ChargerCore(charger_id, spec, self.metrics, rng, self._wall_offset,
                            origin=self._t0)
@@ -339,6 +414,8 @@ class Fleet:
             ) as conn:
                 opened = trio.current_time()
                 self.metrics.connect_ok(opened - started)
+                self._step_handshakes[0] += 1
+                self._step_handshakes[1] += opened - started
                 self._conversing[index] = core
                 booted = await self._conversation(index, conn, core)
         except ConnectError as exc:
@@ -357,26 +434,26 @@ class Fleet:
         """Run `_converse` and account for how the connection ended; returns whether the
         charger was booted when it did."""
         clean = shutdown = booted = False
+        link = _Link(index, conn, core)
+        self._links[index] = link
         try:
-            with trio.CancelScope() as guard:
-                self._send_guards[index] = guard
-                self._links[index] = conn
-                ending = await self._converse(index, conn, core)
-                booted = core.booted
-                if ending == "drained":
-                    clean = shutdown = True
-                    core.finish()
-                elif ending == "reset":  # the CSMS asked for a Reset: reconnect, boot again
-                    clean = True
-                    self.metrics.resets += 1
-                    core.disconnected(trio.current_time(), reboot=True)
-                else:  # the behaviour drops the link, as a network outage would, or no pong
-                    self.metrics.ping_timeouts += ending == "ping_timeout"
-                    await conn.abort()
-                    core.disconnected(trio.current_time())
-            if guard.cancelled_caught:  # `_cancel_stalled_sends` gave up on this connection
-                booted = core.booted
-                await conn.abort()  # a close handshake would only wait for the stuck write
+            with link.scope:
+                ending = await self._converse(link)
+            if link.scope.cancelled_caught:  # the scheduler, a drain or a stalled write
+                ending = link.ending or "stalled"
+            booted = core.booted
+            if ending == "drained":
+                clean = shutdown = True
+                core.finish()
+            elif ending == "reset":  # the CSMS asked for a Reset: reconnect, boot again
+                clean = True
+                self.metrics.resets += 1
+                core.disconnected(trio.current_time(), reboot=True)
+            elif ending == "lost":  # a write found the connection gone
+                core.disconnected(trio.current_time())
+            else:  # the behaviour drops the link, as a network outage would; no pong; stalled
+                self.metrics.ping_timeouts += ending == "ping_timeout"
+                await conn.abort()  # a close handshake would only wait for a stuck write
                 core.disconnected(trio.current_time())
         except ConnectionClosed as exc:
             clean, booted = exc.clean, core.booted
@@ -388,84 +465,165 @@ class Fleet:
                 await conn.aclose()
             raise
         finally:
-            self._wait_scopes.pop(index, None)
-            self._send_guards.pop(index, None)
+            link.ending = link.ending or "closed"
             self._links.pop(index, None)
             self.metrics.disconnected(clean=clean, shutdown=shutdown)
         return booted
 
-    async def _converse(self, index: int, conn: Connection, core: ChargerCore) -> str:
-        """Talk until the connection closes (raises), the fleet has drained ("drained"), the
-        charger reboots after a Reset ("reset"), its behaviour drops the link ("drop") or the
-        CSMS stopped answering even pings ("ping_timeout").
+    async def _converse(self, link: _Link) -> str:
+        """Read until the connection closes (raises), the fleet has drained ("drained"), the
+        charger reboots after a Reset ("reset") or its behaviour drops the link ("drop");
+        the scheduler ends it by cancelling `link.scope` for the same reasons, and when the
+        CSMS stopped answering even pings ("ping_timeout", see `_on_timer`).
+        """
+        if self._draining:
+            return "drained"
+        conn, core = link.conn, link.core
+        now = trio.current_time()
+        link.unheard = now
+        if not conn.send_now(core.connected(now)):
+            await conn.flush()
+        self._schedule(link)
+        metrics = self.metrics
+        while True:
+            ending = self._ending(link)
+            if ending is not None:
+                return ending
+            received = await conn.receive_text()
+            now = trio.current_time()
+            link.unheard, link.pinged = math.inf, False
+            out = core.receive(received, now)
+            answered = core.answered_action  # a CALL answered at once, timed once
+            if now >= core.next_deadline():
+                out += core.tick(now)
+            if out:
+                link.unheard = now
+                if not conn.send_now(out):
+                    await conn.flush()
+                if answered is not None:
+                    metrics.csms_call_answered_in(answered, trio.current_time() - now)
+            self._schedule(link)
+
+    def _ending(self, link: _Link) -> str | None:
+        """Whether the conversation is over, after whatever the core last did."""
+        core = link.core
+        if self._draining:
+            if not core.draining:
+                core.drain(trio.current_time(), self.config.graceful_stop_s)
+            if core.drained:
+                self._note_drained(link.index)
+                if self._quiet:
+                    return "drained"
+        elif core.wants_reconnect:
+            return "reset"
+        elif core.wants_drop:
+            return "drop"
+        return None
+
+    def _end_if_done(self, link: _Link) -> bool:
+        ending = self._ending(link)
+        if ending is not None:
+            self._end(link, ending)
+        return ending is not None
+
+    @staticmethod
+    def _end(link: _Link, ending: str) -> None:
+        """End a conversation from outside its reader task."""
+        if link.ending is None:
+            link.ending = ending
+            link.scope.cancel()
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _schedule(self, link: _Link) -> None:
+        """Put the link's next deadline in the heap, unless an entry as early is there."""
+        due = min(link.core.next_deadline(), link.unheard + self._call_timeout)
+        if due < link.due and link.ending is None:
+            link.due = due
+            heapq.heappush(self._timers, (due, next(self._timer_order), link))
+            scope = self._timer_scope
+            if scope is not None and due < scope.deadline:
+                scope.deadline = due
+
+    async def _run_timers(self) -> None:
+        """The one task that wakes for every charger's timers."""
+        timers = self._timers
+        while True:
+            with trio.CancelScope(deadline=timers[0][0] if timers else math.inf) as scope:
+                self._timer_scope = scope
+                await trio.sleep_forever()
+            self._timer_scope = None
+            now = trio.current_time()
+            for _ in range(_TIMER_BATCH):
+                if not timers or timers[0][0] > now:
+                    break
+                due, _order, link = heapq.heappop(timers)
+                if due != link.due or link.ending is not None:
+                    continue  # superseded by an earlier entry, or the connection is gone
+                link.due = math.inf
+                try:
+                    self._on_timer(link, now)
+                except Exception as exc:  # a bug must not stop every charger's timers
+                    self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+                    self._end(link, "error")
+
+    def _on_timer(self, link: _Link, now: float) -> None:
+        """A charger's deadline came: tick its core and write what it sends, without waiting.
 
         A CSMS that stops reading may still take small frames into its socket buffer for
         ever, so writes alone never tell. As real chargers do with WebSocket pings: when the
         CSMS has said nothing for a call timeout since the charger wrote, the charger pings,
         and a pong that does not come within another call timeout drops the connection.
         """
-        if self._draining:
-            return "drained"
-        timeout = self.config.charger.call_timeout_s
-        now = trio.current_time()
-        await self._send(conn, core.connected(now))
-        unheard = now  # the first write since the CSMS was last heard from, or the ping
-        pinged = False
-        while True:
-            if self._draining:
-                if not core.draining:
-                    core.drain(trio.current_time(), self.config.graceful_stop_s)
-                if core.drained:
-                    self._note_drained(index)
-                    if self._quiet:
-                        return "drained"
-            elif core.wants_reconnect:
-                return "reset"
-            elif core.wants_drop:
-                return "drop"
-            deadline = min(core.next_deadline(), unheard + timeout)
-            received: str | None = None
-            if deadline > trio.current_time():
-                with trio.move_on_at(deadline) as scope:
-                    self._wait_scopes[index] = scope
-                    received = await conn.receive_text()
-            now = trio.current_time()
-            if received is not None or (pinged and not conn.awaiting_pong):
-                unheard, pinged = math.inf, False
-            answered = None  # a CALL answered at once, timed once: not a later send
-            out = []
-            if received is not None:
-                out = core.receive(received, now)
-                answered = core.answered_action
+        conn, core = link.conn, link.core
+        if link.pinged and not conn.awaiting_pong:
+            link.unheard, link.pinged = math.inf, False
+        try:
             if now >= core.next_deadline():
-                out += core.tick(now)
-            if out:
-                unheard = min(unheard, now)
-                await self._send(conn, out)
-                if answered is not None:
-                    self.metrics.csms_call_answered_in(answered, trio.current_time() - now)
-            if now >= unheard + timeout:
-                if pinged:
-                    return "ping_timeout"
-                await conn.ping()
-                unheard, pinged = now, True
+                out = core.tick(now)
+                if out:
+                    link.unheard = min(link.unheard, now)
+                    if not conn.send_now(out):
+                        self._flush_later(link)
+            if self._end_if_done(link):
+                return
+            if now >= link.unheard + self._call_timeout:
+                if link.pinged:
+                    self._end(link, "ping_timeout")
+                    return
+                link.unheard, link.pinged = now, True
+                if not conn.ping_now():
+                    self._flush_later(link)
+        except ConnectionClosed:
+            self._end(link, "lost")
+            return
+        self._schedule(link)
 
-    @staticmethod
-    async def _send(conn: Connection, frames: list[str]) -> None:
-        """Write frames; a write that blocks shows in the connection's `writing_since`, where
-        `_cancel_stalled_sends` finds it (a cancel scope per send would cost a tenth of the
-        fleet's throughput)."""
-        for text in frames:
-            await conn.send_text(text)
+    def _flush_later(self, link: _Link) -> None:
+        """What a socket could not take at once is written by a task of its own (the reader
+        is busy reading); the stall watch sees it in the connection's `writing_since`."""
+        if not link.flushing and self._nursery is not None:
+            link.flushing = True
+            self._nursery.start_soon(self._flush, link)
+
+    async def _flush(self, link: _Link) -> None:
+        try:
+            await link.conn.flush()
+        except ConnectionClosed:
+            self._end(link, "lost")
+        except Exception as exc:  # as in `_charger`: counted, and the charger carries on
+            self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+            self._end(link, "error")
+        finally:
+            link.flushing = False
 
     def _cancel_stalled_sends(self) -> None:
         """A write blocked longer than the call timeout (a CALL, an answer, a ping, or a pong or
         close the transport writes by itself) means the CSMS stopped reading; the charger's
         clock may be frozen behind it: drop the connection."""
-        limit = trio.current_time() - self.config.charger.call_timeout_s
-        for index, conn in self._links.items():
-            since = conn.writing_since
-            guard = self._send_guards[index]
-            if since is not None and since < limit and not guard.cancel_called:
+        limit = trio.current_time() - self._call_timeout
+        for link in list(self._links.values()):
+            since = link.conn.writing_since
+            if since is not None and since < limit and link.ending is None:
                 self.metrics.send_stalls += 1
-                guard.cancel()
+                self._end(link, "stalled")

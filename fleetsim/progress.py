@@ -18,6 +18,7 @@ def format_progress(row: dict[str, Any], chargers: int, errors_total: int) -> st
         f"{row['t']:>7.1f}s  connected {row['connected']:>{len(str(chargers))}}/{chargers}  "
         f"booted {row['booted']}  calls/s {row['ok'] + row['errors']:>6}  "
         f"errors {errors_total}  p99 {row['p99_ms']:.2f} ms"
+        + (f"  ramp {row['ramp_per_s']}/s" if "ramp_per_s" in row else "")
         + ("  [generator saturated]" if row.get("saturated") else "")
         + (f"  [{row['workers_lost']} worker(s) lost]" if row.get("workers_lost") else "")
     )

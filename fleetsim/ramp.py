@@ -29,6 +29,7 @@ import trio
 from fleetsim.errors import ConfigError
 from fleetsim.fleet import Fleet
 from fleetsim.metrics import SATURATED_CPU, SATURATED_LAG_MS, Metrics, Window
+from fleetsim.pacing import MIN_PER_S
 from fleetsim.report import broken, window_report
 from fleetsim.thresholds import Threshold, evaluate, parse_threshold
 
@@ -102,10 +103,11 @@ class RampPlan:
             sizes.append(self.max)
         return sizes
 
-    def longest_s(self, ramp_per_s: float) -> float:
-        """The longest the ramp can take: every step ramped in, timed out booting, held."""
+    def longest_s(self, ramp_per_s: float | None) -> float:
+        """The longest the ramp can take: every step ramped in, timed out booting, held
+        (`--ramp auto` is taken at its slowest pace)."""
         per_step = self.boot_timeout_s + self.settle_s + self.every_s
-        return self.max / ramp_per_s + len(self.sizes()) * per_step
+        return self.max / (ramp_per_s or MIN_PER_S) + len(self.sizes()) * per_step
 
     def as_dict(self) -> dict[str, Any]:
         return {"start": self.start, "step": self.step, "every_s": self.every_s,
