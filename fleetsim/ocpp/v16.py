@@ -6,6 +6,7 @@ on the hot path, so no model objects are built per message.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -44,10 +45,22 @@ CSMS_ACTIONS: Final = frozenset({
 })
 
 
+_second_prefix: tuple[int, str] = (-1, "")
+
+
 def iso_timestamp(wall_seconds: float) -> str:
-    """UTC timestamp with milliseconds, the form CSMSs parse most reliably."""
-    moment = datetime.fromtimestamp(wall_seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """UTC timestamp with milliseconds, the form CSMSs parse most reliably. Every message
+    carries one, so the part up to the second is formatted once a second."""
+    global _second_prefix
+    fraction, whole = math.modf(wall_seconds)  # rounded as datetime.fromtimestamp rounds
+    micros = round(fraction * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    second, milli = int(whole), micros // 1000
+    if _second_prefix[0] != second:
+        moment = datetime.fromtimestamp(second, UTC)
+        _second_prefix = (second, moment.strftime("%Y-%m-%dT%H:%M:%S."))
+    return f"{_second_prefix[1]}{milli:03d}Z"
 
 
 def boot_notification(vendor: str, model: str, serial: str, firmware: str) -> dict[str, Any]:
