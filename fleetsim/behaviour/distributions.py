@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import attrs
 
+from fleetsim.behaviour.random_stream import Rng
+
 __all__ = ["Distribution", "as_distribution"]
 
 Kind = Literal["fixed", "uniform", "normal", "lognormal", "exponential"]
@@ -45,7 +47,7 @@ class Distribution:
         if self.kind in ("lognormal", "exponential") and self.mean <= 0:
             raise ValueError(f"a {self.kind} distribution needs mean > 0")
 
-    def sample(self, rng: random.Random) -> float:
+    def sample(self, rng: Rng) -> float:
         kind = self.kind
         if kind == "fixed":
             value = self.mean
@@ -69,7 +71,7 @@ class Distribution:
             return min(max(self.mean, self.low), self.high)
         return _sampled_mean(self)
 
-    def length_biased(self, rng: random.Random) -> float:
+    def length_biased(self, rng: Rng) -> float:
         """A sample weighted by its own size: the total length of a session found in progress
         at a random instant (longer sessions are more likely to be caught), by rejection."""
         ceiling = self.high if math.isfinite(self.high) else _sampled_max(self)

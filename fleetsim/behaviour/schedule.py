@@ -13,6 +13,8 @@ from typing import Final, Literal
 
 import attrs
 
+from fleetsim.behaviour.random_stream import Rng
+
 __all__ = [
     "NEVER", "Backoff", "Burst", "Storm", "Surge", "assign_behaviours", "next_aligned",
     "next_poisson",
@@ -30,7 +32,7 @@ class Surge:
     factor: float
 
 
-def next_poisson(now: float, rate_per_s: float, rng: random.Random,
+def next_poisson(now: float, rate_per_s: float, rng: Rng,
                  surges: Sequence[Surge] = (), origin: float = 0.0) -> float:
     """The next arrival after `now` of a Poisson process whose rate surges in windows.
 
@@ -75,7 +77,7 @@ class Backoff:
     random_range_s: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     repeat_times: int = attrs.field(default=6, validator=attrs.validators.in_(range(0, 31)))
 
-    def delay(self, failures: int, rng: random.Random) -> float:
+    def delay(self, failures: int, rng: Rng) -> float:
         """The wait before the next attempt after `failures` failed ones in a row."""
         if self.policy == "none":
             return 0.0

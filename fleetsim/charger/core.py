@@ -18,14 +18,13 @@ import functools
 import heapq
 import itertools
 import math
-import random
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
 import attrs
 
 from fleetsim.behaviour.distributions import Distribution, as_distribution
+from fleetsim.behaviour.random_stream import Rng
 from fleetsim.behaviour.schedule import (
     Backoff,
     Burst,
@@ -73,6 +72,8 @@ DIAGNOSTICS_STEPS: Final = (("Uploading", 1.0), ("Uploaded", 4.0))
 FIRMWARE_STEPS: Final = (("Downloading", 0.0), ("Downloaded", 5.0), ("Installing", 6.0))
 """(status, seconds after the retrieve date) of an UpdateFirmware; a reboot follows."""
 FIRMWARE_INSTALL_S: Final = 5.0
+_ABANDONED_KEPT: Final = 4
+"""Late answers are recognised for this many CALLs given up on."""
 _BATTERY_WH: Final = 60_000.0
 """The EV battery behind the SoC measurand."""
 
@@ -340,7 +341,7 @@ class ChargerCore:
     )
 
     def __init__(
-        self, charger_id: str, spec: ChargerSpec, metrics: Metrics, rng: random.Random,
+        self, charger_id: str, spec: ChargerSpec, metrics: Metrics, rng: Rng,
         wall_offset: float, origin: float = 0.0,
     ) -> None:
         self.charger_id = charger_id
@@ -353,9 +354,11 @@ class ChargerCore:
         self._origin = origin
         """The run's start (monotonic): fleet-wide events are timed from it."""
         self._ids = UniqueIds()
-        self._queue: deque[_Outgoing] = deque()
+        self._queue: list[_Outgoing] = []
         self._pending: _Outgoing | None = None
-        self._abandoned: deque[tuple[str, str]] = deque(maxlen=4)
+        self._abandoned: list[tuple[str, str]] = []
+        """The last few CALLs given up on, whose answers may still come (lists, not deques:
+        an empty deque costs 600 bytes, and every charger has a few)."""
         self._connectors = [_Connector(n) for n in range(1, spec.connectors + 1)]
         scale = spec.time_scale
         self._heartbeat_s = spec.heartbeat_default_s
@@ -398,7 +401,7 @@ class ChargerCore:
         for burst in spec.bursts:
             if rng.random() < burst.share:
                 events.append((origin + burst.at_s, "burst", 0))
-        self._events = deque(sorted(events))
+        self._events = sorted(events)
         self._clock_due = self._events[0][0] if events else NEVER
 
     # -- inputs from the shell --------------------------------------------------------------
@@ -463,7 +466,7 @@ class ChargerCore:
         if pending is not None and now >= pending.deadline:
             self._pending = None
             self._metrics.call_timeout(pending.action)
-            self._abandoned.append((pending.unique_id, pending.action))
+            self._abandon((pending.unique_id, pending.action))
             self._failed(pending, now)
         if now >= self._boot_due:
             self._boot_due = NEVER
@@ -501,7 +504,7 @@ class ChargerCore:
         self._lose_answers()
         pending = self._pending
         metrics = self._metrics
-        kept: deque[_Outgoing] = deque()
+        kept: list[_Outgoing] = []
         if pending is not None:
             self._pending = None
             metrics.call_timeout(pending.action, lost=True)
@@ -579,7 +582,7 @@ class ChargerCore:
         self._lose_answers()
         if self._pending is not None:
             self._metrics.call_in_flight(self._pending.action)
-            self._abandoned.append((self._pending.unique_id, self._pending.action))
+            self._abandon((self._pending.unique_id, self._pending.action))
             self._pending = None
         self._clear_queue()
         self._stop_clocks()
@@ -673,7 +676,7 @@ class ChargerCore:
             self._schedule_aligned(due)
         events = self._events
         while events and now >= events[0][0]:
-            due, kind, index = events.popleft()
+            due, kind, index = events.pop(0)
             if kind == "storm":
                 if self.state is not ChargerState.DISCONNECTED and due >= self._connected_at:
                     self.wants_drop = True
@@ -1139,7 +1142,7 @@ class ChargerCore:
             item.held = action != "BootNotification"
         metrics.queued += 1
         if first:
-            self._queue.appendleft(item)
+            self._queue.insert(0, item)
         else:
             self._queue.append(item)
 
@@ -1154,7 +1157,7 @@ class ChargerCore:
             return []
         if queue and (self.state is ChargerState.BOOTED
                       or queue[0].action == "BootNotification"):
-            item = queue.popleft()
+            item = queue.pop(0)
             self._metrics.queued -= 1
         elif (self._spec.closed_loop and self.state is ChargerState.BOOTED
               and self._drain_deadline is None):
@@ -1167,6 +1170,12 @@ class ChargerCore:
         self._pending = item
         self._metrics.call_sent(item.action, now - item.intended)
         return [encode_frame(Call(item.unique_id, item.action, item.payload))]
+
+    def _abandon(self, call: tuple[str, str]) -> None:
+        abandoned = self._abandoned
+        abandoned.append(call)
+        if len(abandoned) > _ABANDONED_KEPT:
+            del abandoned[0]
 
     def _complete(self, frame: CallResult | CallError, now: float) -> None:
         pending = self._pending
