@@ -75,7 +75,7 @@ def test_the_pace_stays_within_its_bounds() -> None:
 async def test_an_auto_ramp_boots_the_fleet_and_shows_its_pace(csms: CsmsServer) -> None:
     rows: list[dict[str, Any]] = []
     # slow start: at most 12 + 25 + 50 + 100 chargers have started when the first row shows
-    config = RunConfig(chargers=300, duration_s=15, url=csms.url, ramp_per_s=None)
+    config = RunConfig(chargers=300, duration_s=8, url=csms.url, ramp_per_s=None)
     with trio.fail_after(40):
         result = await spawn(config, on_second=rows.append, write=False)
     assert result.report["chargers"]["booted"] == 300
