@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from fleetsim import CsmsServer, RunConfig, spawn
 from fleetsim.cli import cli
 from fleetsim.pacing import (
-    CPU_BOUND,
+    CPU_LIMIT,
+    CPU_TARGET,
     LAG_BOUND_S,
     MAX_PER_S,
     MIN_PER_S,
@@ -31,9 +32,9 @@ def test_the_pace_doubles_while_all_is_fine() -> None:
 
 @pytest.mark.parametrize(("lag", "cpu", "verdict"), [
     (LAG_BOUND_S * 1.5, 0.3, "back off (lag)"),
-    (0.001, CPU_BOUND + 0.05, "back off (CPU)"),
+    (0.001, CPU_LIMIT + 0.05, "back off (CPU)"),
 ])
-def test_a_late_loop_or_a_busy_core_halves_the_pace_then_it_grows_by_a_tenth(
+def test_a_late_loop_or_a_busy_core_halves_the_pace_then_it_steers_by_the_cpu(
     lag: float, cpu: float, verdict: str,
 ) -> None:
     pace = AutoPace()
@@ -42,8 +43,19 @@ def test_a_late_loop_or_a_busy_core_halves_the_pace_then_it_grows_by_a_tenth(
     assert pace.step(lag, cpu, 0.002) == START_PER_S * 2
     assert pace.verdict == verdict
     assert not pace.slow_start
-    assert pace.step(*FINE) == pytest.approx(START_PER_S * 2 * 1.1)
-    assert pace.verdict == "grow"
+    assert pace.step(*FINE) == pytest.approx(START_PER_S * 2 * 1.5)  # 30 %: grow, capped
+    assert pace.verdict == "steer"
+    before = pace.per_s
+    assert pace.step(0.001, CPU_TARGET, None) == pytest.approx(before)  # on target: hold
+    assert pace.step(0.001, 0.85, None) < before  # over it: slow down, short of halving
+    assert pace.per_s > before * 0.7
+
+
+def test_slow_start_ends_when_the_cpu_reaches_its_target() -> None:
+    pace = AutoPace()
+    pace.step(*FINE)
+    assert pace.step(0.001, CPU_TARGET + 0.02, None) < START_PER_S * 2
+    assert not pace.slow_start and pace.verdict == "steer"
 
 
 def test_handshakes_that_slow_down_back_off_but_small_or_proportionate_ones_do_not() -> None:
