@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -49,13 +50,20 @@ IDLE = ["--connectors", "1", "--arrivals", "0.001/h"]
 """Idle chargers: `--arrivals 0` would play the deterministic test sessions."""
 
 
+def _open_files_to_the_hard_limit() -> None:
+    """Each connection is an open file of the CSMS."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def start_fast_csms(heartbeat_interval: int) -> tuple[subprocess.Popen[str], str]:
     node = shutil.which("node")
     if node is None or not (HERE / "fast_csms" / "node_modules" / "ws").is_dir():
         raise SystemExit("needs Node.js and the ws package: cd benchmarks/fast_csms && "
                          "npm install")
     csms = subprocess.Popen([node, str(SERVER), "--port", "0", "--heartbeat-interval",
-                             str(heartbeat_interval)], stdout=subprocess.PIPE, text=True)
+                             str(heartbeat_interval)], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=_open_files_to_the_hard_limit)
     assert csms.stdout is not None
     line = csms.stdout.readline()
     return csms, "ws://" + line.split("listening on ")[1].strip()

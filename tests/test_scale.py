@@ -200,6 +200,16 @@ def test_live_rows_add_up_once_every_worker_sent_its_second() -> None:
     assert live.flush() == []
 
 
+def test_the_live_pace_of_an_auto_ramp_is_the_workers_paces_summed() -> None:
+    live = LiveRows([1, 2], wait_s=0.5)
+    live.add(1, row(1.0, 10, 5, ramp_per_s=400), now=1.0)
+    [first] = live.add(2, row(1.0, 10, 5, ramp_per_s=300), now=1.0)
+    assert first["ramp_per_s"] == 700
+    live.add(1, row(2.0, 10, 5), now=2.0)
+    [second] = live.add(2, row(2.0, 10, 5), now=2.0)
+    assert "ramp_per_s" not in second  # the ramp is over
+
+
 # -- workers: real processes -----------------------------------------------------------------
 
 

@@ -92,4 +92,7 @@ class LiveRows:
         combined["saturated"] = any(row.get("saturated") for row in rows.values())
         combined["workers"] = len(rows)
         combined["workers_lost"] = self._lost
+        paces = [row["ramp_per_s"] for row in rows.values() if "ramp_per_s" in row]
+        if paces:  # `--ramp auto`: each worker paces its own slice
+            combined["ramp_per_s"] = sum(paces)
         return combined
