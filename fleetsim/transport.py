@@ -297,7 +297,7 @@ class _WsprotoConnection:
         if not self._unsent:
             return
         async with self._send_lock:
-            if self._unsent:
+            while self._unsent:  # what send_now queues meanwhile goes too
                 if self._closed is not None:
                     raise self._closed_error()
                 await self._send_data(b"")

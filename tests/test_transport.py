@@ -741,9 +741,12 @@ async def test_what_the_socket_cannot_take_waits_for_flush_in_order(
             while sent < 2_000 and conn.send_now([f"{sent:05d}{chunk}"]):
                 sent += 1
             assert sent < 2_000, "the socket buffers took 120 MB: the peer is reading"
-            assert conn.send_now(["behind the rest"]) is False  # queued, not reordered
-            go.set()
-            await conn.flush()
+            async with trio.open_nursery() as flushing:
+                flushing.start_soon(conn.flush)
+                await _wait_until(lambda: conn.writing_since is not None)
+                # queued while a flush is under way: that flush writes it too, in order
+                assert conn.send_now(["behind the rest"]) is False
+                go.set()
             assert conn.send_now(["at once again"]) is True
             await conn.aclose()
     assert len(received) == sent + 3
