@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import http
+import ipaddress
 import logging
 import socket
 import ssl
@@ -801,9 +802,25 @@ def _weak_handshake(stream: trio.SSLStream[trio.SocketStream]) -> None:
     stream._handshook._afn = weak_handshake
 
 
+async def _open_tcp(host: str, port: int) -> trio.SocketStream:
+    """One connect(2) to an IP address; a host name goes through trio's happy eyeballs, whose
+    resolver call and nursery per connection are a tenth of a charger's boot."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return await trio.open_tcp_stream(host, port)
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    try:
+        await sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
 async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
-    tcp = await trio.open_tcp_stream(target.host, target.port)
+    tcp = await _open_tcp(target.host, target.port)
     if not target.secure:
         return tcp
     context = ssl_context if ssl_context is not None else _default_ssl_context()
