@@ -1,9 +1,9 @@
 """Keeping garbage-collection pauses out of the measurements.
 
-A waiting charger's coroutines and cancel scopes, and a CSMS connection's, are remade at each
-wake, so the collector's generations fill with thousands of live objects and each collection
-pauses the event loop for tens to hundreds of milliseconds, which would be measured as
-latency. Parking every live object outside the collector (`gc.freeze`, which costs nothing)
+Thousands of connections' long-lived objects (cores, parsers, coroutines; and a CSMS
+connection's cancel scopes, remade at each wake) fill the collector's generations, so each
+collection would pause the event loop for tens to hundreds of milliseconds, which would be
+measured as latency. Parking every live object outside the collector (`gc.freeze`, which costs nothing)
 every 20 ms keeps collections short, and everything goes back to the collector at the end.
 
 The price: refcounting still frees what dies, but an object parked there that ends up in
