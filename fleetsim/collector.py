@@ -3,8 +3,9 @@
 Thousands of connections' long-lived objects (cores, parsers, coroutines; and a CSMS
 connection's cancel scopes, remade at each wake) fill the collector's generations, so each
 collection would pause the event loop for tens to hundreds of milliseconds, which would be
-measured as latency. Parking every live object outside the collector (`gc.freeze`, which costs nothing)
-every 20 ms keeps collections short, and everything goes back to the collector at the end.
+measured as latency. Parking every live object outside the collector (`gc.freeze`, which
+costs nothing) every 20 ms keeps collections short, and everything goes back to the collector
+at the end.
 
 The price: refcounting still frees what dies, but an object parked there that ends up in
 cyclic garbage stays until the end of the run. So a connection's life must make none, and
