@@ -389,7 +389,7 @@ class Fleet:
                 except Exception as exc:
                     # a bug or an unforeseen fault must not take the fleet down: count it,
                     # report it, and carry on as after a dropped connection
-                    self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+                    self.metrics.internal_error(exc)
                     if core.state is not ChargerState.DISCONNECTED:
                         core.disconnected(trio.current_time())
                     settled = False
@@ -564,7 +564,7 @@ class Fleet:
                 try:
                     self._on_timer(link, now)
                 except Exception as exc:  # a bug must not stop every charger's timers
-                    self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+                    self.metrics.internal_error(exc)
                     self._end(link, "error")
 
     def _on_timer(self, link: _Link, now: float) -> None:
@@ -612,7 +612,7 @@ class Fleet:
         except ConnectionClosed:
             self._end(link, "lost")
         except Exception as exc:  # as in `_charger`: counted, and the charger carries on
-            self.metrics.internal_errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
+            self.metrics.internal_error(exc)
             self._end(link, "error")
         finally:
             link.flushing = False

@@ -339,6 +339,12 @@ class Metrics:
         if self.window is not None:
             self.window.action(action).timeout += 1
 
+    def internal_error(self, exc: BaseException, where: str = "") -> None:
+        """A bug caught where it would have taken a charger or the fleet down: counted by
+        kind, for the report's `internal_errors`."""
+        prefix = f"{where}: " if where else ""
+        self.internal_errors[f"{prefix}{type(exc).__name__}: {exc}"[:120]] += 1
+
     def call_late(self, action: str) -> None:
         self.action(action).late += 1
 

@@ -1232,8 +1232,7 @@ class ChargerCore:
                 error = v201.as_v201_error(error)
             return encode_frame(error), call.action, error.error_code
         except Exception as exc:  # a bug must not take the charger down: counted, answered
-            self._metrics.internal_errors[
-                f"{call.action}: {type(exc).__name__}: {exc}"[:120]] += 1
+            self._metrics.internal_error(exc, call.action)
             internal = ErrorCode.INTERNAL_ERROR.value
             return (encode_frame(CallError(call.unique_id, internal, type(exc).__name__)),
                     call.action, internal)
