@@ -223,9 +223,7 @@ class _WsprotoConnection:
         # Cancellation before anything is written leaves the stream usable; only a
         # cancelled half-written frame has to mark it broken (see the except below).
         await trio.lowlevel.checkpoint_if_cancelled()
-        if self._unsent:
-            data = bytes(self._unsent) + data
-            self._unsent.clear()
+        data = self._after_unsent(data)
         self.writing_since = trio.current_time()
         try:
             await self._stream.send_all(data)
@@ -293,6 +291,14 @@ class _WsprotoConnection:
             self._unsent += memoryview(data)[sent:]
             return False
         return True
+
+    def _after_unsent(self, data: bytes) -> bytes:
+        """`data` behind what `send_now` left, which now leaves `_unsent`."""
+        if not self._unsent:
+            return data
+        data = bytes(self._unsent) + data
+        self._unsent.clear()
+        return data
 
     async def flush(self) -> None:
         if not self._unsent:
@@ -473,10 +479,7 @@ class _WsprotoConnection:
                 if self._broken:
                     return
                 data = proto.send(CloseConnection(code=code, reason=reason or None))
-                if self._unsent:  # what send_now left goes first
-                    data = bytes(self._unsent) + data
-                    self._unsent.clear()
-                await self._stream.send_all(data)
+                await self._stream.send_all(self._after_unsent(data))
         # Wait for the peer's close frame; a client also waits for the server to close
         # TCP first (RFC 6455 7.1.1) so that TIME_WAIT lands on the server, not on the
         # load generator's ephemeral ports.
