@@ -481,8 +481,7 @@ class Fleet:
         conn, core = link.conn, link.core
         now = trio.current_time()
         link.unheard = now
-        if not conn.send_now(core.connected(now)):
-            await conn.flush()
+        await self._send(conn, core.connected(now))
         self._schedule(link)
         metrics = self.metrics
         while True:
@@ -498,11 +497,16 @@ class Fleet:
                 out += core.tick(now)
             if out:
                 link.unheard = now
-                if not conn.send_now(out):
-                    await conn.flush()
+                await self._send(conn, out)
                 if answered is not None:
                     metrics.csms_call_answered_in(answered, trio.current_time() - now)
             self._schedule(link)
+
+    @staticmethod
+    async def _send(conn: Connection, frames: list[str]) -> None:
+        """Write at once if the socket takes it, else wait until it has."""
+        if not conn.send_now(frames):
+            await conn.flush()
 
     def _ending(self, link: _Link) -> str | None:
         """Whether the conversation is over, after whatever the core last did."""
