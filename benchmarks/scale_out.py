@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spawn_scale import cpu_seconds, rss_kib, start_csms
+from spawn_scale import cpu_and_rss, start_csms
 
 BASELINE_CHARGERS = 10
 NO_SESSIONS = "0.001/h"
@@ -66,13 +66,6 @@ class Run:
 
     def booted_at(self) -> float | None:
         return next((s.row["t"] for s in self.samples if s.row["booted"] == self.chargers), None)
-
-
-def _read(pid: int) -> tuple[float, int]:
-    try:
-        return cpu_seconds(pid), rss_kib(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0, 0
 
 
 def run(url: str, csms_pid: int, chargers: int, workers: int, duration: int, ramp: float,
@@ -108,7 +101,7 @@ def run(url: str, csms_pid: int, chargers: int, workers: int, duration: int, ram
         if "t" not in event:
             continue
         pids = [parent.pid, csms_pid, *result.worker_pids]
-        readings = {pid: _read(pid) for pid in pids}
+        readings = {pid: cpu_and_rss(pid) for pid in pids}
         result.samples.append(Sample(time.monotonic(), event,
                                      {pid: cpu for pid, (cpu, _) in readings.items()},
                                      {pid: rss for pid, (_, rss) in readings.items()}))

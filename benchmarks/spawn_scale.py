@@ -45,6 +45,14 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_and_rss(pid: int) -> tuple[float, int]:
+    """A process's CPU seconds and RSS (KiB); zeros once it has exited."""
+    try:
+        return cpu_seconds(pid), rss_kib(pid)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0, 0
+
+
 @dataclass
 class Sample:
     wall: float

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spawn_scale import cpu_seconds, rss_kib
+from spawn_scale import cpu_and_rss
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "fast_csms" / "server.mjs"
@@ -67,13 +67,6 @@ def start_fast_csms(heartbeat_interval: int) -> tuple[subprocess.Popen[str], str
     assert csms.stdout is not None
     line = csms.stdout.readline()
     return csms, "ws://" + line.split("listening on ")[1].strip()
-
-
-def _read(pid: int) -> tuple[float, int]:
-    try:
-        return cpu_seconds(pid), rss_kib(pid)
-    except (FileNotFoundError, ProcessLookupError):
-        return 0.0, 0
 
 
 @dataclass
@@ -123,10 +116,10 @@ def run(mode: str, chargers: int, workers: str, duration: int, ramp: str) -> Run
                 pids.append(event["pid"])
             if "t" not in event:
                 continue
-            readings = [_read(pid) for pid in pids]
+            readings = [cpu_and_rss(pid) for pid in pids]
             result.samples.append(Sample(
                 time.monotonic(), event, sum(cpu for cpu, _ in readings),
-                sum(rss for _, rss in readings), _read(csms.pid)[0]))
+                sum(rss for _, rss in readings), cpu_and_rss(csms.pid)[0]))
         fleet.wait(timeout=120)
     finally:
         csms.terminate()
