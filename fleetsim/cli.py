@@ -504,6 +504,42 @@ def csms(**options: Any) -> None:
              restrict_keyboard_interrupt_to_checkpoints=True)
 
 
+@cli.command(name="certs")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Folder to write ca.pem/ca.key, server.pem/server.key and "
+                   "chargers/<id>.pem|key into (created if missing).")
+@click.option("-u", "--chargers", type=click.IntRange(0, 1_000_000), default=100,
+              show_default=True, help="Client certificates to issue: one per charger ID.")
+@click.option("--id-prefix", default="CP", show_default=True,
+              help="Charger IDs are PREFIX00001, PREFIX00002, ... (as for spawn).")
+@click.option("--ca", "ca_cert", type=click.Path(dir_okay=False),
+              help="Sign with this existing CA certificate (PEM) instead of a new one.")
+@click.option("--ca-key", type=click.Path(dir_okay=False),
+              help="The key of --ca (unencrypted PEM, EC).  [default: --ca with .key]")
+@click.option("--server-name", "server_names", multiple=True,
+              help="Host name or IP address of the server certificate, repeatable.  "
+                   "[default: 127.0.0.1, ::1, localhost]")
+@click.option("--days", type=click.IntRange(1, 36_500), default=365, show_default=True,
+              help="Validity of the certificates issued.")
+def certs_command(**options: Any) -> None:
+    """Issue a test PKI for security profiles 2 and 3: a CA, a server certificate and one
+    client certificate per charger (CN = charger ID). Keys are EC P-256, mode 0600."""
+    ca = None
+    if options["ca_cert"]:
+        key = options["ca_key"] or str(Path(options["ca_cert"]).with_suffix(".key"))
+        ca = fleetsim.CertificateAuthority.load(options["ca_cert"], key)
+    elif options["ca_key"]:
+        raise ConfigError("ca-key: only applies with --ca")
+    fleet: RunConfig = build_config(RunConfig, chargers=max(options["chargers"], 1),
+                                    id_prefix=options["id_prefix"])
+    ids = [fleet.charger_id(index) for index in range(1, options["chargers"] + 1)]
+    pki = fleetsim.issue_pki(Path(options["out"]), ids, ca=ca, days=options["days"],
+                             server_names=options["server_names"] or
+                             ("127.0.0.1", "::1", "localhost"))
+    click.echo(f"CA {pki.ca_cert}, server {pki.server_cert}, {len(ids)} chargers in "
+               f"{pki.chargers}/<id>.pem|key")
+
+
 @cli.command(name="compare")
 @click.argument("baseline", type=click.Path(dir_okay=False))
 @click.argument("candidate", type=click.Path(dir_okay=False))
