@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -65,7 +66,10 @@ class CertificateAuthority:
     key: ec.EllipticCurvePrivateKey
 
     @classmethod
-    def create(cls, common_name: str = "fleetsim test CA", days: int = 365) -> CertificateAuthority:
+    def create(cls, common_name: str = "", days: int = 365) -> CertificateAuthority:
+        """A new CA; its default name has a random part, so that two test CAs are never
+        taken for one another."""
+        common_name = common_name or f"fleetsim test CA {secrets.token_hex(4)}"
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         cert = (
