@@ -1148,6 +1148,8 @@ class HandshakeRequest:
     path: str
     subprotocols: tuple[str, ...]
     headers: tuple[tuple[str, str], ...]
+    client_cn: str | None = None
+    """The common name of the client's verified TLS certificate, if it sent one."""
 
 
 def _http_response(status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -1236,6 +1238,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECTION_ERRORS)
 
 
+def _client_cn(stream: _AnyStream) -> str | None:
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    cert = stream.getpeercert()  # only a verified one: the server asked for and checked it
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
 async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | None:
     ws = WSConnection(ConnectionType.SERVER)
     while True:
@@ -1258,7 +1271,8 @@ async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | No
                     (name.decode("latin-1").lower(), value.decode("latin-1"))
                     for name, value in event.extra_headers
                 ))
-                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers)
+                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers,
+                                           _client_cn(stream))
                 return PendingConnection(request, stream, ws)
 
 
