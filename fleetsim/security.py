@@ -100,9 +100,9 @@ def _load_pair(context: ssl.SSLContext, cert: str, key: str | None, charger_id: 
     try:
         context.load_cert_chain(cert, key)
     except FileNotFoundError:
-        whose = f" of {charger_id}" if charger_id else ""
-        raise ConfigError(f"client-cert: no certificate{whose}: {cert!r} or {key!r} "
-                          "is missing") from None
+        whose = f"{charger_id}'s " if charger_id else ""
+        files = repr(cert) if key is None else f"{cert!r} or {key!r}"
+        raise ConfigError(f"client-cert: {whose}{files}: no such file") from None
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"client-cert: cannot load {cert!r} with key {key!r}: "
                           f"{getattr(exc, 'reason', None) or exc}") from None

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import base64
 import datetime
+import json
 import shutil
+import signal
 import ssl
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -319,3 +323,79 @@ async def test_the_embedded_csms_serves_each_profile() -> None:
         assert booted_and_failures(report) == (3, {}), profile
         assert report["config"]["security_profile"] == profile
         assert report["config"]["password"] == ("***" if profile < 3 else None)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def fleetsim(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fleetsim", *args], capture_output=True,
+                          text=True, timeout=90, check=False)
+
+
+def test_no_password_or_key_is_shown_or_reported(tmp_path: Path, lab: Lab) -> None:
+    secret = "Sesame-{id}-x7"
+    report_path = tmp_path / "run.json"
+    done = fleetsim("spawn", "--chargers", "3", "--duration", "1", "--security-profile", "2",
+                    "--password", secret, "--progress", "plain", "--report", str(report_path))
+    assert done.returncode == 0, done.stderr
+    keys = [path.read_text() for path in (lab.pki.ca_key, lab.pki.chargers / "CP00001.key")]
+    shown = done.stdout + done.stderr + report_path.read_text()
+    report = json.loads(report_path.read_text())
+    assert report["chargers"]["booted"] == 3
+    assert report["config"]["csms"]["password"] == "***"
+    for charger in ("CP00001", "CP00002", "CP00003"):
+        assert secret.replace("{id}", charger) not in shown
+    assert "Sesame" not in shown and "PRIVATE KEY" not in shown
+    assert not any(key.splitlines()[1] in shown for key in keys)
+    profile_3 = fleetsim("spawn", "--chargers", "2", "--duration", "1", "--security-profile",
+                         "3", "--json", "--progress", "none", "--report",
+                         str(tmp_path / "3.json"))
+    assert profile_3.returncode == 0, profile_3.stderr
+    assert json.loads(profile_3.stdout)["chargers"]["booted"] == 2
+    assert "PRIVATE KEY" not in profile_3.stdout + profile_3.stderr
+
+
+def test_bad_security_options_are_one_line_errors(tmp_path: Path) -> None:
+    csv_path = tmp_path / "passwords.csv"
+    csv_path.write_text("CP00001,a\nCP00002\n")
+    for args, message in [
+        (("--url", "ws://127.0.0.1:9/ocpp", "--passwords", str(csv_path)),
+         f"passwords: {csv_path}:2: expected 2 fields (id,password), got 1"),
+        (("--url", "wss://127.0.0.1:9/ocpp", "--security-profile", "3"),
+         "security-profile 3: needs client certificates (--client-cert FILE or FOLDER; "
+         "`fleetsim certs` issues test ones)"),
+        (("--client-cert", str(tmp_path)),
+         "client-cert: only applies with --url wss://...; against the embedded CSMS, "
+         "--security-profile 3 issues its own"),
+        (("--url", "wss://127.0.0.1:9/ocpp", "--client-cert", str(tmp_path / "none")),
+         f"client-cert: {str(tmp_path / 'none')!r}: no such file"),
+    ]:
+        done = fleetsim("spawn", "--chargers", "2", "--duration", "1", *args)
+        assert done.returncode == 104, done.stderr
+        assert done.stderr.strip().splitlines() == [f"fleetsim: error: {message}"]
+
+
+def test_fleetsim_csms_serves_profile_3_to_fleetsim_spawn(tmp_path: Path) -> None:
+    pki_dir = tmp_path / "pki"
+    assert fleetsim("certs", "--out", str(pki_dir), "--chargers", "3").returncode == 0
+    csms = subprocess.Popen(
+        [sys.executable, "-m", "fleetsim", "csms", "--port", "0", "--stats-every", "1s",
+         "--tls-cert", str(pki_dir / "server.pem"), "--tls-key", str(pki_dir / "server.key"),
+         "--client-ca", str(pki_dir / "ca.pem")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert csms.stderr is not None
+        banner = csms.stderr.readline()
+        assert "listening on wss://127.0.0.1:" in banner, banner
+        url = banner.split(" listening on ")[1].split("/<chargerId>")[0]
+        done = fleetsim("spawn", "--url", url, "-u", "3", "-t", "1", "-q",
+                        "--security-profile", "3", "--ca-file", str(pki_dir / "ca.pem"),
+                        "--client-cert", str(pki_dir / "chargers"),
+                        "--report", str(tmp_path / "r.json"))
+        assert done.returncode == 0, done.stderr
+        report = json.loads((tmp_path / "r.json").read_text())
+        assert booted_and_failures(report) == (3, {})
+    finally:
+        csms.send_signal(signal.SIGINT)
+        csms.communicate(timeout=10)
