@@ -34,7 +34,7 @@ from fleetsim.pacing import STEP_S, AutoPace
 from fleetsim.security import fleet_credentials, ssl_context_for
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
-__all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]  # ssl_context_for: fleetsim.security
+__all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]  # the last from fleetsim.security
 
 _CLOSE_TIMEOUT_S = 2.0
 _UNREACHABLE_PROBES = 10

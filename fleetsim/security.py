@@ -77,7 +77,10 @@ def load_passwords(path: str) -> dict[str, str]:
     return passwords
 
 
-def _server_context(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext:
+def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
+    """TLS settings for wss:// URLs: the system trust store, a CA file, or none at all."""
+    if not url.startswith("wss://"):
+        return None
     try:
         context = ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
@@ -86,13 +89,6 @@ def _server_context(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLCon
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
-    """TLS settings for wss:// URLs: the system trust store, a CA file, or none at all."""
-    if not url.startswith("wss://"):
-        return None
-    return _server_context(url, ca_file, insecure)
 
 
 def _load_pair(context: ssl.SSLContext, cert: str, key: str | None, charger_id: str = ""
