@@ -18,7 +18,6 @@ import contextlib
 import http
 import ipaddress
 import logging
-import re
 import socket
 import ssl
 import sys
@@ -51,6 +50,13 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from fleetsim._groups import leaves
 from fleetsim.wsframes import MaskKeys, frame_extent, read_text, text_frame
+from fleetsim.wshandshake import (
+    Accepted,
+    ClientHandshake,
+    HandshakeFailed,
+    Rejected,
+    after_head,
+)
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -74,8 +80,6 @@ _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
 _PING_PAYLOAD: Final = b"fleetsim"
 _MASK_KEYS: Final = MaskKeys()
-_HEAD_END: Final = re.compile(rb"\n\r?\n")
-"""The blank line that ends an HTTP head, as h11 finds it."""
 _MORE: Final = 0
 _HANDED: Final = 1
 _TOO_BIG: Final = 2
@@ -1001,58 +1005,46 @@ async def _wsproto_handshake(
     subprotocols: Sequence[str],
     headers: Sequence[tuple[str, str]],
 ) -> _WsprotoConnection:
-    ws = WSConnection(ConnectionType.CLIENT)
-    request = Request(
-        host=target.host_header,
-        target=target.resource,
-        subprotocols=list(subprotocols),
-        extra_headers=_encode_headers(headers),
-    )
+    try:
+        handshake = ClientHandshake(target.host_header, target.resource, subprotocols, headers)
+    except ValueError as exc:
+        raise ConnectError("other", f"cannot send the websocket handshake: {exc}") from None
     raw = _plain_socket(stream)
-    await _send_head(stream, raw, ws.send(request))
-    received = b""
+    await _send_head(stream, raw, handshake.request)
     while True:
         data = await _receive_some(stream, raw)
-        received += data
         if not data:
             raise ConnectError(
                 "reset", f"{target.netloc} closed the connection during the websocket handshake"
             )
         try:
-            ws.receive_data(data)
-        except RemoteProtocolError as exc:
-            label = "subprotocol" if "subprotocol" in str(exc) else "other"
+            outcome = handshake.receive(data)
+        except HandshakeFailed as exc:
             raise ConnectError(
-                label, f"invalid websocket handshake response from {target.netloc}: {exc}"
-            ) from exc
-        for event in ws.events():
-            if isinstance(event, AcceptConnection):
-                proto, rest = _frames_after_head(ws, ConnectionType.CLIENT, received)
-                return _WsprotoConnection(
-                    stream, proto, event.subprotocol, client=True, received=rest)
-            if isinstance(event, RejectConnection):
-                status = event.status_code
-                raise ConnectError(
-                    f"http_{status}",
-                    f"{target.netloc} rejected the websocket handshake with HTTP {status}",
-                )
+                exc.reason, f"invalid websocket handshake response from {target.netloc}: {exc}"
+            ) from None
+        if isinstance(outcome, Accepted):
+            return _WsprotoConnection(stream, _FrameConnection(ConnectionType.CLIENT),
+                                      outcome.subprotocol, client=True, received=outcome.rest)
+        if isinstance(outcome, Rejected):
+            raise ConnectError(
+                f"http_{outcome.status}",
+                f"{target.netloc} rejected the websocket handshake with HTTP {outcome.status}",
+            )
 
 
-def _frames_after_head(
-    ws: WSConnection, kind: ConnectionType, received: bytes
-) -> tuple[_FrameConnection, bytes]:
-    """The frame parser of a connection whose handshake `ws` just completed, and the frames
-    that arrived after the HTTP head (`received` is every byte the handshake read; the head
-    has no body). wsproto hands such frames to its own parser, where `fleetsim.wsframes`
-    cannot read them: then a new parser goes with them, and wsproto's is ended."""
+def _frames_after_head(ws: WSConnection, received: bytes) -> tuple[_FrameConnection, bytes]:
+    """The frame parser of a server connection whose handshake `ws` just completed, and the
+    frames that arrived after the upgrade request (`received` is every byte the handshake
+    read). wsproto hands such frames to its own parser, where `fleetsim.wsframes` cannot
+    read them: then a new parser goes with them, and wsproto's is ended."""
     proto = ws.connection
     assert proto is not None
-    end = _HEAD_END.search(received)
-    rest = received[end.end():] if end is not None else b""
+    rest = after_head(received)
     if not rest:
         return proto, b""
     _end_frame_parser(proto)
-    return _FrameConnection(kind), rest
+    return _FrameConnection(ConnectionType.SERVER), rest
 
 
 def _subprotocol_error(target: _Target, subprotocols: Sequence[str]) -> ConnectError:
@@ -1317,7 +1309,7 @@ class PendingConnection:
             raise ValueError(str(exc)) from None
         self._state = _ACCEPTED
         self._ws = None  # drop h11's buffers; only the frame parser is needed from now on
-        proto, rest = _frames_after_head(ws, ConnectionType.SERVER, self._received)
+        proto, rest = _frames_after_head(ws, self._received)
         conn = _WsprotoConnection(self._stream, proto, subprotocol, client=False, received=rest)
         self._received = b""
         self._conn = conn
