@@ -17,6 +17,7 @@ from fleetsim.behaviour.profile import (
     shipped_profiles,
 )
 from fleetsim.behaviour.schedule import Backoff
+from fleetsim.certs import CertificateAuthority, Pki, issue_pki
 from fleetsim.charger.core import ChargerCore, ChargerSpec
 from fleetsim.compare import Comparison, compare, format_comparison, load_report, parse_gate
 from fleetsim.config import (
@@ -60,6 +61,7 @@ __all__ = [
     "TRANSPORTS",
     "Backoff",
     "Behaviour",
+    "CertificateAuthority",
     "ChargerCore",
     "ChargerSpec",
     "Comparison",
@@ -73,6 +75,7 @@ __all__ = [
     "FleetsimError",
     "LocalProtocolError",
     "Metrics",
+    "Pki",
     "Profile",
     "Progress",
     "ProgressMode",
@@ -98,6 +101,7 @@ __all__ = [
     "format_comparison",
     "format_step",
     "format_summary",
+    "issue_pki",
     "junit_xml",
     "load_profile",
     "load_report",

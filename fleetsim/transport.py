@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import sys
 import types
 import urllib.parse
 import weakref
@@ -615,6 +616,16 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
         self.writing_since: float | None = None
         self.awaiting_pong = False
         self._writers = 0
+        self.tls_error: ssl.SSLError | None = None
+        """What broke the stream, if TLS did: trio-websocket drops it, and a TLS alert (a
+        refused client certificate, under TLS 1.3) arrives only after the handshake."""
+
+    async def _abort_web_socket(self) -> None:
+        # called while handling the stream's error
+        cause = getattr(sys.exception(), "__cause__", None)
+        if isinstance(cause, ssl.SSLError):
+            self.tls_error = cause.with_traceback(None)  # no cycle through our frames
+        await super()._abort_web_socket()
 
     async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
         if isinstance(event, TextMessage) and not event.data.isascii():
@@ -820,6 +831,32 @@ def _exception_chain(exc: BaseException, *, context: bool = True) -> Iterator[Ba
             stack.append(current.__context__)
 
 
+_TLS_VERIFY_REASONS: Final = {
+    9: "tls_expired",  # X509_V_ERR_CERT_NOT_YET_VALID: outside its validity, as expired
+    10: "tls_expired",  # X509_V_ERR_CERT_HAS_EXPIRED
+    2: "tls_unknown_ca",  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+    7: "tls_unknown_ca",  # X509_V_ERR_CERT_SIGNATURE_FAILURE: a trusted CA's name, not its key
+    18: "tls_unknown_ca",  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+    19: "tls_unknown_ca",  # X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+    20: "tls_unknown_ca",  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: "tls_unknown_ca",  # X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    62: "tls_hostname",  # X509_V_ERR_HOSTNAME_MISMATCH
+    64: "tls_hostname",  # X509_V_ERR_IP_ADDRESS_MISMATCH
+}
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    """What went wrong in a TLS handshake, as a metrics label: our check of the server's
+    certificate (`tls_unknown_ca`, `tls_expired`, `tls_hostname`), the server's alert about
+    ours or about the handshake (`tls_rejected`: a bad or missing client certificate), or
+    anything else (`tls`)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _TLS_VERIFY_REASONS.get(exc.verify_code, "tls")
+    if "ALERT" in (exc.reason or ""):
+        return "tls_rejected"
+    return "tls"
+
+
 def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
     """Classify a failure while opening a connection into a stable metrics label."""
     where = target.netloc
@@ -844,7 +881,8 @@ def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
             f"http_{status}", f"{where} rejected the websocket handshake with HTTP {status}"
         )
     if (found := find(ssl.SSLError)) is not None:
-        return ConnectError("tls", f"TLS handshake with {where} failed: {found}")
+        return ConnectError(_tls_reason(cast("ssl.SSLError", found)),
+                            f"TLS handshake with {where} failed: {found}")
     if find(
         ConnectionResetError,
         ConnectionAbortedError,
@@ -869,14 +907,29 @@ def _forget_tracebacks(exc: BaseException) -> None:
         current.__traceback__ = None
 
 
+class _Phase:
+    """How far an opening connection got: a timeout in the TLS handshake has its own reason
+    (a server too busy for handshakes is the usual bottleneck of a reconnect storm)."""
+
+    __slots__ = ("in_tls",)
+
+    def __init__(self) -> None:
+        self.in_tls = False
+
+
 @contextmanager
-def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
+def _classified(target: _Target, connect_timeout: float) -> Iterator[_Phase]:
     """Turn whatever opening a connection raised into a `ConnectError` with a reason."""
+    phase = _Phase()
     try:
-        yield
+        yield phase
     except ConnectError:
         raise
     except trio.TooSlowError as exc:
+        if phase.in_tls:
+            raise ConnectError(
+                "tls_handshake_timeout",
+                f"no TLS handshake with {target.netloc} within {connect_timeout} s") from exc
         raise ConnectError(
             "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
         ) from exc
@@ -923,7 +976,8 @@ async def _open_tcp(host: str, port: int) -> trio.SocketStream:
     return trio.SocketStream(sock)
 
 
-async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
+async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None,
+                       phase: _Phase) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
     tcp = await _open_tcp(target.host, target.port)
     if not target.secure:
@@ -931,11 +985,13 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _
     context = ssl_context if ssl_context is not None else _default_ssl_context()
     tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
     _weak_handshake(tls)
+    phase.in_tls = True
     try:
         await tls.do_handshake()
     except BaseException:
         await trio.aclose_forcefully(tls)
         raise
+    phase.in_tls = False
     return tls
 
 
@@ -1005,8 +1061,8 @@ async def _connect_wsproto(
     connect_timeout: float,
 ) -> _WsprotoConnection:
     target = _parse_url(url)
-    with _classified(target, connect_timeout), trio.fail_after(connect_timeout):
-        stream = await _open_stream(target, ssl_context)
+    with _classified(target, connect_timeout) as phase, trio.fail_after(connect_timeout):
+        stream = await _open_stream(target, ssl_context, phase)
         try:
             conn = await _wsproto_handshake(stream, target, subprotocols, headers)
         except BaseException:
@@ -1079,8 +1135,8 @@ async def _trio_websocket_handshake(
     headers: Sequence[tuple[str, str]],
     connect_timeout: float,
 ) -> _TrioWebsocketConnection:
-    with _classified(target, connect_timeout), trio.fail_after(connect_timeout):
-        stream = await _open_stream(target, ssl_context)
+    with _classified(target, connect_timeout) as phase, trio.fail_after(connect_timeout):
+        stream = await _open_stream(target, ssl_context, phase)
         watch = _ReaderWatch(nursery)
         try:
             with watch.scope:
@@ -1105,6 +1161,8 @@ async def _trio_websocket_handshake(
             raise
         if watch.ended_early:
             await trio.aclose_forcefully(stream)
+            if ws.tls_error is not None:
+                raise _connect_error(ws.tls_error, target)
             raise ConnectError(
                 "reset",
                 f"{target.netloc} closed the connection during the websocket handshake",
@@ -1200,6 +1258,8 @@ class HandshakeRequest:
     path: str
     subprotocols: tuple[str, ...]
     headers: tuple[tuple[str, str], ...]
+    client_cn: str | None = None
+    """The common name of the client's verified TLS certificate, if it sent one."""
 
 
 def _http_response(status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -1291,6 +1351,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECTION_ERRORS)
 
 
+def _client_cn(stream: _AnyStream) -> str | None:
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    cert = stream.getpeercert()  # only a verified one: the server asked for and checked it
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
 async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | None:
     ws = WSConnection(ConnectionType.SERVER)
     received = b""
@@ -1315,8 +1386,30 @@ async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | No
                     (name.decode("latin-1").lower(), value.decode("latin-1"))
                     for name, value in event.extra_headers
                 ))
-                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers)
+                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers,
+                                           _client_cn(stream))
                 return PendingConnection(request, stream, ws, received)
+
+
+async def _send_tls_alert(tcp: trio.SocketStream, tls: trio.SSLStream[trio.SocketStream]
+                          ) -> None:
+    """Send the alert OpenSSL wrote when a server-side handshake failed (a missing, unknown
+    or expired client certificate), and close gently, as real TLS servers do: trio drops it,
+    and the client would see a bare reset instead of why. The buffer is trio's private
+    attribute, hence getattr: should it change, this sends nothing (tests/test_security.py
+    fails)."""
+    outgoing = getattr(tls, "_outgoing", None)
+    if not isinstance(outgoing, ssl.MemoryBIO) or not outgoing.pending:
+        return
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await tcp.send_all(outgoing.read())
+        await tcp.send_eof()
+        # read what the client sent meanwhile (its request, under TLS 1.3), so that closing
+        # sends no reset, which could overtake the alert
+        with trio.move_on_after(1):
+            for _ in range(64):
+                if not await tcp.receive_some(_RECEIVE_SIZE):
+                    break
 
 
 async def _serve_connection(
@@ -1332,7 +1425,11 @@ async def _serve_connection(
             if ssl_context is not None:
                 stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
                 _weak_handshake(stream)
-                await stream.do_handshake()
+                try:
+                    await stream.do_handshake()
+                except trio.BrokenResourceError:
+                    await _send_tls_alert(tcp, stream)
+                    raise
             pending = await _receive_upgrade_request(stream)
         if pending is None:
             return

@@ -330,7 +330,7 @@ async def test_wss_with_untrusted_ca(tls_echo: EchoServer, ca: trustme.CA, trans
                 transport=transport,
             ):
                 pytest.fail("should not connect")
-        assert info.value.reason == "tls"
+        assert info.value.reason == "tls_unknown_ca"
         # The failed TLS handshake did not hurt the server.
         trusted = ssl.create_default_context()
         ca.configure_trust(trusted)
