@@ -6,6 +6,7 @@ password do what they say."""
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from typing import Any
 
@@ -18,6 +19,8 @@ from fleetsim.charger import shapes
 from fleetsim.charger.certificates import hash_data
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.charger.security_answers import COMMANDS_16, HANDLERS_201
+from fleetsim.csms.commands import MIX
+from fleetsim.csms.security_commands import MIX_16, MIX_16_SECURITY, pick_security_command
 from fleetsim.csms.signing import sign_csr
 from fleetsim.ocpp import v16, v16_security, v201
 from fleetsim.ocpp.frames import Call, encode_frame
@@ -272,4 +275,28 @@ def test_a_signed_firmware_update_reports_each_step_then_reboots(
         "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed"]
     assert {p.get("requestId") for p in _calls(link, "SignedFirmwareStatusNotification")} == {4}
     assert _calls(link, "SecurityEventNotification")[-1]["type"] == "FirmwareUpdated"
+    _all_valid(link)
+
+
+def test_every_security_command_the_embedded_csms_sends_validates_and_is_answered() -> None:
+    """The whitepaper's part of the CSMS's 1.6 mix: valid requests, valid answers, and the
+    store fills and empties with the real CA certificate they carry."""
+    rng = random.Random(2)
+    link = _booted(IDLE_16)
+    answers: dict[str, set[str]] = {}
+    for action in ["InstallCertificate", "GetInstalledCertificateIds", "DeleteCertificate",
+                   *sorted(MIX_16_SECURITY) * 3]:
+        _, payload = pick_security_command(rng, link.now + link.wall_offset, action)
+        validator_16(action).validate(payload)
+        answer = _ask(link, action, payload, run=0.1)
+        answers.setdefault(action, set()).add(str(answer.get("status")))
+        if link.charger.wants_reconnect:
+            link.charger.disconnected(link.now, reboot=not link.charger.reconnecting)
+            link.connect()
+            link.run_until(link.now + 1)
+    assert set(answers) == set(MIX_16_SECURITY) == v16_security.CSMS_ACTIONS
+    assert "Accepted" in answers["InstallCertificate"]
+    assert "Accepted" in answers["DeleteCertificate"]
+    assert answers["CertificateSigned"] == {"Rejected"}  # a key the charger never made
+    assert MIX_16 == {**MIX, **MIX_16_SECURITY}
     _all_valid(link)

@@ -27,7 +27,6 @@ import trio
 from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms import v201
 from fleetsim.csms.commands import (
-    MIX,
     MIX_201,
     NEEDS_TRANSACTION_201,
     Deck,
@@ -35,6 +34,7 @@ from fleetsim.csms.commands import (
     pick_command_201,
 )
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.security_commands import MIX_16, MIX_16_SECURITY, pick_security_command
 from fleetsim.csms.signing import CsmsSecurity, csms_security
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
@@ -370,7 +370,7 @@ async def serve_csms(
         """
         ids = itertools.count(1)
         interval = 1 / config.commands_per_s
-        deck, deck_201 = Deck(MIX, rng), Deck(MIX_201, rng)
+        deck, deck_201 = Deck(MIX_16, rng), Deck(MIX_201, rng)
         due = trio.current_time()
         while True:
             due += interval
@@ -391,9 +391,11 @@ async def serve_csms(
                 action, payload = pick_command_201(
                     rng, transactions, time.time(),
                     action=deck_201.deal(() if transactions else NEEDS_TRANSACTION_201))
+            elif (action := deck.deal()) in MIX_16_SECURITY:
+                action, payload = pick_security_command(rng, time.time(), action)
             else:
                 action, payload = pick_command(rng, session.transactions, time.time(),
-                                               action=deck.deal())
+                                               action=action)
             unique_id = f"csms-{next(ids)}"
             session.pending = (unique_id, action, now)
             stats.commands_sent[action] += 1
