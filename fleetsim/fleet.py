@@ -400,7 +400,9 @@ class Fleet:
                 transport=self.config.transport,
             ) as conn:
                 opened = trio.current_time()
-                self.metrics.connect_ok(opened - started)
+                phases = conn.phases
+                self.metrics.connect_ok(opened - started, () if phases is None else (
+                    phases.tcp_s, phases.tls_s, phases.websocket_s))
                 self._step_handshakes[0] += 1
                 self._step_handshakes[1] += opened - started
                 self._conversing[index] = core

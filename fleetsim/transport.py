@@ -64,6 +64,7 @@ __all__ = [
     "ConnectError",
     "Connection",
     "ConnectionClosed",
+    "HandshakePhases",
     "HandshakeRequest",
     "PendingConnection",
     "open_connection",
@@ -113,10 +114,23 @@ class ConnectionClosed(Exception):
         return f"websocket {how} (code={self.code}, reason={self.reason!r})"
 
 
+@attrs.frozen
+class HandshakePhases:
+    """Seconds each step of opening a connection took: a reconnect storm's cost to the CSMS
+    is mostly in one of them (its TLS termination, usually)."""
+
+    tcp_s: float
+    tls_s: float | None
+    """None on ws://."""
+    websocket_s: float
+
+
 class Connection(Protocol):
     """An open WebSocket; both client transports and the server side satisfy this."""
 
     subprotocol: str | None
+    phases: HandshakePhases | None
+    """How long each step of opening it took; None on the server side."""
 
     async def send_text(self, text: str) -> None: ...
 
@@ -232,6 +246,7 @@ class _WsprotoConnection:
         "_unsent",
         "_wakeup",
         "awaiting_pong",
+        "phases",
         "subprotocol",
         "writing_since",
     )
@@ -253,6 +268,7 @@ class _WsprotoConnection:
         self._fragmenting = False
         self._slow = False
         self._fed = False
+        self.phases: HandshakePhases | None = None
         self._send_lock = trio.StrictFIFOLock()
         self._parts: list[str | bytes] | None = None
         self._parts_size = 0
@@ -660,7 +676,8 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
 class _TrioWebsocketConnection:
     """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
 
-    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "subprotocol")
+    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "phases",
+                 "subprotocol")
 
     subprotocol: str | None
 
@@ -671,6 +688,7 @@ class _TrioWebsocketConnection:
         self._stream = stream
         self._reader_done = reader_done
         self.subprotocol = ws.subprotocol
+        self.phases: HandshakePhases | None = None
         self._unsent: list[str] = []
         self._ping_due = False
 
@@ -911,10 +929,20 @@ class _Phase:
     """How far an opening connection got: a timeout in the TLS handshake has its own reason
     (a server too busy for handshakes is the usual bottleneck of a reconnect storm)."""
 
-    __slots__ = ("in_tls",)
+    __slots__ = ("in_tls", "started", "tcp_at", "tls_at")
 
     def __init__(self) -> None:
         self.in_tls = False
+        self.started = trio.current_time()
+        self.tcp_at = self.started
+        self.tls_at: float | None = None
+
+    def ended(self) -> HandshakePhases:
+        """The phases of a connection whose WebSocket handshake just ended."""
+        now = trio.current_time()
+        opened = self.tls_at if self.tls_at is not None else self.tcp_at
+        tls_s = None if self.tls_at is None else self.tls_at - self.tcp_at
+        return HandshakePhases(self.tcp_at - self.started, tls_s, now - opened)
 
 
 @contextmanager
@@ -980,6 +1008,7 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None,
                        phase: _Phase) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
     tcp = await _open_tcp(target.host, target.port)
+    phase.tcp_at = trio.current_time()
     if not target.secure:
         return tcp
     context = ssl_context if ssl_context is not None else _default_ssl_context()
@@ -992,6 +1021,7 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None,
         await trio.aclose_forcefully(tls)
         raise
     phase.in_tls = False
+    phase.tls_at = trio.current_time()
     return tls
 
 
@@ -1068,6 +1098,7 @@ async def _connect_wsproto(
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
+        conn.phases = phase.ended()
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)
@@ -1167,7 +1198,9 @@ async def _trio_websocket_handshake(
                 "reset",
                 f"{target.netloc} closed the connection during the websocket handshake",
             )
+        phases = phase.ended()
     conn = _TrioWebsocketConnection(ws, stream, watch.done)
+    conn.phases = phases
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)
