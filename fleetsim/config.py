@@ -167,6 +167,9 @@ def _check_url(_instance: object, _attribute: object, value: str | None) -> None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ConfigError(f"url: expected ws://host:port/path or wss://...; "
                           f"got {redact_url(value)!r}")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ConfigError(f"url: spaces and control characters must be %-encoded (%20); "
+                          f"got {redact_url(value)!r}")
 
 
 @attrs.frozen

@@ -252,6 +252,7 @@ class _WsprotoConnection:
     )
 
     subprotocol: str | None
+    _inbox: bytes | bytearray
 
     def __init__(
         self, stream: trio.abc.Stream, proto: _FrameConnection, subprotocol: str | None,
@@ -459,7 +460,15 @@ class _WsprotoConnection:
                     raise self._closed_error()
                 if not self._slow:
                     inbox, pos = self._inbox, self._inpos
-                    self._inbox = data if pos >= len(inbox) else inbox[pos:] + data
+                    if pos >= len(inbox):
+                        self._inbox = data
+                    else:  # a frame under way: grow in place, not a copy per read
+                        if isinstance(inbox, bytearray):
+                            del inbox[:pos]
+                        else:
+                            inbox = bytearray(memoryview(inbox)[pos:])
+                        inbox += data
+                        self._inbox = inbox
                     self._inpos = 0
                 elif proto.state is not ConnectionState.CLOSED:
                     proto.receive_data(data)
@@ -479,6 +488,11 @@ class _WsprotoConnection:
             return _MORE
         start, end = extent
         if end - start > MAX_MESSAGE_SIZE:
+            first, second = inbox[pos], inbox[pos + 1]
+            if (first & 0x7F > 2 or bool(second & 0x80) is self._client
+                    or end - start >= 1 << 63):
+                self._to_wsproto()  # not a data frame wsproto would take: it says why (1002)
+                return _HANDED
             return _TOO_BIG
         if end > len(inbox):
             return _MORE
@@ -491,7 +505,7 @@ class _WsprotoConnection:
         if first & 0x0F < 3:  # continuation, text, binary: FIN says whether a message ends
             self._fragmenting = not first & 0x80
         if self._proto.state is not ConnectionState.CLOSED:
-            self._proto.receive_data(inbox[pos:end])
+            self._proto.receive_data(bytes(inbox[pos:end]))
             self._fed = True
         return _HANDED
 
@@ -503,7 +517,7 @@ class _WsprotoConnection:
         rest = self._inbox[self._inpos:]
         self._inbox, self._inpos = b"", 0
         if rest and self._proto.state is not ConnectionState.CLOSED:
-            self._proto.receive_data(rest)
+            self._proto.receive_data(bytes(rest))
 
     async def _receive_some(self) -> bytes:
         return await _receive_some(self._stream, self._raw)

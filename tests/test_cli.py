@@ -88,6 +88,7 @@ def test_unreachable_url_is_one_clear_line(tmp_path: Path) -> None:
     (["--chargers", "0"], "chargers"),
     (["--duration", "soon"], "duration"),
     (["--url", "http://127.0.0.1:1/ocpp"], "url"),
+    (["--url", "ws://127.0.0.1:1/my ocpp"], "%-encoded"),
     (["--delay-ms", "lots"], "delay"),
     (["--session", "90-30"], "session"),
     (["--transport", "carrier-pigeon"], "transport"),
