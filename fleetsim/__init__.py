@@ -18,7 +18,6 @@ from fleetsim.behaviour.profile import (
 )
 from fleetsim.behaviour.schedule import Backoff
 from fleetsim.charger.core import ChargerCore, ChargerSpec
-from fleetsim.compare import Comparison, compare, format_comparison, load_report, parse_gate
 from fleetsim.config import (
     CsmsConfig,
     Delay,
@@ -45,13 +44,24 @@ from fleetsim.errors import (
     TargetUnreachable,
 )
 from fleetsim.fleet import FleetOutcome
-from fleetsim.html_report import render_html, write_html
-from fleetsim.merge import merge_reports
 from fleetsim.metrics import Metrics
 from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.progress import Progress, ProgressMode
 from fleetsim.ramp import RampPlan
-from fleetsim.report import SCHEMA, format_step, format_summary, write_report
+from fleetsim.report import (
+    SCHEMA,
+    Comparison,
+    compare,
+    format_comparison,
+    format_step,
+    format_summary,
+    load_report,
+    merge_reports,
+    parse_gate,
+    render_html,
+    write_html,
+    write_report,
+)
 from fleetsim.thresholds import Threshold, Verdict, evaluate, junit_xml, parse_threshold
 from fleetsim.transport import TRANSPORTS
 

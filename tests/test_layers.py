@@ -14,7 +14,7 @@ SANS_IO = [
     *sorted((PACKAGE / "behaviour").glob("*.py")),
     PACKAGE / "metrics.py",
     PACKAGE / "units.py",
-    PACKAGE / "merge.py",
+    PACKAGE / "report" / "_merge.py",
     PACKAGE / "csms" / "handlers.py",
     PACKAGE / "csms" / "v201.py",
     PACKAGE / "csms" / "commands.py",

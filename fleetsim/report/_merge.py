@@ -35,7 +35,7 @@ from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import UnreadableHistogram, merge_encoded, percentiles_ms
-from fleetsim.report import SCHEMA, peak_connects
+from fleetsim.report._build import SCHEMA, peak_connects
 from fleetsim.thresholds import evaluate, parse_threshold
 
 __all__ = ["PART_CONFIG_KEYS", "add_counts", "merge_reports"]

@@ -25,7 +25,7 @@ from typing import Any, Final
 import attrs
 
 from fleetsim.errors import ConfigError
-from fleetsim.report import SCHEMA
+from fleetsim.report._build import SCHEMA
 from fleetsim.thresholds import STATS, latency_ms, split_latency
 
 __all__ = ["GATE_GRAMMAR", "Comparison", "Gate", "compare", "format_comparison", "load_report",
