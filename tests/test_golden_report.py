@@ -5,13 +5,26 @@ copies made by that release (`tests/data/`). Only `fleetsim_version` may differ.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 
-from fleetsim import compare, format_summary, merge_reports, render_html
+from fleetsim import (
+    SCHEMA,
+    ConfigError,
+    check_report,
+    compare,
+    format_summary,
+    merge_reports,
+    render_html,
+    report_schema,
+)
+from fleetsim.report import unstructure_report
 from tests.test_merge import play, random_run, report
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -51,3 +64,50 @@ def test_released_reports_read_as_before(path: Path) -> None:
     assert format_summary(saved) == path.with_suffix(".txt").read_text()
     assert "<html" in render_html(saved)
     assert not compare(saved, saved).failed
+
+
+@pytest.mark.parametrize("path", [*REPORTS, DATA / "golden-built.json"],
+                         ids=lambda path: path.name)
+def test_released_reports_load_typed_and_write_back_the_same(path: Path) -> None:
+    saved = json.loads(path.read_text())
+    report = check_report(saved, path.name)
+    assert report.schema == SCHEMA
+    assert _json(unstructure_report(report)) == saved
+
+
+def test_the_schema_is_generated_from_the_classes_and_holds_every_report(
+) -> None:
+    done = subprocess.run([sys.executable, "-m", "fleetsim", "report", "--schema"],
+                          capture_output=True, check=True, timeout=60)
+    schema = json.loads(done.stdout)
+    assert schema == report_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for each in [*(json.loads(path.read_text()) for path in REPORTS), _built()]:
+        assert not list(validator.iter_errors(each))
+    wrong = _built()
+    wrong["totals"]["ok"] = "12"
+    del wrong["connect"]
+    assert {error.json_path for error in validator.iter_errors(wrong)} == {
+        "$.totals.ok", "$"}
+    wrong["schema"] = "fleetsim.report/2"
+    assert "$.schema" in {error.json_path for error in validator.iter_errors(wrong)}
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    (lambda report: report["chargers"].update(booted=True), "$.chargers.booted"),
+    (lambda report: report["totals"].update(error_rate="0.1"), "$.totals.error_rate"),
+    (lambda report: report["timeline"][1].pop("t"), "$.timeline[1].t"),
+    (lambda report: report["calls"]["Heartbeat"]["callerror"].update(X=1.5),
+     "$.calls['Heartbeat'].callerror['X']"),
+    (lambda report: report.update(storms=[{"name": "s"}]), "$.storms[0].at_s"),
+])
+def test_a_bad_field_is_named_in_one_line(change: Any, where: str) -> None:
+    report = _built()
+    change(report)
+    with pytest.raises(ConfigError) as caught:
+        check_report(report, "run.json")
+    message = str(caught.value)
+    assert message.startswith("run.json: not a fleetsim report: ")
+    assert f"@ {where}" in message
+    assert "\n" not in message

@@ -343,16 +343,23 @@ def test_percentile_curve_follows_the_histogram() -> None:
     (["corrupt.json", "--html", "out.html"], "corrupt.json: not JSON"),
     (["missing.json", "--html", "out.html"], "missing.json: cannot read it"),
     (["other.json", "--html", "out.html"], "other.json: not a fleetsim report"),
-    (["sparse.json", "--html", "out.html", "--baseline", "corrupt.json"],
+    (["good.json", "--html", "out.html", "--baseline", "corrupt.json"],
      "corrupt.json: not JSON"),
-    (["sparse.json", "--baseline", "sparse.json"], "baseline: only applies with --html"),
-    (["sparse.json", "--html", "other.json/out.html"], "html: cannot write"),
-    (["sparse.json"], "sparse.json: not a complete fleetsim report"),
+    (["good.json", "--baseline", "good.json"], "baseline: only applies with --html"),
+    (["good.json", "--html", "other.json/out.html"], "html: cannot write"),
+    (["sparse.json"], "sparse.json: not a fleetsim report: required field missing @ $.schema "
+                      "(and 20 more)"),
+    (["bad.json"], "bad.json: not a fleetsim report: invalid value for type, expected int @ "
+                   "$.calls['Heartbeat'].sent"),
 ])
 def test_bad_files_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "corrupt.json").write_text('{"calls": {"Heartbeat": ')
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
     (tmp_path / "sparse.json").write_text(json.dumps({"calls": {}, "totals": {}}))
+    good = json.loads((Path(__file__).parent / "data" / "golden-built.json").read_text())
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    good["calls"]["Heartbeat"]["sent"] = "12"
+    (tmp_path / "bad.json").write_text(json.dumps(good))
     done = subprocess.run([*FLEETSIM, "report", *args], capture_output=True, text=True,
                           timeout=60, check=False, cwd=tmp_path)
     assert done.returncode == 104, done.stderr

@@ -21,12 +21,21 @@ from fleetsim.report._compare import (
 )
 from fleetsim.report._html import percentile_curve, render_html, write_html
 from fleetsim.report._merge import PART_CONFIG_KEYS, add_counts, merge_reports
+from fleetsim.report._model import (
+    CONVERTER,
+    Report,
+    check_report,
+    structure_report,
+    unstructure_report,
+)
+from fleetsim.report._schema import report_schema
 from fleetsim.report._summary import broken, format_step, format_summary
 
 __all__ = [
-    "GATE_GRAMMAR", "PART_CONFIG_KEYS", "SCHEMA", "Comparison", "Gate", "add_counts", "broken",
-    "build_report", "compare", "default_report_path", "format_comparison", "format_step",
-    "format_summary", "load_report", "merge_reports", "parse_gate", "peak_connects",
-    "percentile_curve", "render_html", "serialisable_report", "window_report", "write_html",
-    "write_report",
+    "CONVERTER", "GATE_GRAMMAR", "PART_CONFIG_KEYS", "SCHEMA", "Comparison", "Gate", "Report",
+    "add_counts", "broken", "build_report", "check_report", "compare", "default_report_path",
+    "format_comparison", "format_step", "format_summary", "load_report", "merge_reports",
+    "parse_gate", "peak_connects", "percentile_curve", "render_html", "report_schema",
+    "serialisable_report", "structure_report", "unstructure_report", "window_report",
+    "write_html", "write_report",
 ]

@@ -26,6 +26,7 @@ import attrs
 
 from fleetsim.errors import ConfigError
 from fleetsim.report._build import SCHEMA
+from fleetsim.report._model import check_report
 from fleetsim.thresholds import STATS, latency_ms, split_latency
 
 __all__ = ["GATE_GRAMMAR", "Comparison", "Gate", "compare", "format_comparison", "load_report",
@@ -42,16 +43,17 @@ _SHOWN: Final = ("p50", "p99", "p99_9")
 
 
 def load_report(path: str) -> dict[str, Any]:
-    """Read a report file; a bad one is a `ConfigError` naming the file and the problem."""
+    """Read a report file; a bad one is a `ConfigError` naming the file and the first bad
+    field (`check_report`)."""
     try:
         report: Any = json.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not JSON: {exc}") from None
-    if type(report) is not dict or "calls" not in report or "totals" not in report:
-        raise ConfigError(f"{path}: not a fleetsim report (no calls or totals)")
-    return report
+    check_report(report, path)
+    checked: dict[str, Any] = report
+    return checked
 
 
 @attrs.frozen
