@@ -43,8 +43,7 @@ from fleetsim.errors import (
     RemoteProtocolError,
     TargetUnreachable,
 )
-from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.progress import Progress, ProgressMode
 from fleetsim.ramp import RampPlan

@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import attrs
 import trio
 
 from fleetsim.behaviour.random_stream import RandomStream
@@ -31,11 +30,11 @@ from fleetsim.charger.core import ChargerCore, ChargerState
 from fleetsim.collector import keep_collections_short
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.pacing import STEP_S, AutoPace
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
-__all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]
+__all__ = ["Fleet", "ssl_context_for"]
 
 _CLOSE_TIMEOUT_S = 2.0
 _UNREACHABLE_PROBES = 10
@@ -65,19 +64,6 @@ class _Link:
         self.flushing = False
         self.ending: str | None = None
         """Why the conversation ends, once it does: set before `scope` is cancelled."""
-
-
-@attrs.frozen
-class FleetOutcome:
-    """How the run ended: `stopped_by` is "duration", "interrupted" or "unreachable"."""
-
-    stopped_by: str
-    started_at: float
-    ended_at: float
-    reason: str = ""
-    cpu_seconds: float = 0.0
-    behaviours: dict[str, int] = attrs.field(factory=dict)
-    """Chargers per behaviour."""
 
 
 def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:

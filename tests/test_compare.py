@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from fleetsim import ConfigError, Metrics, RunConfig
-from fleetsim.fleet import FleetOutcome
+from fleetsim.metrics import FleetOutcome
 from fleetsim.ramp import conclude
 from fleetsim.report import build_report, compare, load_report, parse_gate
 

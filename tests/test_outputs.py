@@ -38,8 +38,7 @@ from fleetsim import (
 from fleetsim.config import redact_url
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.exporter import Exporter
-from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.ocpp.frames import Call, ErrorCode, decode_frame, encode_frame
 from fleetsim.report import build_report, serialisable_report
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket

@@ -30,7 +30,7 @@ from fleetsim.config import CsmsConfig
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.errors import FleetsimError
 from fleetsim.limits import raise_open_file_limit
-from fleetsim.report import add_counts
+from fleetsim.metrics import add_counts
 
 __all__ = ["EmbeddedCsms", "child_main", "embedded_csms", "run_csms"]
 

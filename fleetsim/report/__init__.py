@@ -20,7 +20,7 @@ from fleetsim.report._compare import (
     parse_gate,
 )
 from fleetsim.report._html import percentile_curve, render_html, write_html
-from fleetsim.report._merge import PART_CONFIG_KEYS, add_counts, merge_reports
+from fleetsim.report._merge import PART_CONFIG_KEYS, merge_reports
 from fleetsim.report._model import (
     CONVERTER,
     Report,
@@ -33,7 +33,7 @@ from fleetsim.report._summary import broken, format_step, format_summary
 
 __all__ = [
     "CONVERTER", "GATE_GRAMMAR", "PART_CONFIG_KEYS", "SCHEMA", "Comparison", "Gate", "Report",
-    "add_counts", "broken", "build_report", "check_report", "compare", "default_report_path",
+    "broken", "build_report", "check_report", "compare", "default_report_path",
     "format_comparison", "format_step", "format_summary", "load_report", "merge_reports",
     "parse_gate", "peak_connects", "percentile_curve", "render_html", "report_schema",
     "serialisable_report", "structure_report", "unstructure_report", "window_report",

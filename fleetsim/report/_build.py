@@ -20,8 +20,14 @@ import orjson
 from fleetsim._version import __version__
 from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
 from fleetsim.config import RunConfig, redact_url, unstructure_config
-from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics, StormStats, Window, new_histogram, percentiles_ms
+from fleetsim.metrics import (
+    FleetOutcome,
+    Metrics,
+    StormStats,
+    Window,
+    new_histogram,
+    percentiles_ms,
+)
 
 __all__ = ["SCHEMA", "build_report", "default_report_path", "peak_connects",
            "serialisable_report", "window_report", "write_report"]

@@ -33,12 +33,12 @@ from typing import Any, Final
 from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import UnreadableHistogram, merge_encoded, percentiles_ms
+from fleetsim.metrics import UnreadableHistogram, add_counts, merge_encoded, percentiles_ms
 from fleetsim.report._build import SCHEMA, peak_connects
 from fleetsim.report._model import check_report
 from fleetsim.thresholds import evaluate, parse_threshold
 
-__all__ = ["PART_CONFIG_KEYS", "add_counts", "merge_reports"]
+__all__ = ["PART_CONFIG_KEYS", "merge_reports"]
 
 PART_CONFIG_KEYS: Final = frozenset({"segment", "workers", "report_path", "prometheus"})
 """Configuration keys that legitimately differ between the parts of one run."""
@@ -305,26 +305,6 @@ def _leaves(report: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
 
 
 # -- sections ---------------------------------------------------------------------------------
-
-
-def add_counts(items: Sequence[Mapping[str, Any]],
-                skip: Iterable[str] = ()) -> dict[str, Any]:
-    """Sum what is countable: integers add, maps of them add key by key.
-
-    Anything else (floats, strings) is left out: only counts merge without knowing what they
-    mean, and every derived figure is computed again by the caller.
-    """
-    skipped = set(skip)
-    merged: dict[str, Any] = {}
-    for key in dict.fromkeys(key for item in items for key in item):
-        if key in skipped:
-            continue
-        values = [item[key] for item in items if key in item]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            merged[key] = sum(values)
-        elif all(isinstance(v, Mapping) for v in values):
-            merged[key] = add_counts(values)
-    return merged
 
 
 def _histogram(sources: Sequence[tuple[str, str]]) -> HdrHistogram:

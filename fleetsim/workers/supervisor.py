@@ -32,8 +32,7 @@ import trio
 
 from fleetsim.config import WHOLE_FLEET, RunConfig, Segment, unstructure_config
 from fleetsim.errors import ConfigError, FleetsimError
-from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.report import build_report, merge_reports
 from fleetsim.workers.child import encode_start
 from fleetsim.workers.live import LiveRows
