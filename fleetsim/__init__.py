@@ -19,12 +19,9 @@ from fleetsim.behaviour.profile import (
 from fleetsim.behaviour.schedule import Backoff
 from fleetsim.charger.core import ChargerCore, ChargerSpec
 from fleetsim.config import (
-    CsmsConfig,
-    Delay,
     RunConfig,
     Segment,
     build_config,
-    parse_delay,
     parse_duration,
     parse_listen,
     parse_range,
@@ -32,6 +29,7 @@ from fleetsim.config import (
     parse_segment,
     parse_workers,
 )
+from fleetsim.csms.config import CsmsConfig, Delay, parse_delay
 from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
 from fleetsim.csms.server import CsmsServer, serve_csms

@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms import v201
 from fleetsim.csms.commands import (
     MIX,
@@ -33,6 +32,7 @@ from fleetsim.csms.commands import (
     pick_command,
     pick_command_201,
 )
+from fleetsim.csms.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms.handlers import CsmsCore, CsmsStats
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
