@@ -24,7 +24,6 @@ from click.core import ParameterSource
 import fleetsim
 from fleetsim import (
     Behaviour,
-    ChargerSpec,
     ConfigError,
     CsmsConfig,
     Distribution,
@@ -328,11 +327,6 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
 def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
                 duration_s: float, thresholds: tuple[str, ...] = ()) -> RunConfig:
     """The run configuration from the options `spawn` and `ramp` share."""
-    spec = build_config(
-        ChargerSpec,
-        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
-        closed_loop=options["closed_loop"],
-    )
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
     csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
@@ -359,7 +353,8 @@ def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
         thresholds=thresholds,
         prometheus=(parse_listen(options["prometheus"], "prometheus")
                     if options["prometheus"] else None),
-        charger=spec,
+        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
+        closed_loop=options["closed_loop"],
         profile=profile,
         time_scale=options["time_scale"],
         csms=csms,

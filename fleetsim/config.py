@@ -207,8 +207,13 @@ class RunConfig:
     thresholds: tuple[str, ...] = ()
     prometheus: tuple[str, int] | None = None
     """(host, port) to serve live Prometheus metrics on, if any."""
+    call_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    """How long a CALL waits for its answer before it counts as a timeout."""
+    closed_loop: bool = False
+    """Benchmark mode: each booted charger sends its next CALL as soon as one is answered."""
     charger: ChargerSpec = attrs.field(factory=ChargerSpec)
-    """What every charger plays when there is no `profile` (library and tests)."""
+    """What every charger plays when there is no `profile` (library and tests); the run's
+    `call_timeout_s` and `closed_loop` replace its own."""
     profile: Profile | None = None
     time_scale: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
@@ -257,12 +262,16 @@ class RunConfig:
         """(names, the spec each plays in real seconds, weights)."""
         profile = self.profile
         if profile is None:
-            return ("default",), (self.charger,), [1.0]
+            return ("default",), (self._plain_spec(),), [1.0]
         specs = tuple(
-            behaviour.charger_spec(profile.event, self.time_scale, self.charger.call_timeout_s,
-                                   self.charger.closed_loop, profile.warm_start)
+            behaviour.charger_spec(profile.event, self.time_scale, self.call_timeout_s,
+                                   self.closed_loop, profile.warm_start)
             for behaviour in profile.behaviour)
         return tuple(b.name for b in profile.behaviour), specs, profile.weights
+
+    def _plain_spec(self) -> ChargerSpec:
+        return attrs.evolve(self.charger, call_timeout_s=self.call_timeout_s,
+                            closed_loop=self.closed_loop)
 
     def charger_id(self, index: int) -> str:
         """IDs are 1-based and zero-padded: CP00001 ... CP05000."""
@@ -284,6 +293,9 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
     if config.profile is not None:
         data["profile"] = unstructure_profile(config.profile)
         del data["charger"]
+    else:
+        data["charger"].update(call_timeout_s=config.call_timeout_s,
+                               closed_loop=config.closed_loop)
     if config.url is not None:
         del data["csms"]
     safe: dict[str, Any] = _json_safe(data)

@@ -113,7 +113,7 @@ class Fleet:
         self._timers: list[tuple[float, int, _Link]] = []
         self._timer_order = itertools.count()
         self._timer_scope: trio.CancelScope | None = None
-        self._call_timeout = config.charger.call_timeout_s
+        self._call_timeout = config.call_timeout_s
         self._chargers_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._started = 0

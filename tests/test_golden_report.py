@@ -47,6 +47,9 @@ def test_a_report_built_from_fixed_inputs_is_unchanged() -> None:
     golden = json.loads((DATA / "golden-built.json").read_text())
     built = _built()
     built["fleetsim_version"] = golden["fleetsim_version"]
+    # keys added since 0.1.0: the run's own CALL timeout and closed loop, reported now
+    added = {"call_timeout_s": 30.0, "closed_loop": False}
+    assert {key: built["config"].pop(key) for key in added} == added
     assert built == golden
     assert list(built) == list(golden)  # the order of the sections too
     assert format_summary(built) == (DATA / "golden-built.txt").read_text()
