@@ -17,6 +17,7 @@ from fleetsim.behaviour.profile import (
     shipped_profiles,
 )
 from fleetsim.behaviour.schedule import Backoff
+from fleetsim.capacity import RampPlan
 from fleetsim.charger.core import ChargerCore, ChargerSpec
 from fleetsim.config import (
     RunConfig,
@@ -29,8 +30,8 @@ from fleetsim.config import (
     parse_segment,
     parse_workers,
 )
+from fleetsim.csms.answers_16 import CsmsStats
 from fleetsim.csms.config import CsmsConfig, Delay, parse_delay
-from fleetsim.csms.handlers import CsmsStats
 from fleetsim.csms.process import run_csms
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.errors import (
@@ -38,13 +39,10 @@ from fleetsim.errors import (
     FleetsimError,
     LocalProtocolError,
     ProtocolError,
-    RemoteProtocolError,
-    TargetUnreachable,
 )
 from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.progress import Progress, ProgressMode
-from fleetsim.ramp import RampPlan
 from fleetsim.report import (
     SCHEMA,
     Comparison,
@@ -89,13 +87,11 @@ __all__ = [
     "ProtocolError",
     "RampPlan",
     "RampResult",
-    "RemoteProtocolError",
     "Report",
     "RunConfig",
     "RunResult",
     "Segment",
     "Sessions",
-    "TargetUnreachable",
     "Threshold",
     "Verdict",
     "Written",

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from fleetsim import ConfigError, Metrics, RunConfig
+from fleetsim.capacity import conclude
 from fleetsim.metrics import FleetOutcome
-from fleetsim.ramp import conclude
 from fleetsim.report import build_report, compare, load_report, parse_gate
 
 from .test_ramp import PLAN, _step

@@ -20,8 +20,8 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping
 
 from fleetsim import SCHEMA, Backoff, ChargerSpec, CsmsServer, RunConfig, format_summary, spawn
-from fleetsim.csms.commands import MIX
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
+from fleetsim.csms.commands_16 import MIX
 from fleetsim.metrics import SATURATED_CPU, SATURATED_LAG_MS
 from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket

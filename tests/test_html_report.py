@@ -22,8 +22,8 @@ import trio
 from PIL import Image
 
 from fleetsim import Metrics, RampPlan, format_summary, load_report, parse_threshold, render_html
+from fleetsim.capacity import conclude, step_result
 from fleetsim.metrics import new_histogram
-from fleetsim.ramp import conclude, step_result
 from fleetsim.report import percentile_curve
 from fleetsim.thresholds import latency_ms
 from tests.browser import NAMES, Chromium, find_chromium, launch, load_page

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,9 +23,11 @@ SANS_IO = [
     *sorted((PACKAGE / "behaviour").glob("*.py")),
     PACKAGE / "metrics.py",
     PACKAGE / "units.py",
-    PACKAGE / "csms" / "handlers.py",
-    PACKAGE / "csms" / "v201.py",
-    PACKAGE / "csms" / "commands.py",
+    PACKAGE / "csms" / "answers_16.py",
+    PACKAGE / "csms" / "answers_201.py",
+    PACKAGE / "csms" / "commands_16.py",
+    PACKAGE / "csms" / "commands_201.py",
+    PACKAGE / "csms" / "deck.py",
     PACKAGE / "csms" / "config.py",
     PACKAGE / "workers" / "live.py",
 ]
@@ -124,3 +128,17 @@ def test_the_cli_uses_only_the_public_api() -> None:
     internal = {name for name in _direct(PACKAGE / "cli.py")
                 if name.startswith("fleetsim.")}
     assert not internal, f"cli.py reaches past the API: {sorted(internal)}"
+
+
+def test_no_name_shadows_a_module() -> None:
+    """`fleetsim.X` is the module `fleetsim/X.py` whenever there is one, never a function of
+    the API that hides it (as `fleetsim.ramp` and `fleetsim.compare` once did)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__main__.py":  # running it is its job
+            continue
+        module = _module(path)
+        importlib.import_module(module)
+        parent, _, name = module.rpartition(".")
+        if parent:
+            assert getattr(sys.modules[parent], name) is sys.modules[module], (
+                f"{parent}.{name} is not the module {module}")

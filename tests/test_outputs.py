@@ -36,7 +36,7 @@ from fleetsim import (
     write_report,
 )
 from fleetsim.config import redact_url
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
 from fleetsim.exporter import Exporter
 from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.ocpp.frames import Call, ErrorCode, decode_frame, encode_frame

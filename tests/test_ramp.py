@@ -25,8 +25,8 @@ from fleetsim import (
     parse_threshold,
     ramp,
 )
+from fleetsim.capacity import conclude, step_result
 from fleetsim.cli import ramp_exit_code
-from fleetsim.ramp import conclude, step_result
 from fleetsim.report import window_report
 from fleetsim.thresholds import GRAMMAR, evaluate
 
