@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hdrh.histogram import HdrHistogram
 
 from fleetsim._version import __version__
 from fleetsim.behaviour.profile import ReconnectStorm, estimate_rate
@@ -27,6 +28,26 @@ from fleetsim.metrics import (
     Window,
     new_histogram,
     percentiles_ms,
+)
+from fleetsim.report._model import (
+    Behaviour,
+    CallHdr,
+    CallStats,
+    Chargers,
+    Connect,
+    CsmsCallStats,
+    Generator,
+    Outcome,
+    Percentiles,
+    Queue,
+    Recovery,
+    Report,
+    Sessions,
+    Storm,
+    Target,
+    TimelineRow,
+    Totals,
+    unstructure_report,
 )
 
 __all__ = ["SCHEMA", "build_report", "default_report_path", "peak_connects",
@@ -44,92 +65,100 @@ def build_report(
     config: RunConfig, url: str, metrics: Metrics, outcome: FleetOutcome,
     embedded_csms: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything measured, as plain JSON-ready data."""
+    """Everything measured, built as the typed `Report` and given as plain JSON-ready data."""
     duration = max(outcome.ended_at - outcome.started_at, 1e-9)
-    calls: dict[str, Any] = {}
+    calls: dict[str, CallStats] = {}
     for action in sorted(metrics.actions):
         stats = metrics.actions[action]
-        calls[action] = {
-            "sent": stats.sent,
-            "ok": stats.ok,
-            "callerror": dict(stats.callerror),
-            "timeout": stats.timeout,
-            "in_flight": stats.in_flight,
-            "lost_on_disconnect": stats.lost,
-            "late": stats.late,
-            "queued_at_shutdown": metrics.queued_at_shutdown.get(action, 0),
-            "discarded_on_disconnect": metrics.discarded_unsent.get(action, 0),
-            "dropped_samples": stats.dropped_samples,
-            "scheduled": metrics.scheduled.get(action, 0),
-            "held_offline": metrics.held_offline.get(action, 0),
-            "lateness_ms": percentiles_ms(stats.lateness),
-            "service_ms": percentiles_ms(stats.service),
-            "response_ms": percentiles_ms(stats.response),
-            "hdr": {"service": stats.service.encode().decode(),
-                    "response": stats.response.encode().decode(),
-                    "lateness": stats.lateness.encode().decode()},
-        }
+        calls[action] = CallStats(
+            sent=stats.sent,
+            ok=stats.ok,
+            callerror=dict(stats.callerror),
+            timeout=stats.timeout,
+            in_flight=stats.in_flight,
+            lost_on_disconnect=stats.lost,
+            late=stats.late,
+            queued_at_shutdown=metrics.queued_at_shutdown.get(action, 0),
+            discarded_on_disconnect=metrics.discarded_unsent.get(action, 0),
+            dropped_samples=stats.dropped_samples,
+            scheduled=metrics.scheduled.get(action, 0),
+            held_offline=metrics.held_offline.get(action, 0),
+            lateness_ms=_percentiles(stats.lateness),
+            service_ms=_percentiles(stats.service),
+            response_ms=_percentiles(stats.response),
+            hdr=CallHdr(service=_encoded(stats.service), response=_encoded(stats.response),
+                        lateness=_encoded(stats.lateness)),
+        )
     sent, ok, errors = metrics.totals()
     callerrors = sum(stats.errors for stats in metrics.actions.values())
-    report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "fleetsim_version": __version__,
-        "started_at": _iso(outcome.started_at),
-        "ended_at": _iso(outcome.ended_at),
-        "duration_s": round(duration, 3),
-        "outcome": {"stopped_by": outcome.stopped_by, "reason": outcome.reason},
-        "target": {"url": redact_url(url), "embedded": config.url is None,
-                   "ocpp": sorted({spec.ocpp for spec in config.behaviours()[1]}),
-                   "transport": config.transport},
-        "config": unstructure_config(config),
-        "chargers": {
-            "target": len(config.charger_indexes()),  # a segment's own slice
-            "connected_peak": metrics.connected_peak,
-            "booted": len(metrics.booted_ids),
-            "boots": metrics.boots,
-            "connect_attempts": metrics.connect_attempts,
-            "connect_failures": dict(metrics.connect_failures),
-            "disconnects": metrics.disconnects_clean + metrics.disconnects_abnormal,
-            "disconnects_abnormal": metrics.disconnects_abnormal,
-            "reconnects": metrics.reconnects,
-            "send_stalls": metrics.send_stalls,
-            "ping_timeouts": metrics.ping_timeouts,
-            "resets": metrics.resets,
-            "internal_errors": dict(metrics.internal_errors),
-        },
-        "calls": calls,
-        "csms_calls": {
-            action: {"received": stats.received, "answered": stats.answered,
-                     "callerror_sent": dict(stats.callerror_sent),
-                     "unanswered": stats.unanswered,
-                     "answer_ms": percentiles_ms(stats.answer),
-                     "hdr": stats.answer.encode().decode()}
+    report = Report(
+        schema=SCHEMA,
+        fleetsim_version=__version__,
+        started_at=_iso(outcome.started_at),
+        ended_at=_iso(outcome.ended_at),
+        duration_s=round(duration, 3),
+        outcome=Outcome(stopped_by=outcome.stopped_by, reason=outcome.reason),
+        target=Target(url=redact_url(url), embedded=config.url is None,
+                      ocpp=sorted({spec.ocpp for spec in config.behaviours()[1]}),
+                      transport=config.transport),
+        config=unstructure_config(config),
+        chargers=Chargers(
+            target=len(config.charger_indexes()),  # a segment's own slice
+            connected_peak=metrics.connected_peak,
+            booted=len(metrics.booted_ids),
+            boots=metrics.boots,
+            connect_attempts=metrics.connect_attempts,
+            connect_failures=dict(metrics.connect_failures),
+            disconnects=metrics.disconnects_clean + metrics.disconnects_abnormal,
+            disconnects_abnormal=metrics.disconnects_abnormal,
+            reconnects=metrics.reconnects,
+            send_stalls=metrics.send_stalls,
+            ping_timeouts=metrics.ping_timeouts,
+            resets=metrics.resets,
+            internal_errors=dict(metrics.internal_errors),
+        ),
+        calls=calls,
+        csms_calls={
+            action: CsmsCallStats(received=stats.received, answered=stats.answered,
+                                  callerror_sent=dict(stats.callerror_sent),
+                                  unanswered=stats.unanswered,
+                                  answer_ms=_percentiles(stats.answer),
+                                  hdr=_encoded(stats.answer))
             for action, stats in sorted(metrics.csms_calls.items())
         },
-        "bad_frames": dict(metrics.bad_frames),
-        "connect": {"handshake_ms": percentiles_ms(metrics.handshake),
-                    "hdr": metrics.handshake.encode().decode()},
-        "totals": {
-            "sent": sent,
-            "ok": ok,
-            "errors": errors,
-            "callerrors": callerrors,
-            "timeouts": errors - callerrors,
-            "error_rate": round(errors / sent, 6) if sent else 0.0,
-            "throughput_cps": round((ok + callerrors) / duration, 2),
-        },
-        "timeline": metrics.timeline,
-        "generator": {
-            "cpu_share": round(outcome.cpu_seconds / duration, 3),
-            "loop_lag_ms": percentiles_ms(metrics.lag),
-            "hdr": metrics.lag.encode().decode(),
-            "saturated_seconds": sum(1 for row in metrics.timeline if row["saturated"]),
-        },
-    }
-    report.update(_behaviour_sections(config, metrics, outcome))
-    if embedded_csms is not None:
-        report["embedded_csms"] = {k: v for k, v in embedded_csms.items() if k != "event"}
-    return report
+        bad_frames=dict(metrics.bad_frames),
+        connect=Connect(handshake_ms=_percentiles(metrics.handshake),
+                        hdr=_encoded(metrics.handshake)),
+        totals=Totals(
+            sent=sent,
+            ok=ok,
+            errors=errors,
+            callerrors=callerrors,
+            timeouts=errors - callerrors,
+            error_rate=round(errors / sent, 6) if sent else 0.0,
+            throughput_cps=round((ok + callerrors) / duration, 2),
+        ),
+        timeline=[TimelineRow(**row) for row in metrics.timeline],
+        generator=Generator(
+            cpu_share=round(outcome.cpu_seconds / duration, 3),
+            loop_lag_ms=_percentiles(metrics.lag),
+            hdr=_encoded(metrics.lag),
+            saturated_seconds=sum(1 for row in metrics.timeline if row["saturated"]),
+        ),
+        **_behaviour_sections(config, metrics, outcome),
+        embedded_csms=None if embedded_csms is None else {
+            key: value for key, value in embedded_csms.items() if key != "event"},
+    )
+    return unstructure_report(report)
+
+
+def _percentiles(histogram: HdrHistogram) -> Percentiles:
+    return Percentiles(**percentiles_ms(histogram))
+
+
+def _encoded(histogram: HdrHistogram) -> str:
+    text: str = histogram.encode().decode()
+    return text
 
 
 def window_report(window: Window, duration_s: float) -> dict[str, Any]:
@@ -185,17 +214,17 @@ def _behaviour_sections(config: RunConfig, metrics: Metrics,
                         outcome: FleetOutcome) -> dict[str, Any]:
     """What the profile made the fleet do: who played what, sessions, drops and storms."""
     profile = config.profile
-    behaviours: dict[str, Any] = {}
+    behaviours: dict[str, Behaviour] = {}
     for position, (name, count) in enumerate(outcome.behaviours.items()):
-        entry: dict[str, Any] = {"chargers": count}
-        if profile is not None:
-            behaviour = profile.behaviour[position]
-            entry["weight"] = behaviour.weight
-            entry["ocpp"] = behaviour.ocpp
-            entry["estimated_calls_per_charger_hour"] = round(
+        if profile is None:
+            behaviours[name] = Behaviour(chargers=count)
+            continue
+        behaviour = profile.behaviour[position]
+        behaviours[name] = Behaviour(
+            chargers=count, weight=behaviour.weight, ocpp=behaviour.ocpp,
+            estimated_calls_per_charger_hour=round(
                 sum(estimate_rate(behaviour, config.csms.heartbeat_interval_s
-                                  if config.url is None else None).values()), 1)
-        behaviours[name] = entry
+                                  if config.url is None else None).values()), 1))
     storms = []
     if profile is not None:
         events = [e for e in profile.event if isinstance(e, ReconnectStorm)]
@@ -205,15 +234,15 @@ def _behaviour_sections(config: RunConfig, metrics: Metrics,
                                         event.at / config.time_scale, stats, metrics.timeline))
     return {
         "behaviours": behaviours,
-        "sessions": {"arrivals": metrics.arrivals, "missed": metrics.arrivals_missed},
+        "sessions": Sessions(arrivals=metrics.arrivals, missed=metrics.arrivals_missed),
         "drops": dict(metrics.drops),
-        "queue": {"peak": metrics.queued_peak},
+        "queue": Queue(peak=metrics.queued_peak),
         "storms": storms,
     }
 
 
 def _storm_report(name: str, at_s: float, stats: StormStats,
-                  timeline: list[dict[str, Any]]) -> dict[str, Any]:
+                  timeline: list[dict[str, Any]]) -> Storm:
     """Exact recovery times (the k-th fastest of the dropped chargers), the peak connect rate
     and the connect failures while the storm's chargers were coming back."""
     times = sorted(stats.recovery_s)
@@ -225,18 +254,18 @@ def _storm_report(name: str, at_s: float, stats: StormStats,
     recoveries = new_histogram()
     for seconds in times:
         recoveries.record_value(max(1, int(seconds * 1e6)))
-    return {
-        "name": name,
-        "at_s": round(at_s, 3),
-        "dropped": stats.dropped,
-        "recovered": len(times),
-        "not_recovered": len(stats.waiting),
-        "recovery_s": {"p50": until(0.5), "p95": until(0.95), "p99": until(0.99),
-                       "max": round(times[-1], 3) if times else None},
-        "peak_connects_per_s": peak_connects(timeline, at_s, times[-1] if times else 0.0),
-        "connect_failures": stats.connect_failures,
-        "hdr": recoveries.encode().decode(),
-    }
+    return Storm(
+        name=name,
+        at_s=round(at_s, 3),
+        dropped=stats.dropped,
+        recovered=len(times),
+        not_recovered=len(stats.waiting),
+        recovery_s=Recovery(p50=until(0.5), p95=until(0.95), p99=until(0.99),
+                            max=round(times[-1], 3) if times else None),
+        peak_connects_per_s=peak_connects(timeline, at_s, times[-1] if times else 0.0),
+        connect_failures=stats.connect_failures,
+        hdr=_encoded(recoveries),
+    )
 
 
 def peak_connects(timeline: Sequence[Mapping[str, Any]], at_s: float, recovery_s: float) -> int:

@@ -22,7 +22,8 @@ from cattrs.gen import make_dict_unstructure_fn, override
 from fleetsim.errors import ConfigError
 
 __all__ = [
-    "CONVERTER", "Behaviour", "CallHdr", "CallStats", "Chargers", "Connect", "CsmsCallStats",
+    "CONVERTER", "OPTIONAL_SECTIONS", "Behaviour", "CallHdr", "CallStats", "Chargers",
+    "Connect", "CsmsCallStats",
     "Generator", "LostWorker", "Merge", "Outcome", "Part", "Percentiles", "Queue", "Ramp",
     "RampPlan", "RampStep", "Recovery", "Report", "ReportError", "Sessions", "StepHdr", "Storm",
     "Target", "TimelineRow", "Totals", "Verdict", "WorkerEntry", "Workers", "check_report",
@@ -390,6 +391,11 @@ class Report:
     thresholds: list[Verdict] | None = attrs.field(default=None, metadata=_ABSENT)
     ramp: Ramp | None = attrs.field(default=None, metadata=_ABSENT)
     workers: Workers | None = attrs.field(default=None, metadata=_ABSENT)
+
+
+OPTIONAL_SECTIONS: Final = frozenset(
+    field.name for field in attrs.fields(Report) if field.metadata.get(_OPTIONAL))
+"""The report's top-level keys that some reports lack."""
 
 
 def _strict(kind: type[T], *accepted: type) -> Any:

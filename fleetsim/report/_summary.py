@@ -1,10 +1,17 @@
-"""The text summary people read at the end of a run (k6 style), and a ramp step's line."""
+"""The text summary people read at the end of a run (k6 style), read from the typed report,
+and a ramp step's line."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from fleetsim.errors import ConfigError
+from fleetsim.report._model import CONVERTER, OPTIONAL_SECTIONS, Report, check_report
 
 __all__ = ["broken", "format_step", "format_summary"]
+
+T = TypeVar("T")
 
 
 def _ms(value: float) -> str:
@@ -70,143 +77,164 @@ def _ramp_lines(ramp: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _behaviour_lines(report: dict[str, Any]) -> list[str]:
-    behaviours = report.get("behaviours")
+def _behaviour_lines(report: Report) -> list[str]:
+    behaviours = report.behaviours
     if not behaviours:
         return []
-    lines = ["behaviours " + "   ".join(f"{name} {entry['chargers']}"
+    lines = ["behaviours " + "   ".join(f"{name} {entry.chargers}"
                                        for name, entry in behaviours.items())]
-    sessions = report["sessions"]
-    lateness = {action: stats["lateness_ms"]["p99"] for action, stats in report["calls"].items()
-                if "lateness_ms" in stats}
+    sessions, queue = _present(report.sessions, "sessions"), _present(report.queue, "queue")
+    lateness = {action: stats.lateness_ms.p99 for action, stats in report.calls.items()
+                if stats.lateness_ms is not None}
     late = max(lateness.items(), key=lambda item: item[1], default=None)
-    line = (f"sessions   {sessions['arrivals']} started, {sessions['missed']} EVs found no "
-            f"free connector or the charger offline   queue peak {report['queue']['peak']}")
+    line = (f"sessions   {sessions.arrivals} started, {sessions.missed} EVs found no "
+            f"free connector or the charger offline   queue peak {queue.peak}")
     if late is not None and late[1] >= 1:
         line += f"   most queued: {late[0]} lateness p99 {_ms(late[1])} ms"
     lines.append(line)
-    if report["drops"]:
-        lines.append("drops      " + "   ".join(f"{k} {v}" for k, v in report["drops"].items()))
-    for storm in report["storms"]:
-        recovery = storm["recovery_s"]
+    if report.drops:
+        lines.append("drops      " + "   ".join(f"{k} {v}" for k, v in report.drops.items()))
+    for storm in report.storms or ():
+        recovery = storm.recovery_s
 
         def seconds(value: float | None) -> str:
             return "-" if value is None else f"{value:.1f} s"
 
-        if storm["at_s"] > report["duration_s"]:
-            lines.append(f"storm      {storm['name']} at {storm['at_s']:.0f} s: not reached")
+        if storm.at_s > report.duration_s:
+            lines.append(f"storm      {storm.name} at {storm.at_s:.0f} s: not reached")
             continue
         lines.append(
-            f"storm      {storm['name']} at {storm['at_s']:.0f} s: {storm['dropped']} dropped, "
-            f"{storm['recovered']} booted again (50% {seconds(recovery['p50'])}, "
-            f"95% {seconds(recovery['p95'])}, 99% {seconds(recovery['p99'])}), "
-            f"peak {storm['peak_connects_per_s']} connects/s, "
-            f"{storm['connect_failures']} connect failures")
+            f"storm      {storm.name} at {storm.at_s:.0f} s: {storm.dropped} dropped, "
+            f"{storm.recovered} booted again (50% {seconds(recovery.p50)}, "
+            f"95% {seconds(recovery.p95)}, 99% {seconds(recovery.p99)}), "
+            f"peak {storm.peak_connects_per_s} connects/s, "
+            f"{storm.connect_failures} connect failures")
     return lines
 
 
-def format_summary(report: dict[str, Any]) -> str:
-    """A compact, fixed-width end-of-run summary (k6 style)."""
-    target, chargers, totals = report["target"], report["chargers"], report["totals"]
-    where = "embedded CSMS" if target["embedded"] else "target"
-    processes = report.get("embedded_csms", {}).get("processes", 1)
+def _present(section: T | None, name: str) -> T:
+    """A section that goes with another (a profile's sessions with its behaviours)."""
+    if section is None:
+        raise ConfigError(f"not a complete fleetsim report: {name} is missing")
+    return section
+
+
+def _readable(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The report less the optional sections its writer had to repair (named in `errors`):
+    what JSON could not hold is no figure to show, and the rest is still summarised."""
+    errors = report.get("errors")
+    damaged = {error.get("section") for error in errors if isinstance(error, Mapping)} if (
+        isinstance(errors, list)) else set()
+    return {key: value for key, value in report.items()
+            if key not in damaged or key not in OPTIONAL_SECTIONS}
+
+
+def format_summary(report: Report | Mapping[str, Any]) -> str:
+    """A compact, fixed-width end-of-run summary (k6 style), of a typed report or of one as
+    JSON data (checked first: a bad one is a `ConfigError` naming the field)."""
+    if not isinstance(report, Report):
+        report = check_report(_readable(report), "report")
+    target, chargers, totals = report.target, report.chargers, report.totals
+    where = "embedded CSMS" if target.embedded else "target"
+    processes = (report.embedded_csms or {}).get("processes", 1)
     if processes > 1:
         where += f", {processes} processes, a port each; the first is shown"
     spread = ""
-    if report["config"].get("segment") is not None:
-        spread += f" (segment {report['config']['segment']} of {report['config']['chargers']})"
-    if "workers" in report:
-        spread += f" in {report['workers']['count']} worker processes"
+    if report.config.get("segment") is not None:
+        spread += f" (segment {report.config['segment']} of {report.config['chargers']})"
+    if report.workers is not None:
+        spread += f" in {report.workers.count} worker processes"
     lines = [
-        f"fleetsim {report['fleetsim_version']}: {chargers['target']} chargers{spread}, "
-        f"{report['duration_s']:.1f} s, OCPP {', '.join(target['ocpp'])} over "
-        f"{target['transport']} against {target['url']} ({where})",
+        f"fleetsim {report.fleetsim_version}: {chargers.target} chargers{spread}, "
+        f"{report.duration_s:.1f} s, OCPP {', '.join(target.ocpp)} over "
+        f"{target.transport} against {target.url} ({where})",
     ]
-    if report["outcome"]["reason"]:
-        lines.append(f"stopped: {report['outcome']['reason']}")
-    failures = ", ".join(f"{k} {v}" for k, v in chargers["connect_failures"].items()) or "none"
-    handshake = report["connect"]["handshake_ms"]
+    if report.outcome.reason:
+        lines.append(f"stopped: {report.outcome.reason}")
+    failures = ", ".join(f"{k} {v}" for k, v in chargers.connect_failures.items()) or "none"
+    handshake = report.connect.handshake_ms
     lines += [
         "",
-        f"chargers   connected peak {chargers['connected_peak']}/{chargers['target']}   "
-        f"booted {chargers['booted']}   reconnects {chargers['reconnects']}   "
-        f"disconnects {chargers['disconnects']} (abnormal {chargers['disconnects_abnormal']})",
-        f"connect    attempts {chargers['connect_attempts']}   failures: {failures}   "
-        f"handshake p50 {_ms(handshake['p50'])} ms  p99 {_ms(handshake['p99'])} ms",
+        f"chargers   connected peak {chargers.connected_peak}/{chargers.target}   "
+        f"booted {chargers.booted}   reconnects {chargers.reconnects}   "
+        f"disconnects {chargers.disconnects} (abnormal {chargers.disconnects_abnormal})",
+        f"connect    attempts {chargers.connect_attempts}   failures: {failures}   "
+        f"handshake p50 {_ms(handshake.p50)} ms  p99 {_ms(handshake.p99)} ms",
         "",
         f"{'action':<22}{'sent':>9}{'ok':>9}{'callerr':>8}{'timeout':>8}{'inflight':>9}"
         f"{'service p50/p99 ms':>21}{'response p50/p99 ms':>22}",
     ]
-    for action, stats in report["calls"].items():
-        service, response = stats["service_ms"], stats["response_ms"]
+    for action, stats in report.calls.items():
+        service, response = stats.service_ms, stats.response_ms
         lines.append(
-            f"{action:<22}{stats['sent']:>9}{stats['ok']:>9}"
-            f"{sum(stats['callerror'].values()):>8}{stats['timeout']:>8}{stats['in_flight']:>9}"
-            f"{_ms(service['p50']) + ' / ' + _ms(service['p99']):>21}"
-            f"{_ms(response['p50']) + ' / ' + _ms(response['p99']):>22}"
+            f"{action:<22}{stats.sent:>9}{stats.ok:>9}"
+            f"{sum(stats.callerror.values()):>8}{stats.timeout:>8}{stats.in_flight:>9}"
+            f"{_ms(service.p50) + ' / ' + _ms(service.p99):>21}"
+            f"{_ms(response.p50) + ' / ' + _ms(response.p99):>22}"
         )
     lines.append(
-        f"{'total':<22}{totals['sent']:>9}{totals['ok']:>9}{totals['callerrors']:>8}"
-        f"{totals['timeouts']:>8}{sum(s['in_flight'] for s in report['calls'].values()):>9}"
+        f"{'total':<22}{totals.sent:>9}{totals.ok:>9}{totals.callerrors:>8}"
+        f"{totals.timeouts:>8}{sum(s.in_flight for s in report.calls.values()):>9}"
     )
     lines += [
         "",
-        f"throughput {totals['throughput_cps']:.1f} calls/s   "
-        f"error rate {totals['error_rate'] * 100:.2f}%",
+        f"throughput {totals.throughput_cps:.1f} calls/s   "
+        f"error rate {totals.error_rate * 100:.2f}%",
     ]
     lines += _behaviour_lines(report)
-    if report["csms_calls"]:
+    if report.csms_calls:
         lines += ["", f"{'CSMS call':<30}{'received':>9}{'answered':>9}{'callerr':>8}"
                       f"{'unansw':>8}{'answer p50/p99 ms':>20}"]
-        for action, stats in report["csms_calls"].items():
-            answer = stats["answer_ms"]
+        for action, answers in report.csms_calls.items():
+            answer = answers.answer_ms
             lines.append(
-                f"{action:<30}{stats['received']:>9}{stats['answered']:>9}"
-                f"{sum(stats['callerror_sent'].values()):>8}{stats.get('unanswered', 0):>8}"
-                f"{_ms(answer['p50']) + ' / ' + _ms(answer['p99']):>20}")
-    if report.get("thresholds"):
+                f"{action:<30}{answers.received:>9}{answers.answered:>9}"
+                f"{sum(answers.callerror_sent.values()):>8}{answers.unanswered or 0:>8}"
+                f"{_ms(answer.p50) + ' / ' + _ms(answer.p99):>20}")
+    if report.thresholds:
         lines += ["", "THRESHOLDS"]
-        for verdict in report["thresholds"]:
-            measured = "no samples" if verdict["value"] is None else f"{verdict['value']:g}"
-            mark = "✓" if verdict["ok"] else "✗"
-            lines.append(f"  {mark} {verdict['threshold']:<40} measured {measured} "
-                         f"{verdict['unit']}")
-    parts = report.get("parts") or ()
+        for verdict in report.thresholds:
+            measured = "no samples" if verdict.value is None else f"{verdict.value:g}"
+            mark = "✓" if verdict.ok else "✗"
+            lines.append(f"  {mark} {verdict.threshold:<40} measured {measured} "
+                         f"{verdict.unit}")
+    parts = report.parts or ()
     if parts:
         lines += ["", f"parts      {len(parts)} reports merged: chargers booted, CPU, event-loop "
                       "lag and saturated seconds per part"]
         for part in parts:
-            saturated = part["saturated_seconds"]
+            saturated = part.saturated_seconds
             lines.append(
-                f"  {part['label'] or part['source']:<20} booted {part['booted']:>7}   "
-                f"CPU {part['cpu_share'] * 100:>4.0f}%   lag p99 {_ms(part['loop_lag_p99_ms']):>7}"
+                f"  {part.label or part.source:<20} booted {part.booted:>7}   "
+                f"CPU {part.cpu_share * 100:>4.0f}%   lag p99 {_ms(part.loop_lag_p99_ms):>7}"
                 f" ms   saturated {saturated} s" + ("   <- saturated" if saturated else ""))
-    for warning in report.get("merge", {}).get("warnings", ()):
+    merge = report.merge
+    for warning in merge.warnings if merge is not None else ():
         lines.append(f"WARNING: merge: {warning}")
-    missing = report.get("merge", {}).get("missing_segments")
-    if missing and "workers" not in report:  # a run's lost workers are named below
+    missing = merge.missing_segments if merge is not None else None
+    if missing and report.workers is None:  # a run's lost workers are named below
         lines.append(f"WARNING: merge: no part ran segment{'s' * (len(missing) > 1)} "
                      f"{', '.join(missing)}: its parts ran "
-                     f"{sum(part['chargers'] for part in parts)} of "
-                     f"{report['config'].get('chargers')} chargers")
-    for lost in report.get("workers", {}).get("lost", ()):
-        lines.append(f"WARNING: {lost['message']}")
-    generator = report["generator"]
-    lag = generator["loop_lag_ms"]
+                     f"{sum(part.chargers for part in parts)} of "
+                     f"{report.config.get('chargers')} chargers")
+    for lost in report.workers.lost if report.workers is not None else ():
+        lines.append(f"WARNING: {lost.message}")
+    generator = report.generator
+    lag = generator.loop_lag_ms
     across = f" (all {len(parts)} parts together)" if parts else ""
-    lines.append(f"generator  CPU {generator['cpu_share'] * 100:.0f}% of a core{across}, "
-                 f"event-loop lag p99 {_ms(lag['p99'])} ms, max {_ms(lag['max'])} ms")
-    if generator["saturated_seconds"]:
+    lines.append(f"generator  CPU {generator.cpu_share * 100:.0f}% of a core{across}, "
+                 f"event-loop lag p99 {_ms(lag.p99)} ms, max {_ms(lag.max)} ms")
+    if generator.saturated_seconds:
         lines.append(
-            f"WARNING: fleetsim itself was saturated for {generator['saturated_seconds']} s "
+            f"WARNING: fleetsim itself was saturated for {generator.saturated_seconds} s "
             "(CPU >= 90% or event-loop lag >= 50 ms): latencies in those seconds include the "
             "generator's own delay; use fewer chargers per process or a slower ramp")
-    if chargers["internal_errors"]:
+    if chargers.internal_errors:
         lines.append("INTERNAL ERRORS (a fleetsim bug; please report it): " + ", ".join(
-            f"{kind} x{n}" for kind, n in chargers["internal_errors"].items()))
-    if report["bad_frames"]:
+            f"{kind} x{n}" for kind, n in chargers.internal_errors.items()))
+    if report.bad_frames:
         lines.append("bad frames from the CSMS: " + ", ".join(
-            f"{kind} {n}" for kind, n in report["bad_frames"].items()))
-    if report.get("ramp"):
-        lines += _ramp_lines(report["ramp"])
+            f"{kind} {n}" for kind, n in report.bad_frames.items()))
+    if report.ramp is not None:
+        lines += _ramp_lines(CONVERTER.unstructure(report.ramp))
     return "\n".join(lines)
