@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spawn_scale import cpu_and_rss, start_csms
+from spawn_scale import boot_time, cpu_and_rss, start_csms
 
 BASELINE_CHARGERS = 10
 NO_SESSIONS = "0.001/h"
@@ -65,7 +65,7 @@ class Run:
     report: dict[str, Any] = field(default_factory=dict)
 
     def booted_at(self) -> float | None:
-        return next((s.row["t"] for s in self.samples if s.row["booted"] == self.chargers), None)
+        return boot_time([s.row for s in self.samples], self.chargers)
 
 
 def run(url: str, csms_pid: int, chargers: int, workers: int, duration: int, ramp: float,

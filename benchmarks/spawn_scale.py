@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +44,19 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def boot_time(rows: Sequence[Mapping[str, Any]], chargers: int) -> float | None:
+    """When the last charger booted, in seconds of the run: interpolated between the two
+    progress rows (one a second) around it, as if that second's boots came evenly."""
+    before_t, before_booted = 0.0, 0
+    for row in rows:
+        if row["booted"] >= chargers:
+            step = row["booted"] - before_booted
+            share = (chargers - before_booted) / step if step else 1.0
+            return float(before_t + (row["t"] - before_t) * share)
+        before_t, before_booted = row["t"], row["booted"]
+    return None
 
 
 def cpu_and_rss(pid: int) -> tuple[float, int]:
@@ -128,7 +142,7 @@ def run_one(transport: str, chargers: int, mode: str, duration: int, ramp: float
         csms.terminate()
         csms.wait(timeout=30)
     report = json.loads(report_path.read_text())
-    boot_s = next((s.row["t"] for s in samples if s.row["booted"] == chargers), None)
+    boot_s = boot_time([s.row for s in samples], chargers)
     start = (boot_s or 0) + 2
     steady = [s for s in samples if start <= s.row["t"] <= duration - 1]
     if len(steady) < 2:

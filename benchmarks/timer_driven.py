@@ -12,7 +12,8 @@ CALL at once and uses a fraction of a core, so the figures are the fleet's. Inst
 
     cd benchmarks/fast_csms && npm install
 
-Columns: boot s (first charger started -> all booted), msgs/s (CALLs answered per second
+Columns: boot s (first charger started -> all booted, interpolated between the progress
+rows, one a second, around the last boot), msgs/s (CALLs answered per second
 over the steady window: boot + 3 s to the end - 1 s), client CPU and CSMS CPU (CPU time /
 wall time over that window, all fleet processes together: 100 % is one core), msgs per
 client CPU-s (msgs/s / client CPU), KiB/charger (peak RSS of the fleet processes / chargers,
@@ -35,11 +36,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spawn_scale import cpu_and_rss
+from spawn_scale import boot_time, cpu_and_rss
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "fast_csms" / "server.mjs"
@@ -56,13 +58,16 @@ def _open_files_to_the_hard_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def start_fast_csms(heartbeat_interval: int) -> tuple[subprocess.Popen[str], str]:
+def start_fast_csms(
+    heartbeat_interval: int, options: Sequence[str] = ()
+) -> tuple[subprocess.Popen[str], str]:
     node = shutil.which("node")
     if node is None or not (HERE / "fast_csms" / "node_modules" / "ws").is_dir():
         raise SystemExit("needs Node.js and the ws package: cd benchmarks/fast_csms && "
                          "npm install")
     csms = subprocess.Popen([node, str(SERVER), "--port", "0", "--heartbeat-interval",
-                             str(heartbeat_interval)], stdout=subprocess.PIPE, text=True,
+                             str(heartbeat_interval), *options], stdout=subprocess.PIPE,
+                            text=True,
                             preexec_fn=_open_files_to_the_hard_limit)
     assert csms.stdout is not None
     line = csms.stdout.readline()
@@ -87,8 +92,7 @@ class Run:
     report: dict[str, Any] = field(default_factory=dict)
 
     def booted_at(self) -> float | None:
-        return next((s.row["t"] for s in self.samples if s.row["booted"] >= self.chargers),
-                    None)
+        return boot_time([s.row for s in self.samples], self.chargers)
 
 
 def run(mode: str, chargers: int, workers: str, duration: int, ramp: str) -> Run:

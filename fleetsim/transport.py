@@ -48,6 +48,14 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from fleetsim._groups import leaves
+from fleetsim.wsframes import MaskKeys, frame_extent, read_text, text_frame
+from fleetsim.wshandshake import (
+    Accepted,
+    ClientHandshake,
+    HandshakeFailed,
+    Rejected,
+    after_head,
+)
 
 __all__ = [
     "MAX_MESSAGE_SIZE",
@@ -70,6 +78,10 @@ characters); a bigger one closes with 1009 as soon as its bytes so far are over.
 _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
 _PING_PAYLOAD: Final = b"fleetsim"
+_MASK_KEYS: Final = MaskKeys()
+_MORE: Final = 0
+_HANDED: Final = 1
+_TOO_BIG: Final = 2
 
 _logger = logging.getLogger(__name__)
 # trio-websocket logs every frame at DEBUG; with thousands of connections even the
@@ -153,6 +165,35 @@ def _plain_socket(stream: trio.abc.Stream) -> socket.socket | None:
     return raw if isinstance(raw, socket.socket) else None
 
 
+async def _receive_some(stream: trio.abc.Stream, raw: socket.socket | None) -> bytes:
+    """Read what has arrived. On a plain TCP socket (`raw`): wait until it is readable, then
+    one recv(2), where trio's stream first tries a recv that finds nothing."""
+    if raw is None:
+        return cast("bytes", await stream.receive_some(_RECEIVE_SIZE))
+    while True:
+        await trio.lowlevel.wait_readable(raw)
+        try:
+            return raw.recv(_RECEIVE_SIZE)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise trio.BrokenResourceError(exc) from exc
+
+
+async def _send_head(stream: trio.abc.Stream, raw: socket.socket | None, data: bytes) -> None:
+    """Write a handshake's HTTP head: on a plain TCP socket one send(2), which a new
+    connection takes whole, rather than trio's scheduler pass per write."""
+    if raw is not None:
+        try:
+            data = data[raw.send(data):]
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise trio.BrokenResourceError(exc) from exc
+    if data:
+        await stream.send_all(data)
+
+
 def _utf8_size(text: str) -> int:
     """The bytes `text` took on the wire (ASCII, the usual case, costs no encoding)."""
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
@@ -161,8 +202,11 @@ def _utf8_size(text: str) -> int:
 class _WsprotoConnection:
     """One WebSocket over a trio stream, driven inline by the calling task.
 
-    receive_text() reads the socket itself and keeps surplus frames inside wsproto for the
-    next call, so a connection is just this object, its stream and wsproto's frame parser.
+    receive_text() reads the socket itself and keeps surplus bytes for the next call, so a
+    connection is just this object, its stream and wsproto's frame parser. Whole text
+    messages, nearly all of the traffic, are framed and read by `fleetsim.wsframes`; every
+    other frame is handed whole to wsproto, which keeps the protocol's state. Once closing,
+    or while a fragmented message is arriving, wsproto reads everything.
     """
 
     __slots__ = (
@@ -171,12 +215,18 @@ class _WsprotoConnection:
         "_closed",
         "_closing",
         "_eof",
+        "_fed",
+        "_fragmenting",
+        "_inbox",
+        "_inpos",
+        "_keys",
         "_parts",
         "_parts_size",
         "_proto",
         "_raw",
         "_receiving",
         "_send_lock",
+        "_slow",
         "_stream",
         "_unsent",
         "_wakeup",
@@ -189,12 +239,19 @@ class _WsprotoConnection:
 
     def __init__(
         self, stream: trio.abc.Stream, proto: _FrameConnection, subprotocol: str | None,
-        client: bool,
+        client: bool, received: bytes = b"",
     ) -> None:
+        """`received`: frames that arrived with the handshake, which `proto` has not seen."""
         self._stream = stream
         self._proto = proto
         self.subprotocol = subprotocol
         self._client = client
+        self._keys = _MASK_KEYS if client else None
+        self._inbox = received
+        self._inpos = 0
+        self._fragmenting = False
+        self._slow = False
+        self._fed = False
         self._send_lock = trio.StrictFIFOLock()
         self._parts: list[str | bytes] | None = None
         self._parts_size = 0
@@ -247,7 +304,7 @@ class _WsprotoConnection:
         try:
             if self._closed is not None:
                 raise self._closed_error()
-            await self._send_data(self._proto.send(TextMessage(data=text)))
+            await self._send_data(self._frame(text))
         finally:
             lock.release()
 
@@ -258,13 +315,17 @@ class _WsprotoConnection:
             self.awaiting_pong = True
             await self._send_data(self._proto.send(Ping(_PING_PAYLOAD)))
 
+    def _frame(self, text: str) -> bytes:
+        if self._proto.state is ConnectionState.OPEN:
+            return text_frame(text, self._keys)
+        return self._proto.send(TextMessage(data=text))  # wsproto says why it cannot
+
     def send_now(self, texts: Sequence[str]) -> bool:
         if self._closed is not None:
             raise self._closed_error()
-        send = self._proto.send
         if len(texts) == 1:
-            return self._write_now(send(TextMessage(data=texts[0])))
-        return self._write_now(b"".join([send(TextMessage(data=text)) for text in texts]))
+            return self._write_now(self._frame(texts[0]))
+        return self._write_now(b"".join([self._frame(text) for text in texts]))
 
     def ping_now(self) -> bool:
         if self._closed is not None:
@@ -318,7 +379,11 @@ class _WsprotoConnection:
             while True:
                 if self._closed is not None:
                     raise self._closed_error()
-                for event in proto.events():
+                events: Iterator[Event] = iter(())
+                if self._fed or self._slow:  # wsproto has events only from what it was fed
+                    self._fed = False
+                    events = proto.events()
+                for event in events:
                     if isinstance(event, TextMessage):
                         if not event.message_finished:
                             if self._add_part(event.data) > MAX_MESSAGE_SIZE:
@@ -355,6 +420,14 @@ class _WsprotoConnection:
                         raise self._closed_error()
                 if self._closed is not None:
                     raise self._closed_error()
+                if not self._slow:
+                    got = self._read_frame()
+                    if type(got) is str:
+                        return got
+                    if got == _HANDED:
+                        continue
+                    if got == _TOO_BIG:
+                        await self._refuse_oversized()
                 try:
                     data = await self._receive_some()
                 except trio.BrokenResourceError as exc:
@@ -367,7 +440,11 @@ class _WsprotoConnection:
                     self._eof = True
                     self._lost("connection lost without a close frame")
                     raise self._closed_error()
-                if proto.state is not ConnectionState.CLOSED:
+                if not self._slow:
+                    inbox, pos = self._inbox, self._inpos
+                    self._inbox = data if pos >= len(inbox) else inbox[pos:] + data
+                    self._inpos = 0
+                elif proto.state is not ConnectionState.CLOSED:
                     proto.receive_data(data)
         finally:
             self._receiving = False
@@ -375,20 +452,44 @@ class _WsprotoConnection:
                 self._wakeup.set()
                 self._wakeup = None
 
+    def _read_frame(self) -> str | int:
+        """The next whole text message from the bytes received; else _HANDED when a frame
+        went to wsproto (its events come next), _MORE when more bytes are needed, _TOO_BIG
+        when the next frame is over the message cap."""
+        inbox, pos = self._inbox, self._inpos
+        extent = frame_extent(inbox, pos)
+        if extent is None:
+            return _MORE
+        start, end = extent
+        if end - start > MAX_MESSAGE_SIZE:
+            return _TOO_BIG
+        if end > len(inbox):
+            return _MORE
+        self._inpos = end
+        if not self._fragmenting:
+            text = read_text(inbox, pos, start, end, masked=not self._client)
+            if text is not None:
+                return text
+        first = inbox[pos]
+        if first & 0x0F < 3:  # continuation, text, binary: FIN says whether a message ends
+            self._fragmenting = not first & 0x80
+        if self._proto.state is not ConnectionState.CLOSED:
+            self._proto.receive_data(inbox[pos:end])
+            self._fed = True
+        return _HANDED
+
+    def _to_wsproto(self) -> None:
+        """From now on wsproto reads everything, what is left of the inbox first."""
+        if self._slow:
+            return
+        self._slow = True
+        rest = self._inbox[self._inpos:]
+        self._inbox, self._inpos = b"", 0
+        if rest and self._proto.state is not ConnectionState.CLOSED:
+            self._proto.receive_data(rest)
+
     async def _receive_some(self) -> bytes:
-        """Read what has arrived. On a plain TCP socket: wait until it is readable, then one
-        recv(2), where trio's stream first tries a recv that finds nothing."""
-        raw = self._raw
-        if raw is None:
-            return cast("bytes", await self._stream.receive_some(_RECEIVE_SIZE))
-        while True:
-            await trio.lowlevel.wait_readable(raw)
-            try:
-                return raw.recv(_RECEIVE_SIZE)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise trio.BrokenResourceError(exc) from exc
+        return await _receive_some(self._stream, self._raw)
 
     def _add_part(self, part: str | bytes) -> int:
         """Keep a fragment of a message; returns the message's size so far, in bytes."""
@@ -488,6 +589,7 @@ class _WsprotoConnection:
                 self._wakeup = wakeup = trio.Event()
                 await wakeup.wait()
                 continue
+            self._to_wsproto()
             if proto.state is not ConnectionState.CLOSED:
                 for _ in proto.events():
                     pass
@@ -847,38 +949,46 @@ async def _wsproto_handshake(
     subprotocols: Sequence[str],
     headers: Sequence[tuple[str, str]],
 ) -> _WsprotoConnection:
-    ws = WSConnection(ConnectionType.CLIENT)
-    request = Request(
-        host=target.host_header,
-        target=target.resource,
-        subprotocols=list(subprotocols),
-        extra_headers=_encode_headers(headers),
-    )
-    await stream.send_all(ws.send(request))
+    try:
+        handshake = ClientHandshake(target.host_header, target.resource, subprotocols, headers)
+    except ValueError as exc:
+        raise ConnectError("other", f"cannot send the websocket handshake: {exc}") from None
+    raw = _plain_socket(stream)
+    await _send_head(stream, raw, handshake.request)
     while True:
-        data = cast("bytes", await stream.receive_some(_RECEIVE_SIZE))
+        data = await _receive_some(stream, raw)
         if not data:
             raise ConnectError(
                 "reset", f"{target.netloc} closed the connection during the websocket handshake"
             )
         try:
-            ws.receive_data(data)
-        except RemoteProtocolError as exc:
-            label = "subprotocol" if "subprotocol" in str(exc) else "other"
+            outcome = handshake.receive(data)
+        except HandshakeFailed as exc:
             raise ConnectError(
-                label, f"invalid websocket handshake response from {target.netloc}: {exc}"
-            ) from exc
-        for event in ws.events():
-            if isinstance(event, AcceptConnection):
-                proto = ws.connection
-                assert proto is not None
-                return _WsprotoConnection(stream, proto, event.subprotocol, client=True)
-            if isinstance(event, RejectConnection):
-                status = event.status_code
-                raise ConnectError(
-                    f"http_{status}",
-                    f"{target.netloc} rejected the websocket handshake with HTTP {status}",
-                )
+                exc.reason, f"invalid websocket handshake response from {target.netloc}: {exc}"
+            ) from None
+        if isinstance(outcome, Accepted):
+            return _WsprotoConnection(stream, _FrameConnection(ConnectionType.CLIENT),
+                                      outcome.subprotocol, client=True, received=outcome.rest)
+        if isinstance(outcome, Rejected):
+            raise ConnectError(
+                f"http_{outcome.status}",
+                f"{target.netloc} rejected the websocket handshake with HTTP {outcome.status}",
+            )
+
+
+def _frames_after_head(ws: WSConnection, received: bytes) -> tuple[_FrameConnection, bytes]:
+    """The frame parser of a server connection whose handshake `ws` just completed, and the
+    frames that arrived after the upgrade request (`received` is every byte the handshake
+    read). wsproto hands such frames to its own parser, where `fleetsim.wsframes` cannot
+    read them: then a new parser goes with them, and wsproto's is ended."""
+    proto = ws.connection
+    assert proto is not None
+    rest = after_head(received)
+    if not rest:
+        return proto, b""
+    _end_frame_parser(proto)
+    return _FrameConnection(ConnectionType.SERVER), rest
 
 
 def _subprotocol_error(target: _Target, subprotocols: Sequence[str]) -> ConnectError:
@@ -1116,12 +1226,15 @@ _REJECTED: Final = 2
 class PendingConnection:
     """A WebSocket upgrade request waiting for the handler to accept or reject it."""
 
-    __slots__ = ("_conn", "_state", "_stream", "_ws", "request")
+    __slots__ = ("_conn", "_received", "_state", "_stream", "_ws", "request")
 
-    def __init__(self, request: HandshakeRequest, stream: _AnyStream, ws: WSConnection) -> None:
+    def __init__(
+        self, request: HandshakeRequest, stream: _AnyStream, ws: WSConnection, received: bytes,
+    ) -> None:
         self.request = request
         self._stream = stream
         self._ws: WSConnection | None = ws
+        self._received = received
         self._state = _PENDING
         self._conn: _WsprotoConnection | None = None
 
@@ -1134,11 +1247,11 @@ class PendingConnection:
             data = ws.send(AcceptConnection(subprotocol=subprotocol))
         except LocalProtocolError as exc:
             raise ValueError(str(exc)) from None
-        proto = ws.connection
-        assert proto is not None
         self._state = _ACCEPTED
         self._ws = None  # drop h11's buffers; only the frame parser is needed from now on
-        conn = _WsprotoConnection(self._stream, proto, subprotocol, client=False)
+        proto, rest = _frames_after_head(ws, self._received)
+        conn = _WsprotoConnection(self._stream, proto, subprotocol, client=False, received=rest)
+        self._received = b""
         self._conn = conn
         async with conn._send_lock:
             await conn._send_data(data)
@@ -1180,10 +1293,12 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | None:
     ws = WSConnection(ConnectionType.SERVER)
+    received = b""
     while True:
         data = cast("bytes", await stream.receive_some(_RECEIVE_SIZE))
         if not data:
             return None
+        received += data
         try:
             ws.receive_data(data)
         except RemoteProtocolError as exc:
@@ -1201,7 +1316,7 @@ async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | No
                     for name, value in event.extra_headers
                 ))
                 request = HandshakeRequest(event.target, tuple(event.subprotocols), headers)
-                return PendingConnection(request, stream, ws)
+                return PendingConnection(request, stream, ws, received)
 
 
 async def _serve_connection(

@@ -498,6 +498,53 @@ async def test_fragmented_messages_are_joined(nursery: trio.Nursery, transport: 
             assert await conn.receive_text() == text
 
 
+async def test_frames_that_come_with_the_handshake_are_read(nursery: trio.Nursery) -> None:
+    """A CSMS may send its first CALL in the same TCP segment as the 101, and a frame may be
+    cut anywhere after it: none of it is lost to the handshake's parser."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+
+    async def handle(stream: trio.SocketStream) -> None:
+        async with stream:
+            ws = WSConnection(ConnectionType.SERVER)
+            while True:
+                ws.receive_data(bytes(await stream.receive_some()))
+                if any(isinstance(event, Request) for event in ws.events()):
+                    break
+            data = ws.send(AcceptConnection(subprotocol="ocpp1.6"))
+            frames = b"".join(ws.send(TextMessage(data=f"[{n}]")) for n in range(3))
+            cut = len(data) + len(frames) // 2  # inside the second frame
+            await stream.send_all((data + frames)[:cut])
+            await trio.sleep(0.05)
+            await stream.send_all((data + frames)[cut:])
+            await _serve_until_close(stream, ws, lambda event: None)
+
+    nursery.start_soon(trio.serve_listeners, handle, listeners)
+    url = f"ws://127.0.0.1:{listeners[0].socket.getsockname()[1]}/"
+    with trio.fail_after(5):
+        async with open_connection(url, subprotocols=OCPP) as conn:
+            assert [await conn.receive_text() for _ in range(3)] == ["[0]", "[1]", "[2]"]
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    (bytes((0x81, 2, 0xC3, 0x28)), 1007),  # a text frame that is not UTF-8
+    (bytes((0x81, 0x82, 1, 2, 3, 4, 0x5A, 0x5F)), 1002),  # masked, from a server
+])
+async def test_a_bad_text_frame_is_closed_as_rfc_6455_says(
+    nursery: trio.Nursery, transport: str, frame: bytes, code: int
+) -> None:
+    async def script(stream: trio.SocketStream, ws: WSConnection) -> None:
+        await stream.send_all(ws.send(TextMessage(data="[1]")) + frame)
+        await _serve_until_close(stream, ws, lambda event: None)
+
+    url = await _start_raw_server(nursery, script)
+    with trio.fail_after(5):
+        async with open_connection(url, subprotocols=OCPP, transport=transport) as conn:
+            assert await conn.receive_text() == "[1]"
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.receive_text()
+    assert closed.value.code == code
+
+
 # ----------------------------------------------------------------------------- server side
 
 
@@ -509,6 +556,22 @@ async def _raw_exchange(port: int, request: bytes) -> bytes:
         while chunk := await stream.receive_some():
             response += chunk
     return response
+
+
+async def test_server_reads_frames_that_come_with_the_upgrade_request(echo: EchoServer) -> None:
+    port = int(echo.url.rsplit(":", 1)[1])
+    client = WSConnection(ConnectionType.CLIENT)
+    request = client.send(Request(host="127.0.0.1", target="/CP1", subprotocols=OCPP))
+    frames = _FrameConnection(ConnectionType.CLIENT)
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(request + frames.send(TextMessage(data="early")))
+            texts: list[str] = []
+            while len(texts) < 1:
+                client.receive_data(bytes(await stream.receive_some()))
+                texts += [e.data for e in client.events() if isinstance(e, TextMessage)]
+    assert texts == ["early"]
 
 
 async def test_server_answers_garbage_with_400(echo: EchoServer) -> None:
