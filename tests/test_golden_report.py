@@ -84,6 +84,9 @@ def test_the_schema_is_generated_from_the_classes_and_holds_every_report(
                           capture_output=True, check=True, timeout=60)
     schema = json.loads(done.stdout)
     assert schema == report_schema()
+    # the copy in docs/ for pipelines without fleetsim is the current one
+    assert (DATA.parent.parent / "docs" / "fleetsim.report-1.schema.json").read_bytes() == (
+        done.stdout), "run: fleetsim report --schema > docs/fleetsim.report-1.schema.json"
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
     for each in [*(json.loads(path.read_text()) for path in REPORTS), _built()]:
