@@ -21,10 +21,18 @@ import pytest
 import trio
 from PIL import Image
 
-from fleetsim import Metrics, RampPlan, format_summary, load_report, parse_threshold, render_html
+from fleetsim import (
+    ConfigError,
+    Metrics,
+    RampPlan,
+    format_summary,
+    load_report,
+    parse_threshold,
+    render_html,
+)
 from fleetsim.capacity import conclude, step_result
 from fleetsim.metrics import new_histogram
-from fleetsim.report import percentile_curve
+from fleetsim.report import OPTIONAL_SECTIONS, percentile_curve
 from fleetsim.thresholds import latency_ms
 from tests.browser import NAMES, Chromium, find_chromium, launch, load_page
 
@@ -248,16 +256,23 @@ def test_a_run_that_made_no_calls_still_gets_a_page(tmp_path: Path) -> None:
 
 
 def test_partial_and_odd_reports_render(run: Run) -> None:
-    sparse = render_html({"calls": {}, "totals": {}})
-    page = Page(sparse)
+    with pytest.raises(ConfigError, match=r"^report: not a fleetsim report: required field "
+                                          r"missing @ \$\.schema \(and 20 more\)$"):
+        render_html({"calls": {}, "totals": {}})
+    older = {key: value for key, value in run.report.items() if key not in OPTIONAL_SECTIONS}
+    older["timeline"] = []
+    page = Page(render_html(older))  # a report from before profiles, thresholds, ramps
     assert "No timeline in this report" in page.text("timeline")
     assert "No thresholds were set" in page.text("thresholds")
-    assert "n/a" in page.text("summary")
 
     odd = copy.deepcopy(run.report)
-    odd["calls"]["Authorize"]["hdr"] = {"service": "not base64!", "response": 42}
+    odd["calls"]["Authorize"]["hdr"] = {"service": "not base64!",
+                                        "response": "bm90IGEgaGlzdG9ncmFt"}
+    empty = new_histogram().encode().decode()
+    none = {"p50": 0.0, "p90": 0.0, "p99": 0.0, "p99_9": 0.0, "max": 0.0, "mean": 0.0}
     odd["calls"]["DataTransfer"] = {"sent": 3, "ok": 0, "callerror": {}, "timeout": 3,
-                                    "in_flight": 0}
+                                    "in_flight": 0, "service_ms": none, "response_ms": none,
+                                    "hdr": {"service": empty, "response": empty}}
     odd["thresholds"][0]["value"] = None
     odd["timeline"] = []
     odd["target"]["url"] = "ws://csms/<script>alert(1)</script>"

@@ -23,6 +23,7 @@ from fleetsim.report._html import percentile_curve, render_html, write_html
 from fleetsim.report._merge import PART_CONFIG_KEYS, merge_reports
 from fleetsim.report._model import (
     CONVERTER,
+    OPTIONAL_SECTIONS,
     Report,
     check_report,
     structure_report,
@@ -32,7 +33,8 @@ from fleetsim.report._schema import report_schema
 from fleetsim.report._summary import broken, format_step, format_summary
 
 __all__ = [
-    "CONVERTER", "GATE_GRAMMAR", "PART_CONFIG_KEYS", "SCHEMA", "Comparison", "Gate", "Report",
+    "CONVERTER", "GATE_GRAMMAR", "OPTIONAL_SECTIONS", "PART_CONFIG_KEYS", "SCHEMA",
+    "Comparison", "Gate", "Report",
     "broken", "build_report", "check_report", "compare", "default_report_path",
     "format_comparison", "format_step", "format_summary", "load_report", "merge_reports",
     "parse_gate", "peak_connects", "percentile_curve", "render_html", "report_schema",

@@ -13,6 +13,7 @@ bad one is, as `$.chargers.booted`; `unstructure_report` gives plain JSON-ready 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -27,6 +28,7 @@ __all__ = [
     "Generator", "LostWorker", "Merge", "Outcome", "Part", "Percentiles", "Queue", "Ramp",
     "RampPlan", "RampStep", "Recovery", "Report", "ReportError", "Sessions", "StepHdr", "Storm",
     "Target", "TimelineRow", "Totals", "Verdict", "WorkerEntry", "Workers", "check_report",
+    "readable",
     "structure_report", "unstructure_report",
 ]
 
@@ -443,6 +445,17 @@ def structure_report(data: object) -> Report:
 def unstructure_report(report: Report) -> dict[str, Any]:
     data: dict[str, Any] = CONVERTER.unstructure(report)
     return data
+
+
+def readable(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The report less the optional sections its writer had to repair (named in `errors`,
+    `serialisable_report`): what JSON could not hold is no figure to show, and the rest is
+    still read."""
+    errors = report.get("errors")
+    damaged = {error.get("section") for error in errors if isinstance(error, Mapping)} if (
+        isinstance(errors, list)) else set()
+    return {key: value for key, value in report.items()
+            if key not in damaged or key not in OPTIONAL_SECTIONS}
 
 
 def check_report(data: object, source: str) -> Report:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from fleetsim.errors import ConfigError
-from fleetsim.report._model import CONVERTER, OPTIONAL_SECTIONS, Report, check_report
+from fleetsim.report._model import CONVERTER, Report, check_report, readable
 
 __all__ = ["broken", "format_step", "format_summary"]
 
@@ -119,21 +119,11 @@ def _present(section: T | None, name: str) -> T:
     return section
 
 
-def _readable(report: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The report less the optional sections its writer had to repair (named in `errors`):
-    what JSON could not hold is no figure to show, and the rest is still summarised."""
-    errors = report.get("errors")
-    damaged = {error.get("section") for error in errors if isinstance(error, Mapping)} if (
-        isinstance(errors, list)) else set()
-    return {key: value for key, value in report.items()
-            if key not in damaged or key not in OPTIONAL_SECTIONS}
-
-
 def format_summary(report: Report | Mapping[str, Any]) -> str:
     """A compact, fixed-width end-of-run summary (k6 style), of a typed report or of one as
     JSON data (checked first: a bad one is a `ConfigError` naming the field)."""
     if not isinstance(report, Report):
-        report = check_report(_readable(report), "report")
+        report = check_report(readable(report), "report")
     target, chargers, totals = report.target, report.chargers, report.totals
     where = "embedded CSMS" if target.embedded else "target"
     processes = (report.embedded_csms or {}).get("processes", 1)
