@@ -18,6 +18,7 @@ from fleetsim.behaviour.profile import (
 )
 from fleetsim.behaviour.schedule import Backoff
 from fleetsim.capacity import RampPlan
+from fleetsim.certs import CertificateAuthority, Pki, issue_pki
 from fleetsim.charger.core import ChargerCore, ChargerSpec
 from fleetsim.config import (
     RunConfig,
@@ -68,6 +69,7 @@ __all__ = [
     "TRANSPORTS",
     "Backoff",
     "Behaviour",
+    "CertificateAuthority",
     "ChargerCore",
     "ChargerSpec",
     "Comparison",
@@ -81,6 +83,7 @@ __all__ = [
     "FleetsimError",
     "LocalProtocolError",
     "Metrics",
+    "Pki",
     "Profile",
     "Progress",
     "ProgressMode",
@@ -106,6 +109,7 @@ __all__ = [
     "format_comparison",
     "format_step",
     "format_summary",
+    "issue_pki",
     "junit_xml",
     "load_profile",
     "load_report",

@@ -23,6 +23,7 @@ from fleetsim.limits import SPARE_FILES, csms_processes, raise_open_file_limit
 from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.report import build_report, default_report_path, serialisable_report, write_report
+from fleetsim.security import embedded_profile, fleet_credentials
 from fleetsim.thresholds import evaluate, parse_threshold
 from fleetsim.workers.supervisor import run_workers
 
@@ -106,6 +107,19 @@ async def _run_fleet(
 ) -> tuple[dict[str, Any], FleetOutcome]:
     """Run the fleet (through a ramp plan, if given; in worker processes, with
     `config.workers`) against its target and report on it."""
+    with embedded_profile(config) as config:
+        # every charger's password and certificate, checked before anything starts
+        url = config.url or ("wss://" if config.csms.cert_file else "ws://") + config.csms.host
+        fleet_credentials(config, url).check(
+            [config.charger_id(index) for index in config.charger_indexes()])
+        return await _run_secured(config, on_second, plan, on_step, on_worker)
+
+
+async def _run_secured(
+    config: RunConfig, on_second: Callable[[dict[str, Any]], None] | None,
+    plan: RampPlan | None, on_step: Callable[[dict[str, Any]], None] | None,
+    on_worker: Callable[[dict[str, Any]], None] | None,
+) -> tuple[dict[str, Any], FleetOutcome]:
     open_files = _check_open_files(config)
     metrics = Metrics()
     embedded_stats: dict[str, Any] | None = None

@@ -134,14 +134,29 @@ _fleet_options = _options(
                       "shown. Default: start the embedded CSMS on 127.0.0.1."),
     click.option("--id-prefix", default="CP", show_default=True, envvar="FLEETSIM_ID_PREFIX",
                  help="Charger IDs are PREFIX00001, PREFIX00002, ..."),
+    click.option("--security-profile", type=click.IntRange(1, 3),
+                 envvar="FLEETSIM_SECURITY_PROFILE",
+                 help="OCPP security profile, checked against the URL and credentials: 1 "
+                      "Basic auth over ws://, 2 Basic auth over wss://, 3 wss:// with a client "
+                      "certificate per charger. Without --url the embedded CSMS serves it, "
+                      "with a made-up password and a throwaway PKI."),
     click.option("--password", envvar="FLEETSIM_PASSWORD",
-                 help="HTTP Basic auth password (user: the charger ID). Never reported."),
+                 help="HTTP Basic auth password (user: the charger ID); {id} in it stands "
+                      "for the charger ID: 'pw-{id}'. Never reported."),
     click.option("--password-file", type=click.Path(dir_okay=False),
                  envvar="FLEETSIM_PASSWORD_FILE", help="Read the password from this file."),
+    click.option("--passwords", "passwords_file", type=click.Path(dir_okay=False),
+                 envvar="FLEETSIM_PASSWORDS",
+                 help="A CSV of id,password: each charger's own Basic auth password."),
     click.option("--ca-file", type=click.Path(dir_okay=False), envvar="FLEETSIM_CA_FILE",
                  help="Trust this CA bundle for wss:// instead of the system store."),
     click.option("--insecure", is_flag=True, envvar="FLEETSIM_INSECURE",
                  help="Do not verify the CSMS's TLS certificate (self-signed labs)."),
+    click.option("--client-cert", type=click.Path(), envvar="FLEETSIM_CLIENT_CERT",
+                 help="TLS client certificate (profile 3): a folder of <id>.pem and <id>.key "
+                      "(see `fleetsim certs`), or one PEM file shared by all chargers."),
+    click.option("--client-key", type=click.Path(dir_okay=False), envvar="FLEETSIM_CLIENT_KEY",
+                 help="The key of a shared --client-cert file.  [default: in that file]"),
     click.option("--transport", type=click.Choice(fleetsim.TRANSPORTS), default="wsproto",
                  show_default=True, envvar="FLEETSIM_TRANSPORT", help="WebSocket client engine."),
     click.option("--ocpp", type=click.Choice(["1.6", "2.0.1"]), default="1.6",
@@ -329,12 +344,15 @@ def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
     """The run configuration from the options `spawn` and `ramp` share."""
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
+    if options["url"] is None and (options["client_cert"] or options["client_key"]):
+        raise ConfigError("client-cert: only applies with --url wss://...; against the "
+                          "embedded CSMS, --security-profile 3 issues its own")
     csms = build_config(CsmsConfig, port=0, heartbeat_interval_s=options["heartbeat_interval"],
                  commands_per_s=parse_rate(options["commands"], "commands"),
                  capacity_per_s=parse_rate(options["capacity"], "capacity"),
                  delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
                  password=_read_password(options["password"], options["password_file"]),
-                 seed=options["seed"])
+                 passwords_file=options["passwords_file"], seed=options["seed"])
     config: RunConfig = build_config(
         RunConfig,
         chargers=chargers,
@@ -346,6 +364,10 @@ def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
         password=csms.password,
         ca_file=options["ca_file"],
         insecure=options["insecure"],
+        security_profile=options["security_profile"],
+        passwords_file=options["passwords_file"],
+        client_cert=options["client_cert"],
+        client_key=options["client_key"],
         connect_timeout_s=parse_duration(options["connect_timeout"], "connect-timeout"),
         graceful_stop_s=_parse_zero_or_duration(options["graceful_stop"], "graceful-stop"),
         seed=options["seed"],
@@ -467,9 +489,18 @@ def _show(result: RunResult, options: dict[str, Any]) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=9000, show_default=True,
               envvar="FLEETSIM_CSMS_PORT", help="Port to listen on (0: any free port).")
 @click.option("--password", envvar="FLEETSIM_PASSWORD",
-              help="Require this HTTP Basic auth password from chargers.")
-@click.option("--cert-file", type=click.Path(dir_okay=False), help="TLS certificate (wss://).")
-@click.option("--key-file", type=click.Path(dir_okay=False), help="TLS private key.")
+              help="Require this HTTP Basic auth password from chargers, their ID as the user "
+                   "name; {id} in it stands for the charger ID. Wrong: HTTP 401.")
+@click.option("--passwords", "passwords_file", type=click.Path(dir_okay=False),
+              envvar="FLEETSIM_PASSWORDS",
+              help="Require each charger's password from this CSV of id,password.")
+@click.option("--cert-file", "--tls-cert", "cert_file", type=click.Path(dir_okay=False),
+              help="TLS certificate (wss://).")
+@click.option("--key-file", "--tls-key", "key_file", type=click.Path(dir_okay=False),
+              help="TLS private key.  [default: in the certificate file]")
+@click.option("--client-ca", type=click.Path(dir_okay=False),
+              help="Require a client certificate signed by this CA whose CN is the charger ID "
+                   "(profile 3): a bad one fails the TLS handshake, a CN mismatch gets HTTP 401.")
 @click.option("--stats-every", default="10s", show_default=True,
               help="How often to print counts.")
 @_csms_options
@@ -479,8 +510,9 @@ def csms(**options: Any) -> None:
         CsmsConfig, host=options["host"], port=options["port"],
         heartbeat_interval_s=options["heartbeat_interval"],
         delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
-        password=options["password"], cert_file=options["cert_file"],
-        key_file=options["key_file"] or options["cert_file"],
+        password=options["password"], passwords_file=options["passwords_file"],
+        cert_file=options["cert_file"], key_file=options["key_file"] or options["cert_file"],
+        client_ca=options["client_ca"],
         commands_per_s=parse_rate(options["commands"], "commands"),
         capacity_per_s=parse_rate(options["capacity"], "capacity"),
     )
@@ -497,6 +529,42 @@ def csms(**options: Any) -> None:
 
     trio.run(functools.partial(fleetsim.run_csms, config, show, stats_every_s=every),
              restrict_keyboard_interrupt_to_checkpoints=True)
+
+
+@cli.command(name="certs")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
+              help="Folder to write ca.pem/ca.key, server.pem/server.key and "
+                   "chargers/<id>.pem|key into (created if missing).")
+@click.option("-u", "--chargers", type=click.IntRange(0, 1_000_000), default=100,
+              show_default=True, help="Client certificates to issue: one per charger ID.")
+@click.option("--id-prefix", default="CP", show_default=True,
+              help="Charger IDs are PREFIX00001, PREFIX00002, ... (as for spawn).")
+@click.option("--ca", "ca_cert", type=click.Path(dir_okay=False),
+              help="Sign with this existing CA certificate (PEM) instead of a new one.")
+@click.option("--ca-key", type=click.Path(dir_okay=False),
+              help="The key of --ca (unencrypted PEM, EC).  [default: --ca with .key]")
+@click.option("--server-name", "server_names", multiple=True,
+              help="Host name or IP address of the server certificate, repeatable.  "
+                   "[default: 127.0.0.1, ::1, localhost]")
+@click.option("--days", type=click.IntRange(1, 36_500), default=365, show_default=True,
+              help="Validity of the certificates issued.")
+def certs_command(**options: Any) -> None:
+    """Issue a test PKI for security profiles 2 and 3: a CA, a server certificate and one
+    client certificate per charger (CN = charger ID). Keys are EC P-256, mode 0600."""
+    ca = None
+    if options["ca_cert"]:
+        key = options["ca_key"] or str(Path(options["ca_cert"]).with_suffix(".key"))
+        ca = fleetsim.CertificateAuthority.load(options["ca_cert"], key)
+    elif options["ca_key"]:
+        raise ConfigError("ca-key: only applies with --ca")
+    fleet: RunConfig = build_config(RunConfig, chargers=max(options["chargers"], 1),
+                                    id_prefix=options["id_prefix"])
+    ids = [fleet.charger_id(index) for index in range(1, options["chargers"] + 1)]
+    pki = fleetsim.issue_pki(Path(options["out"]), ids, ca=ca, days=options["days"],
+                             server_names=options["server_names"] or
+                             ("127.0.0.1", "::1", "localhost"))
+    click.echo(f"CA {pki.ca_cert}, server {pki.server_cert}, {len(ids)} chargers in "
+               f"{pki.chargers}/<id>.pem|key")
 
 
 @cli.command(name="compare")

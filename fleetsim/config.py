@@ -198,8 +198,18 @@ class RunConfig:
     id_prefix: str = attrs.field(default="CP", validator=_check_id_prefix)
     transport: Literal["wsproto", "trio-websocket"] = "wsproto"
     password: str | None = attrs.field(default=None, repr=False)
+    """The Basic auth password; `{id}` in it stands for the charger ID."""
     ca_file: str | None = None
     insecure: bool = False
+    security_profile: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_((1, 2, 3))))
+    """OCPP security profile: checked against the URL and credentials; with the embedded
+    CSMS, the CSMS serves it and fleetsim makes up the password or certificates."""
+    passwords_file: str | None = None
+    """A CSV of id,password: each charger's own Basic auth password."""
+    client_cert: str | None = None
+    """A client certificate for all chargers, or a folder of `<id>.pem` and `<id>.key`."""
+    client_key: str | None = None
     connect_timeout_s: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     graceful_stop_s: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
     seed: int = 0
@@ -226,6 +236,7 @@ class RunConfig:
 
     def __attrs_post_init__(self) -> None:
         self._take_credentials()
+        self._check_security()
         if self.profile is None and self.time_scale != 1.0:
             raise ConfigError("time-scale: applies to a profile's behaviours; give a profile")
         if not self.charger_indexes():
@@ -253,6 +264,37 @@ class RunConfig:
         # frozen: the credentials move during construction, before anyone sees the object
         object.__setattr__(self, "url", prefix + rest)
         object.__setattr__(self, "password", unquote(password))
+
+    def _check_security(self) -> None:
+        """Credentials that make sense together, and the security profile's demands."""
+        has_password = self.password is not None or self.passwords_file is not None
+        if self.password is not None and self.passwords_file is not None:
+            raise ConfigError("passwords: a CSV of passwords and --password (or one in the "
+                              "URL): give one")
+        if self.client_key is not None and self.client_cert is None:
+            raise ConfigError("client-key: only applies with --client-cert")
+        secure = self.url is not None and self.url.startswith("wss://")
+        if self.client_cert is not None and self.url is not None and not secure:
+            raise ConfigError("client-cert: client certificates need a wss:// URL")
+        profile = self.security_profile
+        if profile == 3 and has_password:
+            raise ConfigError("security-profile 3: chargers authenticate by client "
+                              "certificate, not Basic auth: give no password")
+        if profile is None or self.url is None:  # the embedded CSMS: see fleetsim.security
+            return
+        wanted = "ws" if profile == 1 else "wss"
+        if secure != (wanted == "wss"):
+            raise ConfigError(f"security-profile {profile}: needs a {wanted}:// URL; got "
+                              f"{redact_url(self.url)!r}")
+        if profile in (1, 2) and not has_password:
+            raise ConfigError(f"security-profile {profile}: needs a Basic auth password "
+                              "(--password, --passwords, or one in the URL)")
+        if profile in (1, 2) and self.client_cert is not None:
+            raise ConfigError(f"security-profile {profile}: Basic auth, not client "
+                              "certificates (that is profile 3)")
+        if profile == 3 and self.client_cert is None:
+            raise ConfigError("security-profile 3: needs client certificates (--client-cert "
+                              "FILE or FOLDER; `fleetsim certs` issues test ones)")
 
     def charger_indexes(self) -> range:
         """The 1-based indexes of the chargers this run plays: the fleet, or its segment."""

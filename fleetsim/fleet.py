@@ -11,12 +11,10 @@ touches its siblings: every error a connection can raise is caught and counted h
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
 import math
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,9 +30,10 @@ from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
 from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.pacing import STEP_S, AutoPace
+from fleetsim.security import fleet_credentials, ssl_context_for
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
-__all__ = ["Fleet", "ssl_context_for"]
+__all__ = ["Fleet", "ssl_context_for"]  # the last from fleetsim.security
 
 _CLOSE_TIMEOUT_S = 2.0
 _UNREACHABLE_PROBES = 10
@@ -66,20 +65,6 @@ class _Link:
         """Why the conversation ends, once it does: set before `scope` is cancelled."""
 
 
-def ssl_context_for(url: str, ca_file: str | None, insecure: bool) -> ssl.SSLContext | None:
-    """TLS settings for wss:// URLs: the system trust store, a CA file, or none at all."""
-    if not url.startswith("wss://"):
-        return None
-    try:
-        context = ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"ca-file: cannot load {ca_file!r}: {exc}") from None
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class Fleet:
     """Ramps up the chargers of `config` (the fleet or its segment) against `url` and runs
     them until told to stop."""
@@ -95,7 +80,7 @@ class Fleet:
         """A CSMS of several processes: charger i always goes to process (i - 1) mod n."""
         self.metrics = metrics
         self._on_second = on_second
-        self._ssl_context = ssl_context_for(url, config.ca_file, config.insecure)
+        self._credentials = fleet_credentials(config, url)
         self._wall_offset = time.time() - trio.current_time()
         self._stop = trio.Event()
         self._stopped_by = "duration"
@@ -359,10 +344,7 @@ class Fleet:
         spec = self._specs[self._assignment[index - 1]]
         core = ChargerCore(charger_id, spec, self.metrics, rng, self._wall_offset,
                            origin=self._t0)
-        headers: list[tuple[str, str]] = []
-        if config.password:
-            token = base64.b64encode(f"{charger_id}:{config.password}".encode()).decode()
-            headers.append(("Authorization", f"Basic {token}"))
+        headers = self._credentials.headers(charger_id)
         url = f"{self._shard_urls[(index - 1) % len(self._shard_urls)]}/{charger_id}"
         failures = 0
         attempt = 0
@@ -393,13 +375,20 @@ class Fleet:
         the handshake and then drops must not be retried at the shortest wait forever."""
         started = trio.current_time()
         try:
+            ssl_context = self._credentials.ssl_context(core.charger_id)
+        except ConfigError:  # its certificate went away since the start
+            self.metrics.connect_failed("client_cert")
+            return False
+        try:
             async with open_connection(
-                url, subprotocols=[core.subprotocol], ssl_context=self._ssl_context,
+                url, subprotocols=[core.subprotocol], ssl_context=ssl_context,
                 headers=headers, connect_timeout=self.config.connect_timeout_s,
                 transport=self.config.transport,
             ) as conn:
                 opened = trio.current_time()
-                self.metrics.connect_ok(opened - started)
+                phases = conn.phases
+                self.metrics.connect_ok(opened - started, () if phases is None else (
+                    phases.tcp_s, phases.tls_s, phases.websocket_s))
                 self._step_handshakes[0] += 1
                 self._step_handshakes[1] += opened - started
                 self._conversing[index] = core

@@ -16,6 +16,7 @@ import attrs
 from hdrh.histogram import HdrHistogram
 
 __all__ = [
+    "CONNECT_PHASES",
     "HISTOGRAM_RANGE_US",
     "PERCENTILES",
     "ActionStats",
@@ -36,6 +37,9 @@ __all__ = [
 HISTOGRAM_RANGE_US = (1, 3_600_000_000)
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+CONNECT_PHASES = ("tcp", "tls", "websocket")
+"""The steps of opening a connection, each with its own histogram: TCP connect, TLS
+handshake (wss:// only), WebSocket upgrade."""
 SATURATED_CPU = 0.9
 SATURATED_LAG_MS = 50.0
 """A second is flagged when the generator used 90 % of its core or woke a task 50 ms late:
@@ -242,6 +246,7 @@ class Metrics:
         self.connect_attempts = 0
         self.connect_failures: Counter[str] = Counter()
         self.handshake = new_histogram()
+        self.connect_phases = {phase: new_histogram() for phase in CONNECT_PHASES}
         self.connected = 0
         self.connected_peak = 0
         self.disconnects_clean = 0
@@ -393,12 +398,17 @@ class Metrics:
         self.connect_attempts += 1
         self.reconnects += reconnect
 
-    def connect_ok(self, handshake_s: float) -> None:
+    def connect_ok(self, handshake_s: float, phases: Sequence[float | None] = ()) -> None:
+        """`phases`: seconds spent in each of CONNECT_PHASES (None: not taken, as TLS on
+        ws://), when the transport measured them."""
         self._interval_connects += 1
         self.connected += 1
         self.connected_peak = max(self.connected_peak, self.connected)
         handshake_us = max(1, int(handshake_s * 1e6))
         self.handshake.record_value(handshake_us)
+        for histogram, seconds in zip(self.connect_phases.values(), phases, strict=False):
+            if seconds is not None:
+                histogram.record_value(max(1, int(seconds * 1e6)))
         if self.window is not None:
             self.window.handshake.record_value(handshake_us)
 

@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import socket
 import ssl
+import sys
 import types
 import urllib.parse
 import weakref
@@ -63,6 +64,7 @@ __all__ = [
     "ConnectError",
     "Connection",
     "ConnectionClosed",
+    "HandshakePhases",
     "HandshakeRequest",
     "PendingConnection",
     "open_connection",
@@ -112,10 +114,23 @@ class ConnectionClosed(Exception):
         return f"websocket {how} (code={self.code}, reason={self.reason!r})"
 
 
+@attrs.frozen
+class HandshakePhases:
+    """Seconds each step of opening a connection took: a reconnect storm's cost to the CSMS
+    is mostly in one of them (its TLS termination, usually)."""
+
+    tcp_s: float
+    tls_s: float | None
+    """None on ws://."""
+    websocket_s: float
+
+
 class Connection(Protocol):
     """An open WebSocket; both client transports and the server side satisfy this."""
 
     subprotocol: str | None
+    phases: HandshakePhases | None
+    """How long each step of opening it took; None on the server side."""
 
     async def send_text(self, text: str) -> None: ...
 
@@ -231,6 +246,7 @@ class _WsprotoConnection:
         "_unsent",
         "_wakeup",
         "awaiting_pong",
+        "phases",
         "subprotocol",
         "writing_since",
     )
@@ -252,6 +268,7 @@ class _WsprotoConnection:
         self._fragmenting = False
         self._slow = False
         self._fed = False
+        self.phases: HandshakePhases | None = None
         self._send_lock = trio.StrictFIFOLock()
         self._parts: list[str | bytes] | None = None
         self._parts_size = 0
@@ -615,6 +632,16 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
         self.writing_since: float | None = None
         self.awaiting_pong = False
         self._writers = 0
+        self.tls_error: ssl.SSLError | None = None
+        """What broke the stream, if TLS did: trio-websocket drops it, and a TLS alert (a
+        refused client certificate, under TLS 1.3) arrives only after the handshake."""
+
+    async def _abort_web_socket(self) -> None:
+        # called while handling the stream's error
+        cause = getattr(sys.exception(), "__cause__", None)
+        if isinstance(cause, ssl.SSLError):
+            self.tls_error = cause.with_traceback(None)  # no cycle through our frames
+        await super()._abort_web_socket()
 
     async def _handle_message_event(self, event: TextMessage | BytesMessage) -> None:
         if isinstance(event, TextMessage) and not event.data.isascii():
@@ -649,7 +676,8 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
 class _TrioWebsocketConnection:
     """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
 
-    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "subprotocol")
+    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "phases",
+                 "subprotocol")
 
     subprotocol: str | None
 
@@ -660,6 +688,7 @@ class _TrioWebsocketConnection:
         self._stream = stream
         self._reader_done = reader_done
         self.subprotocol = ws.subprotocol
+        self.phases: HandshakePhases | None = None
         self._unsent: list[str] = []
         self._ping_due = False
 
@@ -820,6 +849,32 @@ def _exception_chain(exc: BaseException, *, context: bool = True) -> Iterator[Ba
             stack.append(current.__context__)
 
 
+_TLS_VERIFY_REASONS: Final = {
+    9: "tls_expired",  # X509_V_ERR_CERT_NOT_YET_VALID: outside its validity, as expired
+    10: "tls_expired",  # X509_V_ERR_CERT_HAS_EXPIRED
+    2: "tls_unknown_ca",  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+    7: "tls_unknown_ca",  # X509_V_ERR_CERT_SIGNATURE_FAILURE: a trusted CA's name, not its key
+    18: "tls_unknown_ca",  # X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+    19: "tls_unknown_ca",  # X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+    20: "tls_unknown_ca",  # X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: "tls_unknown_ca",  # X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    62: "tls_hostname",  # X509_V_ERR_HOSTNAME_MISMATCH
+    64: "tls_hostname",  # X509_V_ERR_IP_ADDRESS_MISMATCH
+}
+
+
+def _tls_reason(exc: ssl.SSLError) -> str:
+    """What went wrong in a TLS handshake, as a metrics label: our check of the server's
+    certificate (`tls_unknown_ca`, `tls_expired`, `tls_hostname`), the server's alert about
+    ours or about the handshake (`tls_rejected`: a bad or missing client certificate), or
+    anything else (`tls`)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _TLS_VERIFY_REASONS.get(exc.verify_code, "tls")
+    if "ALERT" in (exc.reason or ""):
+        return "tls_rejected"
+    return "tls"
+
+
 def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
     """Classify a failure while opening a connection into a stable metrics label."""
     where = target.netloc
@@ -844,7 +899,8 @@ def _connect_error(exc: BaseException, target: _Target) -> ConnectError:
             f"http_{status}", f"{where} rejected the websocket handshake with HTTP {status}"
         )
     if (found := find(ssl.SSLError)) is not None:
-        return ConnectError("tls", f"TLS handshake with {where} failed: {found}")
+        return ConnectError(_tls_reason(cast("ssl.SSLError", found)),
+                            f"TLS handshake with {where} failed: {found}")
     if find(
         ConnectionResetError,
         ConnectionAbortedError,
@@ -869,14 +925,39 @@ def _forget_tracebacks(exc: BaseException) -> None:
         current.__traceback__ = None
 
 
+class _Phase:
+    """How far an opening connection got: a timeout in the TLS handshake has its own reason
+    (a server too busy for handshakes is the usual bottleneck of a reconnect storm)."""
+
+    __slots__ = ("in_tls", "started", "tcp_at", "tls_at")
+
+    def __init__(self) -> None:
+        self.in_tls = False
+        self.started = trio.current_time()
+        self.tcp_at = self.started
+        self.tls_at: float | None = None
+
+    def ended(self) -> HandshakePhases:
+        """The phases of a connection whose WebSocket handshake just ended."""
+        now = trio.current_time()
+        opened = self.tls_at if self.tls_at is not None else self.tcp_at
+        tls_s = None if self.tls_at is None else self.tls_at - self.tcp_at
+        return HandshakePhases(self.tcp_at - self.started, tls_s, now - opened)
+
+
 @contextmanager
-def _classified(target: _Target, connect_timeout: float) -> Iterator[None]:
+def _classified(target: _Target, connect_timeout: float) -> Iterator[_Phase]:
     """Turn whatever opening a connection raised into a `ConnectError` with a reason."""
+    phase = _Phase()
     try:
-        yield
+        yield phase
     except ConnectError:
         raise
     except trio.TooSlowError as exc:
+        if phase.in_tls:
+            raise ConnectError(
+                "tls_handshake_timeout",
+                f"no TLS handshake with {target.netloc} within {connect_timeout} s") from exc
         raise ConnectError(
             "timeout", f"no websocket connection to {target.netloc} within {connect_timeout} s"
         ) from exc
@@ -923,19 +1004,24 @@ async def _open_tcp(host: str, port: int) -> trio.SocketStream:
     return trio.SocketStream(sock)
 
 
-async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> _AnyStream:
+async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None,
+                       phase: _Phase) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
     tcp = await _open_tcp(target.host, target.port)
+    phase.tcp_at = trio.current_time()
     if not target.secure:
         return tcp
     context = ssl_context if ssl_context is not None else _default_ssl_context()
     tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
     _weak_handshake(tls)
+    phase.in_tls = True
     try:
         await tls.do_handshake()
     except BaseException:
         await trio.aclose_forcefully(tls)
         raise
+    phase.in_tls = False
+    phase.tls_at = trio.current_time()
     return tls
 
 
@@ -1005,13 +1091,14 @@ async def _connect_wsproto(
     connect_timeout: float,
 ) -> _WsprotoConnection:
     target = _parse_url(url)
-    with _classified(target, connect_timeout), trio.fail_after(connect_timeout):
-        stream = await _open_stream(target, ssl_context)
+    with _classified(target, connect_timeout) as phase, trio.fail_after(connect_timeout):
+        stream = await _open_stream(target, ssl_context, phase)
         try:
             conn = await _wsproto_handshake(stream, target, subprotocols, headers)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
+        conn.phases = phase.ended()
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)
@@ -1079,8 +1166,8 @@ async def _trio_websocket_handshake(
     headers: Sequence[tuple[str, str]],
     connect_timeout: float,
 ) -> _TrioWebsocketConnection:
-    with _classified(target, connect_timeout), trio.fail_after(connect_timeout):
-        stream = await _open_stream(target, ssl_context)
+    with _classified(target, connect_timeout) as phase, trio.fail_after(connect_timeout):
+        stream = await _open_stream(target, ssl_context, phase)
         watch = _ReaderWatch(nursery)
         try:
             with watch.scope:
@@ -1105,11 +1192,15 @@ async def _trio_websocket_handshake(
             raise
         if watch.ended_early:
             await trio.aclose_forcefully(stream)
+            if ws.tls_error is not None:
+                raise _connect_error(ws.tls_error, target)
             raise ConnectError(
                 "reset",
                 f"{target.netloc} closed the connection during the websocket handshake",
             )
+        phases = phase.ended()
     conn = _TrioWebsocketConnection(ws, stream, watch.done)
+    conn.phases = phases
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)
@@ -1200,6 +1291,8 @@ class HandshakeRequest:
     path: str
     subprotocols: tuple[str, ...]
     headers: tuple[tuple[str, str], ...]
+    client_cn: str | None = None
+    """The common name of the client's verified TLS certificate, if it sent one."""
 
 
 def _http_response(status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -1291,6 +1384,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECTION_ERRORS)
 
 
+def _client_cn(stream: _AnyStream) -> str | None:
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    cert = stream.getpeercert()  # only a verified one: the server asked for and checked it
+    for rdn in (cert or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
 async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | None:
     ws = WSConnection(ConnectionType.SERVER)
     received = b""
@@ -1315,8 +1419,30 @@ async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | No
                     (name.decode("latin-1").lower(), value.decode("latin-1"))
                     for name, value in event.extra_headers
                 ))
-                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers)
+                request = HandshakeRequest(event.target, tuple(event.subprotocols), headers,
+                                           _client_cn(stream))
                 return PendingConnection(request, stream, ws, received)
+
+
+async def _send_tls_alert(tcp: trio.SocketStream, tls: trio.SSLStream[trio.SocketStream]
+                          ) -> None:
+    """Send the alert OpenSSL wrote when a server-side handshake failed (a missing, unknown
+    or expired client certificate), and close gently, as real TLS servers do: trio drops it,
+    and the client would see a bare reset instead of why. The buffer is trio's private
+    attribute, hence getattr: should it change, this sends nothing (tests/test_security.py
+    fails)."""
+    outgoing = getattr(tls, "_outgoing", None)
+    if not isinstance(outgoing, ssl.MemoryBIO) or not outgoing.pending:
+        return
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        await tcp.send_all(outgoing.read())
+        await tcp.send_eof()
+        # read what the client sent meanwhile (its request, under TLS 1.3), so that closing
+        # sends no reset, which could overtake the alert
+        with trio.move_on_after(1):
+            for _ in range(64):
+                if not await tcp.receive_some(_RECEIVE_SIZE):
+                    break
 
 
 async def _serve_connection(
@@ -1332,7 +1458,11 @@ async def _serve_connection(
             if ssl_context is not None:
                 stream = trio.SSLStream(tcp, ssl_context, server_side=True, https_compatible=True)
                 _weak_handshake(stream)
-                await stream.do_handshake()
+                try:
+                    await stream.do_handshake()
+                except trio.BrokenResourceError:
+                    await _send_tls_alert(tcp, stream)
+                    raise
             pending = await _receive_upgrade_request(stream)
         if pending is None:
             return

@@ -37,6 +37,16 @@ def _json(value: Any) -> Any:
     return json.loads(orjson.dumps(value))
 
 
+def _flat(section: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            flat |= _flat(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value)
+    return flat
+
+
 def _built() -> dict[str, Any]:
     metrics = play(random_run(11, seconds=4), 4, [[0.001, 0.002, 0.004]] * 4, [0.5] * 4)
     built: dict[str, Any] = _json(report(metrics, seconds=4.0))
@@ -47,12 +57,14 @@ def test_a_report_built_from_fixed_inputs_is_unchanged() -> None:
     golden = json.loads((DATA / "golden-built.json").read_text())
     built = _built()
     built["fleetsim_version"] = golden["fleetsim_version"]
-    # keys added since 0.1.0: the run's own CALL timeout and closed loop, reported now
-    added = {"call_timeout_s": 30.0, "closed_loop": False}
-    assert {key: built["config"].pop(key) for key in added} == added
-    assert built == golden
     assert list(built) == list(golden)  # the order of the sections too
     assert format_summary(built) == (DATA / "golden-built.txt").read_text()
+    # the resolved configuration only gains keys (options added since 0.1.0), among them the
+    # run's own CALL timeout and closed loop
+    config, old = _flat(built.pop("config")), _flat(golden.pop("config"))
+    assert old.items() <= config.items()
+    assert (config["call_timeout_s"], config["closed_loop"]) == ("30.0", "false")
+    assert built == golden
 
 
 def test_merging_released_parts_gives_the_released_merge() -> None:

@@ -78,8 +78,13 @@ class CsmsConfig:
     boot_status: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
     delay: Delay = Delay()
     password: str | None = attrs.field(default=None, repr=False)
+    """Required of every charger (Basic auth, user = charger ID); `{id}` stands for its ID."""
+    passwords_file: str | None = None
+    """A CSV of id,password: each charger's own password (security profiles 1 and 2)."""
     cert_file: str | None = None
     key_file: str | None = None
+    client_ca: str | None = None
+    """Require a client certificate signed by this CA, its CN the charger ID (profile 3)."""
     seed: int = 0
     commands_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     capacity_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))

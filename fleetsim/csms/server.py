@@ -12,6 +12,7 @@ import binascii
 import contextlib
 import functools
 import heapq
+import hmac
 import itertools
 import logging
 import math
@@ -32,6 +33,7 @@ from fleetsim.csms.deck import Deck
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import BadFrame, Call, CallError, CallResult, decode_frame, encode_frame
+from fleetsim.security import load_passwords, password_for
 from fleetsim.transport import Connection, ConnectionClosed, PendingConnection, serve_websocket
 
 __all__ = ["SUBPROTOCOLS", "CsmsServer", "agree_subprotocol", "serve_csms"]
@@ -82,13 +84,34 @@ class CsmsServer:
 
 def _server_ssl_context(config: CsmsConfig) -> ssl.SSLContext | None:
     if config.cert_file is None:
+        if config.client_ca is not None:
+            raise ConfigError("client-ca: client certificates need TLS: give --cert-file")
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(config.cert_file, config.key_file)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cert-file: cannot load {config.cert_file!r}: {exc}") from None
+    if config.client_ca is not None:
+        # a missing, unknown or expired certificate fails the handshake with an alert
+        context.verify_mode = ssl.CERT_REQUIRED
+        try:
+            context.load_verify_locations(config.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"client-ca: cannot load {config.client_ca!r}: {exc}") from None
     return context
+
+
+def _password_check(config: CsmsConfig) -> Callable[[str], str | None] | None:
+    """The password each charger must send (None: refuse it), or None if none is asked."""
+    if config.passwords_file is not None:
+        if config.password is not None:
+            raise ConfigError("passwords: a CSV of passwords and --password: give one")
+        return load_passwords(config.passwords_file).get
+    template = config.password
+    if template is None:
+        return None
+    return functools.partial(password_for, template)
 
 
 def _track_transactions(session: _Session, call: Call, answer: CallResult | CallError) -> None:
@@ -101,14 +124,21 @@ def _track_transactions(session: _Session, call: Call, answer: CallResult | Call
         session.transactions.discard(call.payload.get("transactionId", -1))
 
 
-def _authorized(headers: tuple[tuple[str, str], ...], password: str) -> bool:
+def _authorized(headers: tuple[tuple[str, str], ...], charger_id: str,
+                password: str | None) -> bool:
+    """Basic auth as OCPP security profiles 1 and 2 have it: the user name is the charger
+    ID, and the password is that charger's."""
+    if password is None:
+        return False
     for name, value in headers:
         if name == "authorization" and value.startswith("Basic "):
             try:
                 decoded = base64.b64decode(value[6:], validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
                 return False
-            return decoded.partition(":")[2] == password
+            user, _, sent = decoded.partition(":")
+            return hmac.compare_digest(user.encode(), charger_id.encode()) & \
+                hmac.compare_digest(sent.encode(), password.encode())
     return False
 
 
@@ -156,6 +186,7 @@ async def serve_csms(
     core201 = v201.CsmsCore201(stats, heartbeat_interval_s=config.heartbeat_interval_s,
                                boot_status=config.boot_status)
     ssl_context = _server_ssl_context(config)
+    expected_password = _password_check(config)
     rng = random.Random(config.seed + config.shard)
     delay = config.delay
     sessions: dict[str, _Session] = {}
@@ -173,9 +204,16 @@ async def serve_csms(
             stats.handshakes_rejected["no_charger_id"] += 1
             await pending.reject(404, "the URL path must end in the charger ID")
             return
-        if config.password is not None and not _authorized(request.headers, config.password):
+        if expected_password is not None and not _authorized(
+                request.headers, charger_id, expected_password(charger_id)):
             stats.handshakes_rejected["unauthorized"] += 1
             await pending.reject(401, "unauthorized")
+            return
+        if config.client_ca is not None and request.client_cn != charger_id:
+            # the identity is known only now, from the URL, after the TLS handshake: refused
+            # as a bad password is
+            stats.handshakes_rejected["certificate_cn"] += 1
+            await pending.reject(401, "the client certificate's CN is not the charger ID")
             return
         agreed = agree_subprotocol(request.subprotocols)
         if agreed is None:
