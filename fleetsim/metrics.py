@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from hdrh.histogram import HdrHistogram
 
 __all__ = [
@@ -20,11 +21,13 @@ __all__ = [
     "PERCENTILES",
     "ActionStats",
     "CsmsCallStats",
+    "FleetOutcome",
     "Metrics",
     "StormStats",
     "UnreadableHistogram",
     "Window",
     "WindowStats",
+    "add_counts",
     "mean_us",
     "merge_encoded",
     "new_histogram",
@@ -504,3 +507,39 @@ class Metrics:
         self._interval_connects = self._interval_connect_failures = 0
         self.queued_peak = max(self.queued_peak, self.queued)
         return row
+
+
+@attrs.frozen
+class FleetOutcome:
+    """How the run ended: `stopped_by` is "duration", "interrupted" or "unreachable".
+
+    With the metrics, not the fleet, so that the report builds from it without the trio shell.
+    """
+
+    stopped_by: str
+    started_at: float
+    ended_at: float
+    reason: str = ""
+    cpu_seconds: float = 0.0
+    behaviours: dict[str, int] = attrs.field(factory=dict)
+    """Chargers per behaviour."""
+
+
+def add_counts(items: Sequence[Mapping[str, Any]], skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Sum what is countable: integers add, maps of them add key by key. Reports merge with it,
+    and so do the embedded CSMS processes' statistics, so it lives with the counters.
+
+    Anything else (floats, strings) is left out: only counts merge without knowing what they
+    mean, and every derived figure is computed again by the caller.
+    """
+    skipped = set(skip)
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(key for item in items for key in item):
+        if key in skipped:
+            continue
+        values = [item[key] for item in items if key in item]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            merged[key] = sum(values)
+        elif all(isinstance(v, Mapping) for v in values):
+            merged[key] = add_counts(values)
+    return merged

@@ -358,7 +358,8 @@ def test_unreadable_histograms_are_named() -> None:
     with pytest.raises(ConfigError, match=r"b\.json: calls\.Heartbeat\.hdr\.response: not a "
                                           "readable HDR histogram"):
         merge_reports([small(), broken], names=["a.json", "b.json"])
-    with pytest.raises(ConfigError, match="report 1: cannot merge it: started_at is missing"):
+    with pytest.raises(ConfigError, match=r"report 1: not a fleetsim report: required field "
+                                          r"missing @ \$\.started_at$"):
         merge_reports([{k: v for k, v in small().items() if k != "started_at"}])
     with pytest.raises(ConfigError, match="no reports"):
         merge_reports([])

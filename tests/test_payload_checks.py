@@ -15,7 +15,7 @@ import attrs
 import orjson
 import pytest
 
-from fleetsim.charger import commands, handlers201
+from fleetsim.charger import answers_16, answers_201
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.charger.shapes import MAX_RATE, Number, Violation
 from fleetsim.ocpp import v16
@@ -411,9 +411,9 @@ def test_1_6_composite_schedule_is_cut_at_the_periods_a_schedule_may_hold() -> N
         2] == {"status": "Accepted"}
     schedule = composite(link, 1, 30 * 86_400, "A")["chargingSchedule"]
     periods = schedule["chargingSchedulePeriod"]
-    assert len(periods) == commands.MAX_COMPOSITE_PERIODS
+    assert len(periods) == answers_16.MAX_COMPOSITE_PERIODS
     assert [p["limit"] for p in periods[:4]] == [10.0, 20.0, 10.0, 20.0]
-    assert schedule["duration"] == commands.MAX_COMPOSITE_PERIODS * 43_200
+    assert schedule["duration"] == answers_16.MAX_COMPOSITE_PERIODS * 43_200
 
 
 def test_2_0_1_composite_schedule_follows_the_installed_profile() -> None:
@@ -440,7 +440,7 @@ def test_a_handler_that_fails_is_answered_counted_and_survived(
     def broken(core: object, payload: dict[str, Any], now: float) -> dict[str, Any]:
         raise KeyError("oops")
 
-    table = handlers201.HANDLERS if spec.ocpp == "2.0.1" else commands.COMMANDS
+    table = answers_201.HANDLERS if spec.ocpp == "2.0.1" else answers_16.COMMANDS
     monkeypatch.setitem(table, "ClearCache", broken)
     link = booted(spec)
     answer = call(link, "ClearCache", {})

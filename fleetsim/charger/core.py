@@ -33,7 +33,8 @@ from fleetsim.behaviour.schedule import (
     next_aligned,
     next_poisson,
 )
-from fleetsim.charger.commands import COMMANDS, Violation
+from fleetsim.charger.answers_16 import COMMANDS, Violation
+from fleetsim.charger.answers_201 import HANDLERS as HANDLERS_201
 from fleetsim.charger.configuration import Configuration
 from fleetsim.charger.device_model import (
     HEARTBEAT_INTERVAL,
@@ -42,7 +43,6 @@ from fleetsim.charger.device_model import (
     StationShape,
     connector_ref,
 )
-from fleetsim.charger.handlers201 import HANDLERS as HANDLERS_201
 from fleetsim.charger.local_list import LocalList
 from fleetsim.charger.shapes import INT32_MAX
 from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
@@ -741,7 +741,7 @@ class ChargerCore:
     def queued(self) -> int:
         return len(self._queue)
 
-    # -- what the CSMS can ask for (payloads are checked in commands.py) --------------------
+    # -- what the CSMS can ask for (payloads are checked in answers_16.py) -----------------
 
     @property
     def booted(self) -> bool:

@@ -24,17 +24,12 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
-from fleetsim.csms import v201
-from fleetsim.csms.commands import (
-    MIX,
-    MIX_201,
-    NEEDS_TRANSACTION_201,
-    Deck,
-    pick_command,
-    pick_command_201,
-)
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms import answers_201 as v201
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
+from fleetsim.csms.commands_16 import MIX, pick_command
+from fleetsim.csms.commands_201 import MIX_201, NEEDS_TRANSACTION_201, pick_command_201
+from fleetsim.csms.config import CAPACITY_WORKERS, CsmsConfig
+from fleetsim.csms.deck import Deck
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import BadFrame, Call, CallError, CallResult, decode_frame, encode_frame
