@@ -39,6 +39,7 @@ from fleetsim.report._model import (
     Generator,
     Outcome,
     Percentiles,
+    Phase,
     Queue,
     Recovery,
     Report,
@@ -128,7 +129,7 @@ def build_report(
         },
         bad_frames=dict(metrics.bad_frames),
         connect=Connect(handshake_ms=_percentiles(metrics.handshake),
-                        hdr=_encoded(metrics.handshake)),
+                        hdr=_encoded(metrics.handshake), phases=_phases(metrics)),
         totals=Totals(
             sent=sent,
             ok=ok,
@@ -154,6 +155,13 @@ def build_report(
 
 def _percentiles(histogram: HdrHistogram) -> Percentiles:
     return Percentiles(**percentiles_ms(histogram))
+
+
+def _phases(metrics: Metrics) -> dict[str, Phase] | None:
+    phases = {name: Phase(ms=_percentiles(histogram), hdr=_encoded(histogram))
+              for name, histogram in metrics.connect_phases.items()
+              if histogram.get_total_count()}
+    return phases or None
 
 
 def _encoded(histogram: HdrHistogram) -> str:

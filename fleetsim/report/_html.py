@@ -28,7 +28,7 @@ from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import new_histogram, percentiles_ms
+from fleetsim.metrics import CONNECT_PHASES, new_histogram, percentiles_ms
 from fleetsim.report._model import (
     Generator,
     Percentiles,
@@ -674,6 +674,12 @@ def _connect(runs: Sequence[_Run]) -> str:
         *([f"handshake {stat.replace('_', '.')} (ms)",
            *(_ms(getattr(h, stat)) for h in handshakes)]
           for stat in ("p50", "p99", "p99_9", "max")),
+        *([f"{name} p50 / p99 (ms)", *(
+            f"{_ms(phase.ms.p50)} / {_ms(phase.ms.p99)}" if (phase := (
+                run.report.connect.phases or {}).get(name)) is not None else "–"
+            for run in runs)]
+          for name in CONNECT_PHASES
+          if any(name in (run.report.connect.phases or {}) for run in runs)),
     ]
     series = []
     for index, run in enumerate(runs):

@@ -33,7 +33,13 @@ from typing import Any, Final
 from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import UnreadableHistogram, add_counts, merge_encoded, percentiles_ms
+from fleetsim.metrics import (
+    CONNECT_PHASES,
+    UnreadableHistogram,
+    add_counts,
+    merge_encoded,
+    percentiles_ms,
+)
 from fleetsim.report._build import SCHEMA, peak_connects
 from fleetsim.report._model import check_report
 from fleetsim.thresholds import evaluate, parse_threshold
@@ -414,7 +420,19 @@ def _merged_connect(reports: Sequence[Mapping[str, Any]],
                     sources: Sequence[str]) -> dict[str, Any]:
     histogram = _histogram([(report["connect"]["hdr"], f"{source}: connect.hdr")
                             for report, source in zip(reports, sources, strict=True)])
-    return {"handshake_ms": percentiles_ms(histogram), "hdr": histogram.encode().decode()}
+    merged: dict[str, Any] = {"handshake_ms": percentiles_ms(histogram),
+                              "hdr": histogram.encode().decode()}
+    phases: dict[str, Any] = {}
+    for name in CONNECT_PHASES:
+        parts = [(report["connect"]["phases"][name]["hdr"], f"{source}: connect.phases.{name}")
+                 for report, source in zip(reports, sources, strict=True)
+                 if name in (report["connect"].get("phases") or {})]
+        if parts:
+            phase = _histogram(parts)
+            phases[name] = {"ms": percentiles_ms(phase), "hdr": phase.encode().decode()}
+    if phases:
+        merged["phases"] = phases
+    return merged
 
 
 def _merged_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from fleetsim.errors import ConfigError
 __all__ = [
     "CONVERTER", "OPTIONAL_SECTIONS", "Behaviour", "CallHdr", "CallStats", "Chargers",
     "Connect", "CsmsCallStats",
-    "Generator", "LostWorker", "Merge", "Outcome", "Part", "Percentiles", "Queue", "Ramp",
+    "Generator", "LostWorker", "Merge", "Outcome", "Part", "Percentiles", "Phase", "Queue",
+    "Ramp",
     "RampPlan", "RampStep", "Recovery", "Report", "ReportError", "Sessions", "StepHdr", "Storm",
     "Target", "TimelineRow", "Totals", "Verdict", "WorkerEntry", "Workers", "check_report",
     "readable",
@@ -125,9 +126,20 @@ class CsmsCallStats:
 
 
 @attrs.frozen(kw_only=True)
+class Phase:
+    """One step of opening a connection (`metrics.CONNECT_PHASES`): TCP connect, TLS
+    handshake, WebSocket upgrade."""
+
+    ms: Percentiles
+    hdr: str
+
+
+@attrs.frozen(kw_only=True)
 class Connect:
     handshake_ms: Percentiles
     hdr: str
+    phases: dict[str, Phase] | None = attrs.field(default=None, metadata=_ABSENT)
+    """The steps that were taken (no `tls` on ws://); absent before fleetsim 0.2."""
 
 
 @attrs.frozen(kw_only=True)

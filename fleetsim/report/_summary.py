@@ -150,6 +150,10 @@ def format_summary(report: Report | Mapping[str, Any]) -> str:
         f"disconnects {chargers.disconnects} (abnormal {chargers.disconnects_abnormal})",
         f"connect    attempts {chargers.connect_attempts}   failures: {failures}   "
         f"handshake p50 {_ms(handshake.p50)} ms  p99 {_ms(handshake.p99)} ms",
+        *(["           p50/p99 ms: " + "   ".join(
+            f"{name} {_ms(phase.ms.p50)}/{_ms(phase.ms.p99)}"
+            for name, phase in report.connect.phases.items())]
+          if report.connect.phases else []),
         "",
         f"{'action':<22}{'sent':>9}{'ok':>9}{'callerr':>8}{'timeout':>8}{'inflight':>9}"
         f"{'service p50/p99 ms':>21}{'response p50/p99 ms':>22}",
