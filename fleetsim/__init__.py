@@ -17,16 +17,13 @@ from fleetsim.behaviour.profile import (
     shipped_profiles,
 )
 from fleetsim.behaviour.schedule import Backoff
+from fleetsim.capacity import RampPlan
 from fleetsim.certs import CertificateAuthority, Pki, issue_pki
 from fleetsim.charger.core import ChargerCore, ChargerSpec
-from fleetsim.compare import Comparison, compare, format_comparison, load_report, parse_gate
 from fleetsim.config import (
-    CsmsConfig,
-    Delay,
     RunConfig,
     Segment,
     build_config,
-    parse_delay,
     parse_duration,
     parse_listen,
     parse_range,
@@ -34,7 +31,8 @@ from fleetsim.config import (
     parse_segment,
     parse_workers,
 )
-from fleetsim.csms.handlers import CsmsStats
+from fleetsim.csms.answers_16 import CsmsStats
+from fleetsim.csms.config import CsmsConfig, Delay, parse_delay
 from fleetsim.csms.process import run_csms
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.errors import (
@@ -42,17 +40,27 @@ from fleetsim.errors import (
     FleetsimError,
     LocalProtocolError,
     ProtocolError,
-    RemoteProtocolError,
-    TargetUnreachable,
 )
-from fleetsim.fleet import FleetOutcome
-from fleetsim.html_report import render_html, write_html
-from fleetsim.merge import merge_reports
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.outputs import Written, check_output, write_or_fall_back
 from fleetsim.progress import Progress, ProgressMode
-from fleetsim.ramp import RampPlan
-from fleetsim.report import SCHEMA, format_step, format_summary, write_report
+from fleetsim.report import (
+    SCHEMA,
+    Comparison,
+    Report,
+    check_report,
+    compare,
+    format_comparison,
+    format_step,
+    format_summary,
+    load_report,
+    merge_reports,
+    parse_gate,
+    render_html,
+    report_schema,
+    write_html,
+    write_report,
+)
 from fleetsim.thresholds import Threshold, Verdict, evaluate, junit_xml, parse_threshold
 from fleetsim.transport import TRANSPORTS
 
@@ -82,18 +90,18 @@ __all__ = [
     "ProtocolError",
     "RampPlan",
     "RampResult",
-    "RemoteProtocolError",
+    "Report",
     "RunConfig",
     "RunResult",
     "Segment",
     "Sessions",
-    "TargetUnreachable",
     "Threshold",
     "Verdict",
     "Written",
     "__version__",
     "build_config",
     "check_output",
+    "check_report",
     "compare",
     "estimate_rate",
     "evaluate",
@@ -117,6 +125,7 @@ __all__ = [
     "parse_workers",
     "ramp",
     "render_html",
+    "report_schema",
     "resolve_profile",
     "run",
     "run_csms",

@@ -13,15 +13,15 @@ import attrs
 import trio
 
 from fleetsim._groups import single_error
+from fleetsim.capacity import Ramp, RampPlan, conclude
 from fleetsim.config import MAX_WORKERS, RunConfig
 from fleetsim.csms.process import EmbeddedCsms, embedded_csms
 from fleetsim.errors import ConfigError
 from fleetsim.exporter import Exporter
-from fleetsim.fleet import Fleet, FleetOutcome
+from fleetsim.fleet import Fleet
 from fleetsim.limits import SPARE_FILES, csms_processes, raise_open_file_limit
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.outputs import Written, check_output, write_or_fall_back
-from fleetsim.ramp import Ramp, RampPlan, conclude
 from fleetsim.report import build_report, default_report_path, serialisable_report, write_report
 from fleetsim.security import embedded_profile, fleet_credentials
 from fleetsim.thresholds import evaluate, parse_threshold

@@ -24,7 +24,6 @@ from click.core import ParameterSource
 import fleetsim
 from fleetsim import (
     Behaviour,
-    ChargerSpec,
     ConfigError,
     CsmsConfig,
     Distribution,
@@ -343,11 +342,6 @@ def _spawn_config(options: dict[str, Any]) -> RunConfig:
 def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
                 duration_s: float, thresholds: tuple[str, ...] = ()) -> RunConfig:
     """The run configuration from the options `spawn` and `ramp` share."""
-    spec = build_config(
-        ChargerSpec,
-        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
-        closed_loop=options["closed_loop"],
-    )
     if options["url"] is None and (options["ca_file"] or options["insecure"]):
         raise ConfigError("ca-file/insecure: only apply with --url wss://...")
     if options["url"] is None and (options["client_cert"] or options["client_key"]):
@@ -381,7 +375,8 @@ def _run_config(options: dict[str, Any], profile: Profile, *, chargers: int,
         thresholds=thresholds,
         prometheus=(parse_listen(options["prometheus"], "prometheus")
                     if options["prometheus"] else None),
-        charger=spec,
+        call_timeout_s=parse_duration(options["call_timeout"], "call-timeout"),
+        closed_loop=options["closed_loop"],
         profile=profile,
         time_scale=options["time_scale"],
         csms=csms,
@@ -624,14 +619,23 @@ def profiles_command(names: tuple[str, ...]) -> None:
 
 
 @cli.command(name="report")
-@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("path", type=click.Path(dir_okay=False), required=False)
 @click.option("--html", "html_path", type=click.Path(dir_okay=False),
               help="Write the report as a self-contained HTML page with charts, instead of "
                    "printing the summary.")
 @click.option("--baseline", type=click.Path(dir_okay=False),
               help="With --html: an earlier report to draw over this one in every chart.")
-def report_command(path: str, html_path: str | None, baseline: str | None) -> None:
+@click.option("--schema", "schema", is_flag=True,
+              help="Print the JSON Schema of the report (fleetsim.report/1) and exit.")
+def report_command(path: str | None, html_path: str | None, baseline: str | None,
+                   schema: bool) -> None:
     """Print the summary of a saved run report again, or write it as HTML."""
+    if schema:
+        sys.stdout.buffer.write(orjson.dumps(fleetsim.report_schema(),
+                                             option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    if path is None:
+        raise click.UsageError("a report file, please (or --schema)")
     if baseline is not None and html_path is None:
         raise ConfigError("baseline: only applies with --html (fleetsim compare compares two "
                           "reports as text)")

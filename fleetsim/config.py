@@ -17,17 +17,14 @@ import cattrs
 
 from fleetsim import units
 from fleetsim.behaviour.profile import Profile, unstructure_profile
-from fleetsim.behaviour.random_stream import Rng
 from fleetsim.charger.core import ChargerSpec
+from fleetsim.csms.config import CsmsConfig
 from fleetsim.errors import ConfigError
 
 __all__ = [
-    "CsmsConfig",
-    "Delay",
     "RunConfig",
     "Segment",
     "build_config",
-    "parse_delay",
     "parse_duration",
     "parse_listen",
     "parse_range",
@@ -87,55 +84,6 @@ def parse_range(text: str, option: str) -> tuple[float, float]:
     return low, high
 
 
-@attrs.frozen
-class Delay:
-    """An artificial response delay of the embedded CSMS, in milliseconds."""
-
-    kind: Literal["none", "fixed", "uniform", "exp"] = "none"
-    low_ms: float = 0.0
-    high_ms: float = 0.0
-
-    def sample_s(self, rng: Rng) -> float:
-        if self.kind == "fixed":
-            return self.low_ms / 1000
-        if self.kind == "uniform":
-            return rng.uniform(self.low_ms, self.high_ms) / 1000
-        if self.kind == "exp":
-            return rng.expovariate(1 / self.low_ms) / 1000
-        return 0.0
-
-    def __str__(self) -> str:
-        if self.kind == "uniform":
-            return f"uniform:{self.low_ms:g}-{self.high_ms:g}"
-        if self.kind in ("fixed", "exp"):
-            return f"{self.kind}:{self.low_ms:g}"
-        return "0"
-
-
-def parse_delay(text: str) -> Delay:
-    """'50' (fixed ms), 'uniform:10-50', 'exp:20' (mean ms), or '0' for none."""
-    kind, _, value = text.strip().partition(":")
-    try:
-        if not value:
-            ms = float(kind)
-            if ms < 0:
-                raise ValueError
-            return Delay("fixed", ms, ms) if ms else Delay()
-        if kind == "uniform":
-            low_text, _, high_text = value.partition("-")
-            low, high = float(low_text), float(high_text)
-            if not 0 <= low <= high:
-                raise ValueError
-            return Delay("uniform", low, high)
-        if kind == "exp" and float(value) > 0:
-            return Delay("exp", float(value), float(value))
-    except ValueError:
-        pass
-    raise ConfigError(
-        f"delay: expected milliseconds like 50, uniform:10-50 or exp:20; got {text!r}"
-    )
-
-
 def _userinfo(url: str) -> tuple[str, str | None, str]:
     """(scheme://, the user information or None, the rest). The user information ends at the
     last "@" before any query or fragment, so that an unescaped "@" or "/" in a password
@@ -166,6 +114,9 @@ def _check_url(_instance: object, _attribute: object, value: str | None) -> None
         raise ConfigError(f"url: {exc}; got {redact_url(value)!r}") from None
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise ConfigError(f"url: expected ws://host:port/path or wss://...; "
+                          f"got {redact_url(value)!r}")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise ConfigError(f"url: spaces and control characters must be %-encoded (%20); "
                           f"got {redact_url(value)!r}")
 
 
@@ -227,8 +178,6 @@ def parse_workers(text: str) -> int:
     return workers
 
 
-CAPACITY_WORKERS = 32
-
 _IDENTITY = re.compile(r"[A-Za-z0-9._~-]{0,40}")
 
 
@@ -237,36 +186,6 @@ def _check_id_prefix(_instance: object, _attribute: object, value: str) -> None:
     if not _IDENTITY.fullmatch(value):
         raise ConfigError(
             f"id-prefix: use up to 40 of A-Z a-z 0-9 . _ ~ - (a URL path segment); got {value!r}")
-
-
-@attrs.frozen
-class CsmsConfig:
-    """The embedded CSMS: where it listens and how it answers."""
-
-    host: str = "127.0.0.1"
-    port: int = attrs.field(default=9000, validator=attrs.validators.in_(range(0, 65536)))
-    heartbeat_interval_s: int = attrs.field(default=60, validator=attrs.validators.ge(0))
-    boot_status: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
-    delay: Delay = Delay()
-    password: str | None = attrs.field(default=None, repr=False)
-    """Required of every charger (Basic auth, user = charger ID); `{id}` stands for its ID."""
-    passwords_file: str | None = None
-    """A CSV of id,password: each charger's own password (security profiles 1 and 2)."""
-    cert_file: str | None = None
-    key_file: str | None = None
-    client_ca: str | None = None
-    """Require a client certificate signed by this CA, its CN the charger ID (profile 3)."""
-    ca_key: str | None = None
-    """The key of `client_ca`: sign the CSRs of chargers renewing their certificate."""
-    seed: int = 0
-    commands_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    capacity_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
-    """0: answer at once. Otherwise a pool of `CAPACITY_WORKERS` serves CALLs, each taking
-    workers / capacity seconds, so latency climbs and CALLs queue once load passes it."""
-    shard: int = 0
-    shards: int = 1
-    """This process is shard `shard` (0-based) of `shards` embedded CSMS processes: it hands
-    out every `shards`-th transaction ID and seeds its randomness with `seed + shard`."""
 
 
 @attrs.frozen
@@ -301,8 +220,13 @@ class RunConfig:
     thresholds: tuple[str, ...] = ()
     prometheus: tuple[str, int] | None = None
     """(host, port) to serve live Prometheus metrics on, if any."""
+    call_timeout_s: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    """How long a CALL waits for its answer before it counts as a timeout."""
+    closed_loop: bool = False
+    """Benchmark mode: each booted charger sends its next CALL as soon as one is answered."""
     charger: ChargerSpec = attrs.field(factory=ChargerSpec)
-    """What every charger plays when there is no `profile` (library and tests)."""
+    """What every charger plays when there is no `profile` (library and tests); the run's
+    `call_timeout_s` and `closed_loop` replace its own."""
     profile: Profile | None = None
     time_scale: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     csms: CsmsConfig = attrs.field(factory=lambda: CsmsConfig(port=0))
@@ -383,12 +307,16 @@ class RunConfig:
         """(names, the spec each plays in real seconds, weights)."""
         profile = self.profile
         if profile is None:
-            return ("default",), (self.charger,), [1.0]
+            return ("default",), (self._plain_spec(),), [1.0]
         specs = tuple(
-            behaviour.charger_spec(profile.event, self.time_scale, self.charger.call_timeout_s,
-                                   self.charger.closed_loop, profile.warm_start)
+            behaviour.charger_spec(profile.event, self.time_scale, self.call_timeout_s,
+                                   self.closed_loop, profile.warm_start)
             for behaviour in profile.behaviour)
         return tuple(b.name for b in profile.behaviour), specs, profile.weights
+
+    def _plain_spec(self) -> ChargerSpec:
+        return attrs.evolve(self.charger, call_timeout_s=self.call_timeout_s,
+                            closed_loop=self.closed_loop)
 
     def charger_id(self, index: int) -> str:
         """IDs are 1-based and zero-padded: CP00001 ... CP05000."""
@@ -410,6 +338,9 @@ def unstructure_config(config: RunConfig) -> dict[str, Any]:
     if config.profile is not None:
         data["profile"] = unstructure_profile(config.profile)
         del data["charger"]
+    else:
+        data["charger"].update(call_timeout_s=config.call_timeout_s,
+                               closed_loop=config.closed_loop)
     if config.url is not None:
         del data["csms"]
     safe: dict[str, Any] = _json_safe(data)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import attrs
 import trio
 
 from fleetsim.behaviour.random_stream import RandomStream
@@ -29,12 +28,12 @@ from fleetsim.charger.core import ChargerCore, ChargerState
 from fleetsim.collector import keep_collections_short
 from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.pacing import STEP_S, AutoPace
 from fleetsim.security import fleet_credentials, ssl_context_for
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
 
-__all__ = ["Fleet", "FleetOutcome", "ssl_context_for"]  # the last from fleetsim.security
+__all__ = ["Fleet", "ssl_context_for"]  # the last from fleetsim.security
 
 _CLOSE_TIMEOUT_S = 2.0
 _UNREACHABLE_PROBES = 10
@@ -64,19 +63,6 @@ class _Link:
         self.flushing = False
         self.ending: str | None = None
         """Why the conversation ends, once it does: set before `scope` is cancelled."""
-
-
-@attrs.frozen
-class FleetOutcome:
-    """How the run ended: `stopped_by` is "duration", "interrupted" or "unreachable"."""
-
-    stopped_by: str
-    started_at: float
-    ended_at: float
-    reason: str = ""
-    cpu_seconds: float = 0.0
-    behaviours: dict[str, int] = attrs.field(factory=dict)
-    """Chargers per behaviour."""
 
 
 class Fleet:
@@ -112,7 +98,7 @@ class Fleet:
         self._timers: list[tuple[float, int, _Link]] = []
         self._timer_order = itertools.count()
         self._timer_scope: trio.CancelScope | None = None
-        self._call_timeout = config.charger.call_timeout_s
+        self._call_timeout = config.call_timeout_s
         self._chargers_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self._started = 0
@@ -406,7 +392,9 @@ class Fleet:
                 transport=self.config.transport,
             ) as conn:
                 opened = trio.current_time()
-                self.metrics.connect_ok(opened - started)
+                phases = conn.phases
+                self.metrics.connect_ok(opened - started, () if phases is None else (
+                    phases.tcp_s, phases.tls_s, phases.websocket_s))
                 self._step_handshakes[0] += 1
                 self._step_handshakes[1] += opened - started
                 self._conversing[index] = core

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import weakref
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import attrs
 from hdrh.histogram import HdrHistogram
 
 __all__ = [
+    "CONNECT_PHASES",
     "HISTOGRAM_RANGE_US",
     "PERCENTILES",
     "ActionStats",
     "CsmsCallStats",
+    "FleetOutcome",
     "Metrics",
     "StormStats",
     "UnreadableHistogram",
     "Window",
     "WindowStats",
+    "add_counts",
     "mean_us",
     "merge_encoded",
     "new_histogram",
@@ -33,6 +37,9 @@ __all__ = [
 HISTOGRAM_RANGE_US = (1, 3_600_000_000)
 SIGNIFICANT_DIGITS = 3
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+CONNECT_PHASES = ("tcp", "tls", "websocket")
+"""The steps of opening a connection, each with its own histogram: TCP connect, TLS
+handshake (wss:// only), WebSocket upgrade."""
 SATURATED_CPU = 0.9
 SATURATED_LAG_MS = 50.0
 """A second is flagged when the generator used 90 % of its core or woke a task 50 ms late:
@@ -239,6 +246,7 @@ class Metrics:
         self.connect_attempts = 0
         self.connect_failures: Counter[str] = Counter()
         self.handshake = new_histogram()
+        self.connect_phases = {phase: new_histogram() for phase in CONNECT_PHASES}
         self.connected = 0
         self.connected_peak = 0
         self.disconnects_clean = 0
@@ -390,12 +398,17 @@ class Metrics:
         self.connect_attempts += 1
         self.reconnects += reconnect
 
-    def connect_ok(self, handshake_s: float) -> None:
+    def connect_ok(self, handshake_s: float, phases: Sequence[float | None] = ()) -> None:
+        """`phases`: seconds spent in each of CONNECT_PHASES (None: not taken, as TLS on
+        ws://), when the transport measured them."""
         self._interval_connects += 1
         self.connected += 1
         self.connected_peak = max(self.connected_peak, self.connected)
         handshake_us = max(1, int(handshake_s * 1e6))
         self.handshake.record_value(handshake_us)
+        for histogram, seconds in zip(self.connect_phases.values(), phases, strict=False):
+            if seconds is not None:
+                histogram.record_value(max(1, int(seconds * 1e6)))
         if self.window is not None:
             self.window.handshake.record_value(handshake_us)
 
@@ -494,3 +507,39 @@ class Metrics:
         self._interval_connects = self._interval_connect_failures = 0
         self.queued_peak = max(self.queued_peak, self.queued)
         return row
+
+
+@attrs.frozen
+class FleetOutcome:
+    """How the run ended: `stopped_by` is "duration", "interrupted" or "unreachable".
+
+    With the metrics, not the fleet, so that the report builds from it without the trio shell.
+    """
+
+    stopped_by: str
+    started_at: float
+    ended_at: float
+    reason: str = ""
+    cpu_seconds: float = 0.0
+    behaviours: dict[str, int] = attrs.field(factory=dict)
+    """Chargers per behaviour."""
+
+
+def add_counts(items: Sequence[Mapping[str, Any]], skip: Iterable[str] = ()) -> dict[str, Any]:
+    """Sum what is countable: integers add, maps of them add key by key. Reports merge with it,
+    and so do the embedded CSMS processes' statistics, so it lives with the counters.
+
+    Anything else (floats, strings) is left out: only counts merge without knowing what they
+    mean, and every derived figure is computed again by the caller.
+    """
+    skipped = set(skip)
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(key for item in items for key in item):
+        if key in skipped:
+            continue
+        values = [item[key] for item in items if key in item]
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            merged[key] = sum(values)
+        elif all(isinstance(v, Mapping) for v in values):
+            merged[key] = add_counts(values)
+    return merged

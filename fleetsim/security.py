@@ -19,13 +19,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
 from fleetsim.certs import issue_pki
-from fleetsim.config import RunConfig
 from fleetsim.errors import ConfigError
+
+if TYPE_CHECKING:  # the CSMS uses the password helpers here and imports nothing of the run
+    from fleetsim.config import RunConfig
 
 __all__ = ["ID_PLACEHOLDER", "Credentials", "embedded_profile", "fleet_credentials",
            "load_passwords", "password_for", "ssl_context_for"]

@@ -64,6 +64,7 @@ __all__ = [
     "ConnectError",
     "Connection",
     "ConnectionClosed",
+    "HandshakePhases",
     "HandshakeRequest",
     "PendingConnection",
     "open_connection",
@@ -113,10 +114,23 @@ class ConnectionClosed(Exception):
         return f"websocket {how} (code={self.code}, reason={self.reason!r})"
 
 
+@attrs.frozen
+class HandshakePhases:
+    """Seconds each step of opening a connection took: a reconnect storm's cost to the CSMS
+    is mostly in one of them (its TLS termination, usually)."""
+
+    tcp_s: float
+    tls_s: float | None
+    """None on ws://."""
+    websocket_s: float
+
+
 class Connection(Protocol):
     """An open WebSocket; both client transports and the server side satisfy this."""
 
     subprotocol: str | None
+    phases: HandshakePhases | None
+    """How long each step of opening it took; None on the server side."""
 
     async def send_text(self, text: str) -> None: ...
 
@@ -232,11 +246,13 @@ class _WsprotoConnection:
         "_unsent",
         "_wakeup",
         "awaiting_pong",
+        "phases",
         "subprotocol",
         "writing_since",
     )
 
     subprotocol: str | None
+    _inbox: bytes | bytearray
 
     def __init__(
         self, stream: trio.abc.Stream, proto: _FrameConnection, subprotocol: str | None,
@@ -253,6 +269,7 @@ class _WsprotoConnection:
         self._fragmenting = False
         self._slow = False
         self._fed = False
+        self.phases: HandshakePhases | None = None
         self._send_lock = trio.StrictFIFOLock()
         self._parts: list[str | bytes] | None = None
         self._parts_size = 0
@@ -443,7 +460,15 @@ class _WsprotoConnection:
                     raise self._closed_error()
                 if not self._slow:
                     inbox, pos = self._inbox, self._inpos
-                    self._inbox = data if pos >= len(inbox) else inbox[pos:] + data
+                    if pos >= len(inbox):
+                        self._inbox = data
+                    else:  # a frame under way: grow in place, not a copy per read
+                        if isinstance(inbox, bytearray):
+                            del inbox[:pos]
+                        else:
+                            inbox = bytearray(memoryview(inbox)[pos:])
+                        inbox += data
+                        self._inbox = inbox
                     self._inpos = 0
                 elif proto.state is not ConnectionState.CLOSED:
                     proto.receive_data(data)
@@ -463,6 +488,11 @@ class _WsprotoConnection:
             return _MORE
         start, end = extent
         if end - start > MAX_MESSAGE_SIZE:
+            first, second = inbox[pos], inbox[pos + 1]
+            if (first & 0x7F > 2 or bool(second & 0x80) is self._client
+                    or end - start >= 1 << 63):
+                self._to_wsproto()  # not a data frame wsproto would take: it says why (1002)
+                return _HANDED
             return _TOO_BIG
         if end > len(inbox):
             return _MORE
@@ -475,7 +505,7 @@ class _WsprotoConnection:
         if first & 0x0F < 3:  # continuation, text, binary: FIN says whether a message ends
             self._fragmenting = not first & 0x80
         if self._proto.state is not ConnectionState.CLOSED:
-            self._proto.receive_data(inbox[pos:end])
+            self._proto.receive_data(bytes(inbox[pos:end]))
             self._fed = True
         return _HANDED
 
@@ -487,7 +517,7 @@ class _WsprotoConnection:
         rest = self._inbox[self._inpos:]
         self._inbox, self._inpos = b"", 0
         if rest and self._proto.state is not ConnectionState.CLOSED:
-            self._proto.receive_data(rest)
+            self._proto.receive_data(bytes(rest))
 
     async def _receive_some(self) -> bytes:
         return await _receive_some(self._stream, self._raw)
@@ -660,7 +690,8 @@ class _WatchedWebSocket(trio_websocket.WebSocketConnection):
 class _TrioWebsocketConnection:
     """Adapts a trio_websocket.WebSocketConnection to `Connection`."""
 
-    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "subprotocol")
+    __slots__ = ("_ping_due", "_reader_done", "_stream", "_unsent", "_ws", "phases",
+                 "subprotocol")
 
     subprotocol: str | None
 
@@ -671,6 +702,7 @@ class _TrioWebsocketConnection:
         self._stream = stream
         self._reader_done = reader_done
         self.subprotocol = ws.subprotocol
+        self.phases: HandshakePhases | None = None
         self._unsent: list[str] = []
         self._ping_due = False
 
@@ -911,10 +943,20 @@ class _Phase:
     """How far an opening connection got: a timeout in the TLS handshake has its own reason
     (a server too busy for handshakes is the usual bottleneck of a reconnect storm)."""
 
-    __slots__ = ("in_tls",)
+    __slots__ = ("in_tls", "started", "tcp_at", "tls_at")
 
     def __init__(self) -> None:
         self.in_tls = False
+        self.started = trio.current_time()
+        self.tcp_at = self.started
+        self.tls_at: float | None = None
+
+    def ended(self) -> HandshakePhases:
+        """The phases of a connection whose WebSocket handshake just ended."""
+        now = trio.current_time()
+        opened = self.tls_at if self.tls_at is not None else self.tcp_at
+        tls_s = None if self.tls_at is None else self.tls_at - self.tcp_at
+        return HandshakePhases(self.tcp_at - self.started, tls_s, now - opened)
 
 
 @contextmanager
@@ -980,6 +1022,7 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None,
                        phase: _Phase) -> _AnyStream:
     """TCP connect, plus an eager TLS handshake so certificate errors surface here."""
     tcp = await _open_tcp(target.host, target.port)
+    phase.tcp_at = trio.current_time()
     if not target.secure:
         return tcp
     context = ssl_context if ssl_context is not None else _default_ssl_context()
@@ -992,6 +1035,7 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None,
         await trio.aclose_forcefully(tls)
         raise
     phase.in_tls = False
+    phase.tls_at = trio.current_time()
     return tls
 
 
@@ -1068,6 +1112,7 @@ async def _connect_wsproto(
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
+        conn.phases = phase.ended()
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)
@@ -1167,7 +1212,9 @@ async def _trio_websocket_handshake(
                 "reset",
                 f"{target.netloc} closed the connection during the websocket handshake",
             )
+        phases = phase.ended()
     conn = _TrioWebsocketConnection(ws, stream, watch.done)
+    conn.phases = phases
     if subprotocols and conn.subprotocol is None:
         await conn.aclose(1002, "no subprotocol agreed")
         raise _subprotocol_error(target, subprotocols)

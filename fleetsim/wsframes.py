@@ -40,7 +40,7 @@ class MaskKeys:
         return self._pool[pos:pos + 4]
 
 
-def _xor(payload: bytes, key: bytes) -> bytes:
+def _xor(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
     """`payload` masked (or unmasked) with the 4-byte `key`, as one big-integer XOR."""
     size = len(payload)
     keys = (key * ((size >> 2) + 1))[:size]
@@ -66,7 +66,7 @@ def text_frame(text: str, keys: MaskKeys | None) -> bytes:
     return header + key + _xor(payload, key)
 
 
-def frame_extent(data: bytes, pos: int) -> tuple[int, int] | None:
+def frame_extent(data: bytes | bytearray, pos: int) -> tuple[int, int] | None:
     """(where the payload starts, where the frame ends) for the frame at `pos`, or None
     while its header has not all arrived. The end may lie beyond the data received."""
     have = len(data) - pos
@@ -90,12 +90,15 @@ def frame_extent(data: bytes, pos: int) -> tuple[int, int] | None:
     return start, start + size
 
 
-def read_text(data: bytes, pos: int, start: int, end: int, masked: bool) -> str | None:
+def read_text(data: bytes | bytearray, pos: int, start: int, end: int, masked: bool) -> str | None:
     """The text of the whole frame at `data[pos:end]` (payload from `start`), if it is a
     whole text message masked as expected with valid UTF-8; None when wsproto must read it
     (anything else, including what is an error, which wsproto answers as RFC 6455 says)."""
     if data[pos] != TEXT_FIN or bool(data[pos + 1] & _MASKED) is not masked:
         return None
+    size = end - start
+    if data[pos + 1] & 0x7F != (size if size < 126 else 126 if size < 1 << 16 else 127):
+        return None  # a length not in its shortest form (RFC 6455 5.2): wsproto says 1002
     payload = data[start:end]
     if masked:
         payload = _xor(payload, data[start - 4:start])

@@ -25,8 +25,11 @@ _MAX_HEAD: Final = 16384
 """The longest response head read (h11's default limit)."""
 _HEAD_END: Final = re.compile(rb"\n\r?\n")
 _STATUS_LINE: Final = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?")
-_FIELD: Final = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*")
+_FIELD: Final = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r]*?)[ \t]*")
 _FORBIDDEN_IN_VALUE: Final = re.compile(r"[\r\n\x00]")
+_CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET: Final = re.compile(r"[!-~]+")
 _NONCES_PER_DRAW: Final = 256
 
 
@@ -94,6 +97,13 @@ class ClientHandshake:
         for name, value in headers:
             if _FORBIDDEN_IN_VALUE.search(name + value):
                 raise ValueError(f"header {name!r}: a line break or NUL has no place in it")
+            if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+                raise ValueError(f"header {name!r}: not a valid HTTP field")
+        if not _TARGET.fullmatch(resource):
+            raise ValueError(f"resource {resource!r}: spaces and controls must be %-encoded")
+        for subprotocol in subprotocols:
+            if not _TOKEN.fullmatch(subprotocol):
+                raise ValueError(f"subprotocol {subprotocol!r}: not an HTTP token")
         key = _NONCES.take()
         self._accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
         self._subprotocols = list(subprotocols)
@@ -122,19 +132,26 @@ class ClientHandshake:
         code = int(status.group(1))
         if code != 101:
             return Rejected(code)
-        fields: dict[str, str] = {}
+        pairs: list[tuple[str, str]] = []
         for line in lines[1:]:
-            field = _FIELD.fullmatch(line.rstrip(b"\r"))
+            line = line.rstrip(b"\r")
+            if line[:1] in (b" ", b"\t") and pairs and b"\r" not in line:
+                name, value = pairs[-1]  # obs-fold: a space, as RFC 7230 3.2.4 tells a client
+                folded = line.strip(b" \t").decode("latin-1")
+                pairs[-1] = (name, f"{value} {folded}")
+                continue
+            field = _FIELD.fullmatch(line)
             if field is None:
                 raise HandshakeFailed("other", f"a malformed header line: {line[:80]!r}")
-            name = field.group(1).decode("ascii").lower()
-            value = field.group(2).decode("latin-1")
+            pairs.append((field.group(1).decode("ascii").lower(), field.group(2).decode("latin-1")))
+        fields: dict[str, str] = {}
+        for name, value in pairs:
             fields[name] = f"{fields[name]}, {value}" if name in fields else value
         return Accepted(self._check(fields), received[end.end():])
 
     def _check(self, fields: dict[str, str]) -> str | None:
         """RFC 6455 4.1's checks of a 101, in its order; returns the agreed subprotocol."""
-        if "websocket" not in _tokens(fields.get("upgrade", "")):
+        if fields.get("upgrade", "").lower() != "websocket":
             raise HandshakeFailed("other", "the 101 has no 'Upgrade: websocket'")
         if "upgrade" not in _tokens(fields.get("connection", "")):
             raise HandshakeFailed("other", "the 101 has no 'Connection: Upgrade'")

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from fleetsim.charger.core import ChargerCore, ChargerSpec
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
-from fleetsim.csms.v201 import CsmsCore201
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
+from fleetsim.csms.answers_201 import CsmsCore201
 from fleetsim.metrics import Metrics
 from fleetsim.ocpp.frames import Call, decode_frame, encode_frame
 

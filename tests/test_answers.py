@@ -18,7 +18,7 @@ import trio
 
 from fleetsim import RunConfig, format_summary, merge_reports, render_html, spawn
 from fleetsim.charger.core import ChargerSpec, ConnectorState
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
 from fleetsim.metrics import Metrics, merge_encoded
 from fleetsim.ocpp.frames import Call, CallError, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket

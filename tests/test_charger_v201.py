@@ -27,9 +27,10 @@ from fleetsim import (
     spawn,
 )
 from fleetsim.behaviour.profile import Seconds, load_profile, shipped_profiles
+from fleetsim.charger.answers_201 import HANDLERS
 from fleetsim.charger.core import ChargerSpec, ConnectorState
-from fleetsim.charger.handlers201 import HANDLERS
-from fleetsim.csms.commands import MIX, MIX_201, pick_command_201
+from fleetsim.csms.commands_16 import MIX
+from fleetsim.csms.commands_201 import MIX_201, pick_command_201
 from fleetsim.ocpp import v201
 from fleetsim.ocpp.frames import Call, encode_frame
 from fleetsim.ocpp.v16 import iso_timestamp as v16_iso

@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
+
+from fleetsim import report_schema
 
 FLEETSIM = [sys.executable, "-m", "fleetsim"]
 
@@ -67,10 +70,14 @@ def test_spawn_with_the_embedded_csms_writes_the_report(tmp_path: Path) -> None:
 
 def test_json_on_stdout(tmp_path: Path) -> None:
     done = fleetsim("spawn", "-u", "5", "-t", "1", "--json", "-q", "--report",
-                    str(tmp_path / "r.json"))
+                    str(tmp_path / "r.json"), "--call-timeout", "7s", "--closed-loop")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["chargers"]["booted"] == 5
+    report = json.loads(done.stdout)
+    assert report["chargers"]["booted"] == 5
     assert done.stderr == ""
+    assert report["config"]["call_timeout_s"] == 7.0  # the run's own options are reported
+    assert report["config"]["closed_loop"] is True
+    assert not list(jsonschema.Draft202012Validator(report_schema()).iter_errors(report))
 
 
 def test_unreachable_url_is_one_clear_line(tmp_path: Path) -> None:
@@ -88,6 +95,7 @@ def test_unreachable_url_is_one_clear_line(tmp_path: Path) -> None:
     (["--chargers", "0"], "chargers"),
     (["--duration", "soon"], "duration"),
     (["--url", "http://127.0.0.1:1/ocpp"], "url"),
+    (["--url", "ws://127.0.0.1:1/my ocpp"], "%-encoded"),
     (["--delay-ms", "lots"], "delay"),
     (["--session", "90-30"], "session"),
     (["--transport", "carrier-pigeon"], "transport"),

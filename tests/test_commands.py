@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fleetsim.charger.commands import COMMANDS
+from fleetsim.charger.answers_16 import COMMANDS
 from fleetsim.charger.core import ChargerSpec, ConnectorState
 from fleetsim.ocpp import v16
 

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from fleetsim import ConfigError, Metrics, RunConfig
-from fleetsim.compare import compare, load_report, parse_gate
-from fleetsim.fleet import FleetOutcome
-from fleetsim.ramp import conclude
-from fleetsim.report import build_report
+from fleetsim.capacity import conclude
+from fleetsim.metrics import FleetOutcome
+from fleetsim.report import build_report, compare, load_report, parse_gate
 
 from .test_ramp import PLAN, _step
 

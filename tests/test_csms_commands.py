@@ -9,14 +9,9 @@ from collections import Counter
 
 import pytest
 
-from fleetsim.csms.commands import (
-    MIX,
-    MIX_201,
-    NEEDS_TRANSACTION_201,
-    Deck,
-    pick_command,
-    pick_command_201,
-)
+from fleetsim.csms.commands_16 import MIX, pick_command
+from fleetsim.csms.commands_201 import MIX_201, NEEDS_TRANSACTION_201, pick_command_201
+from fleetsim.csms.deck import Deck
 from fleetsim.ocpp import v16, v201
 
 from .schemas import SCHEMAS_16, validator_16, validator_201

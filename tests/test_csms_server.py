@@ -20,9 +20,9 @@ import wsproto
 import wsproto.events
 
 from fleetsim import CsmsConfig, CsmsServer, serve_csms
+from fleetsim.csms import answers_201 as v201
 from fleetsim.csms import server as server_module
-from fleetsim.csms import v201
-from fleetsim.csms.commands import MIX_201
+from fleetsim.csms.commands_201 import MIX_201
 from fleetsim.csms.security_commands import MIX_16
 from fleetsim.csms.server import agree_subprotocol
 from fleetsim.ocpp.frames import Call, CallError, CallResult, decode_frame, encode_frame

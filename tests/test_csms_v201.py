@@ -9,9 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from fleetsim.csms import v201
-from fleetsim.csms.handlers import CsmsStats
-from fleetsim.csms.v201 import CsmsCore201
+from fleetsim.csms import answers_201 as v201
+from fleetsim.csms.answers_16 import CsmsStats
+from fleetsim.csms.answers_201 import CsmsCore201
 from fleetsim.ocpp.frames import Call, CallError, CallResult, ErrorCode
 
 from .schemas import SCHEMAS_201, schema_201, validator_201

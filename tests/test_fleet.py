@@ -20,8 +20,8 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Ping
 
 from fleetsim import SCHEMA, Backoff, ChargerSpec, CsmsServer, RunConfig, format_summary, spawn
-from fleetsim.csms.commands import MIX
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
+from fleetsim.csms.commands_16 import MIX
 from fleetsim.metrics import SATURATED_CPU, SATURATED_LAG_MS
 from fleetsim.ocpp.frames import Call, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
@@ -251,8 +251,8 @@ async def test_a_csms_that_stops_reading_cannot_freeze_a_charger(
     ports = await nursery.start(functools.partial(
         serve_websocket, _flood_and_never_read, "127.0.0.1", 0))
     config = RunConfig(chargers=1, duration_s=4, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
-                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=1,
-                                           backoff=Backoff("fixed", 0.1, 0.1)))
+                       call_timeout_s=1,
+                       charger=ChargerSpec(idle_s=(100, 100), backoff=Backoff("fixed", 0.1, 0.1)))
     started = trio.current_time()
     with trio.fail_after(15):
         result = await spawn(config, write=False)
@@ -320,8 +320,8 @@ async def test_a_csms_that_floods_pings_and_stops_reading_cannot_freeze_a_charge
         serve_websocket, _boot_then_flood_pings, "127.0.0.1", 0))
     config = RunConfig(chargers=1, duration_s=5, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
                        transport=transport,  # type: ignore[arg-type]
-                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=1,
-                                           backoff=Backoff("fixed", 0.1, 0.1)))
+                       call_timeout_s=1,
+                       charger=ChargerSpec(idle_s=(100, 100), backoff=Backoff("fixed", 0.1, 0.1)))
     with trio.fail_after(15):
         result = await spawn(config, write=False)
     chargers = result.report["chargers"]
@@ -347,8 +347,8 @@ async def test_a_csms_that_silently_stops_reading_is_a_dropped_connection(
         serve_websocket, _boot_then_stop_reading, "127.0.0.1", 0))
     config = RunConfig(chargers=2, duration_s=3.5, url=f"ws://127.0.0.1:{ports[0]}/ocpp",
                        transport=transport,  # type: ignore[arg-type]
-                       charger=ChargerSpec(idle_s=(100, 100), call_timeout_s=0.5,
-                                           backoff=Backoff("fixed", 0.1, 0.1)))
+                       call_timeout_s=0.5,
+                       charger=ChargerSpec(idle_s=(100, 100), backoff=Backoff("fixed", 0.1, 0.1)))
     with trio.fail_after(15):
         result = await spawn(config, write=False)
     chargers = result.report["chargers"]
@@ -495,7 +495,7 @@ async def test_the_csms_capacity_model_caps_throughput_and_queues(
 ) -> None:
     server = await start_csms(nursery, capacity_per_s=200.0)
     config = RunConfig(chargers=64, duration_s=4, url=server.url,
-                       charger=ChargerSpec(connectors=1, idle_s=(1000, 1000), closed_loop=True))
+                       closed_loop=True, charger=ChargerSpec(connectors=1, idle_s=(1000, 1000)))
     with trio.fail_after(30):
         result = await spawn(config, write=False)
     steady = [row["ok"] for row in result.report["timeline"][2:-2]]

@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 
 from fleetsim import RunConfig
 from fleetsim.charger.core import ChargerCore, ChargerSpec
-from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.ocpp import v16, v201
 from fleetsim.report import build_report
 

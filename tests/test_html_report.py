@@ -21,10 +21,18 @@ import pytest
 import trio
 from PIL import Image
 
-from fleetsim import Metrics, RampPlan, format_summary, load_report, parse_threshold, render_html
-from fleetsim.html_report import percentile_curve
+from fleetsim import (
+    ConfigError,
+    Metrics,
+    RampPlan,
+    format_summary,
+    load_report,
+    parse_threshold,
+    render_html,
+)
+from fleetsim.capacity import conclude, step_result
 from fleetsim.metrics import new_histogram
-from fleetsim.ramp import conclude, step_result
+from fleetsim.report import OPTIONAL_SECTIONS, percentile_curve
 from fleetsim.thresholds import latency_ms
 from tests.browser import NAMES, Chromium, find_chromium, launch, load_page
 
@@ -248,16 +256,23 @@ def test_a_run_that_made_no_calls_still_gets_a_page(tmp_path: Path) -> None:
 
 
 def test_partial_and_odd_reports_render(run: Run) -> None:
-    sparse = render_html({"calls": {}, "totals": {}})
-    page = Page(sparse)
+    with pytest.raises(ConfigError, match=r"^report: not a fleetsim report: required field "
+                                          r"missing @ \$\.schema \(and 20 more\)$"):
+        render_html({"calls": {}, "totals": {}})
+    older = {key: value for key, value in run.report.items() if key not in OPTIONAL_SECTIONS}
+    older["timeline"] = []
+    page = Page(render_html(older))  # a report from before profiles, thresholds, ramps
     assert "No timeline in this report" in page.text("timeline")
     assert "No thresholds were set" in page.text("thresholds")
-    assert "n/a" in page.text("summary")
 
     odd = copy.deepcopy(run.report)
-    odd["calls"]["Authorize"]["hdr"] = {"service": "not base64!", "response": 42}
+    odd["calls"]["Authorize"]["hdr"] = {"service": "not base64!",
+                                        "response": "bm90IGEgaGlzdG9ncmFt"}
+    empty = new_histogram().encode().decode()
+    none = {"p50": 0.0, "p90": 0.0, "p99": 0.0, "p99_9": 0.0, "max": 0.0, "mean": 0.0}
     odd["calls"]["DataTransfer"] = {"sent": 3, "ok": 0, "callerror": {}, "timeout": 3,
-                                    "in_flight": 0}
+                                    "in_flight": 0, "service_ms": none, "response_ms": none,
+                                    "hdr": {"service": empty, "response": empty}}
     odd["thresholds"][0]["value"] = None
     odd["timeline"] = []
     odd["target"]["url"] = "ws://csms/<script>alert(1)</script>"
@@ -343,16 +358,23 @@ def test_percentile_curve_follows_the_histogram() -> None:
     (["corrupt.json", "--html", "out.html"], "corrupt.json: not JSON"),
     (["missing.json", "--html", "out.html"], "missing.json: cannot read it"),
     (["other.json", "--html", "out.html"], "other.json: not a fleetsim report"),
-    (["sparse.json", "--html", "out.html", "--baseline", "corrupt.json"],
+    (["good.json", "--html", "out.html", "--baseline", "corrupt.json"],
      "corrupt.json: not JSON"),
-    (["sparse.json", "--baseline", "sparse.json"], "baseline: only applies with --html"),
-    (["sparse.json", "--html", "other.json/out.html"], "html: cannot write"),
-    (["sparse.json"], "sparse.json: not a complete fleetsim report"),
+    (["good.json", "--baseline", "good.json"], "baseline: only applies with --html"),
+    (["good.json", "--html", "other.json/out.html"], "html: cannot write"),
+    (["sparse.json"], "sparse.json: not a fleetsim report: required field missing @ $.schema "
+                      "(and 20 more)"),
+    (["bad.json"], "bad.json: not a fleetsim report: invalid value for type, expected int @ "
+                   "$.calls['Heartbeat'].sent"),
 ])
 def test_bad_files_are_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "corrupt.json").write_text('{"calls": {"Heartbeat": ')
     (tmp_path / "other.json").write_text(json.dumps({"hello": 1}))
     (tmp_path / "sparse.json").write_text(json.dumps({"calls": {}, "totals": {}}))
+    good = json.loads((Path(__file__).parent / "data" / "golden-built.json").read_text())
+    (tmp_path / "good.json").write_text(json.dumps(good))
+    good["calls"]["Heartbeat"]["sent"] = "12"
+    (tmp_path / "bad.json").write_text(json.dumps(good))
     done = subprocess.run([*FLEETSIM, "report", *args], capture_output=True, text=True,
                           timeout=60, check=False, cwd=tmp_path)
     assert done.returncode == 104, done.stderr

@@ -8,7 +8,7 @@ import resource
 import subprocess
 from pathlib import Path
 
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
 from fleetsim.limits import SPARE_FILES, csms_processes
 from fleetsim.ocpp.frames import Call, CallResult
 

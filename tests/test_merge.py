@@ -79,16 +79,19 @@ def random_run(seed: int, seconds: int = 6, actions: int = len(ACTIONS)) -> list
 
 
 def play(events: list[Event], seconds: int, lag_s: list[list[float]],
-         cpu: list[float]) -> Metrics:
+         cpu: list[float], *, phases: bool = False) -> Metrics:
     """Feed the events to a fresh `Metrics`, with `lag_s[second]` the event-loop lags of a
-    second and `cpu[second]` its CPU share, closing one timeline row per second."""
+    second and `cpu[second]` its CPU share, closing one timeline row per second; with
+    `phases`, connections are timed by phase too (every other one over TLS)."""
     metrics = Metrics()
     for second in range(seconds):
         for event in (e for e in events if e.second == second):
             match event.kind:
                 case "connect":
                     metrics.connect_attempt(reconnect=False)
-                    metrics.connect_ok(event.response_s)
+                    tls = event.service_s / 2 if event.charger % 2 else None
+                    metrics.connect_ok(event.response_s, (
+                        event.service_s / 4, tls, event.service_s / 3) if phases else ())
                 case "connect_failed":
                     metrics.connect_attempt(reconnect=True)
                     metrics.connect_failed(event.code)
@@ -134,8 +137,8 @@ def report(metrics: Metrics, *, start: float = T0, seconds: float = 6.0, cpu_s: 
     return built
 
 
-def split(seed: int, parts: int, seconds: int = 6,
-          actions: int = len(ACTIONS)) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def split(seed: int, parts: int, seconds: int = 6, actions: int = len(ACTIONS), *,
+          phases: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One random run recorded by one `Metrics`, and the same run split by charger into parts,
     each recorded by its own `Metrics`, as separate processes would."""
     events = random_run(seed, seconds, actions)
@@ -146,10 +149,11 @@ def split(seed: int, parts: int, seconds: int = 6,
     cpus = [[round(rng.uniform(0.1, 0.97), 3) for _ in range(seconds)] for _ in range(parts)]
     together = report(play(events, seconds,
                            [[x for lag in lags for x in lag[s]] for s in range(seconds)],
-                           [max(cpu[s] for cpu in cpus) for s in range(seconds)]),
+                           [max(cpu[s] for cpu in cpus) for s in range(seconds)],
+                           phases=phases),
                       cpu_s=1.5 * parts)
     pieces = [report(play([e for e in events if owner[e.charger] == part], seconds, lags[part],
-                          cpus[part]), segment=f"{part + 1}/{parts}")
+                          cpus[part], phases=phases), segment=f"{part + 1}/{parts}")
               for part in range(parts)]
     for part, piece in enumerate(pieces):  # a segment's report counts its own chargers
         piece["chargers"]["target"] = sum(1 for who in owner.values() if who == part)
@@ -178,7 +182,7 @@ def assert_exact(merged: dict[str, Any], together: dict[str, Any]) -> None:
 
 
 def test_merging_three_segments_equals_recording_everything_together() -> None:
-    together, parts = split(seed=11, parts=3)
+    together, parts = split(seed=11, parts=3, phases=True)
     merged = merge_reports(parts, names=names(parts))
     assert_exact(merged, together)
     assert merged["totals"]["sent"] > 1000
@@ -186,6 +190,7 @@ def test_merging_three_segments_equals_recording_everything_together() -> None:
     assert sum(merged["chargers"]["connect_failures"].values()) > 0
     assert [part["label"] for part in merged["parts"]] == ["1/3", "2/3", "3/3"]
     assert merged["merge"]["warnings"] == []
+    assert set(merged["connect"]["phases"]) == {"tcp", "tls", "websocket"}
 
 
 @given(seed=st.integers(0, 2**32 - 1), parts=st.integers(1, 4))
@@ -358,7 +363,8 @@ def test_unreadable_histograms_are_named() -> None:
     with pytest.raises(ConfigError, match=r"b\.json: calls\.Heartbeat\.hdr\.response: not a "
                                           "readable HDR histogram"):
         merge_reports([small(), broken], names=["a.json", "b.json"])
-    with pytest.raises(ConfigError, match="report 1: cannot merge it: started_at is missing"):
+    with pytest.raises(ConfigError, match=r"report 1: not a fleetsim report: required field "
+                                          r"missing @ \$\.started_at$"):
         merge_reports([{k: v for k, v in small().items() if k != "started_at"}])
     with pytest.raises(ConfigError, match="no reports"):
         merge_reports([])

@@ -109,3 +109,14 @@ def test_nothing_is_flagged_while_connections_close() -> None:
     metrics = Metrics()
     metrics.loop_lag(0.5)
     assert not metrics.close_interval(9.0, cpu_share=1.0, closing=True)["saturated"]
+
+
+def test_each_connect_phase_has_its_histogram() -> None:
+    metrics = Metrics()
+    metrics.connect_ok(0.010, (0.001, 0.006, 0.002))
+    metrics.connect_ok(0.004, (0.001, None, 0.002))  # ws://: no TLS
+    metrics.connect_ok(0.003)  # a transport that did not measure them
+    counts = {phase: h.get_total_count() for phase, h in metrics.connect_phases.items()}
+    assert counts == {"tcp": 2, "tls": 1, "websocket": 2}
+    assert metrics.handshake.get_total_count() == 3
+    assert 5_900 <= metrics.connect_phases["tls"].get_max_value() <= 6_100

@@ -36,10 +36,9 @@ from fleetsim import (
     write_report,
 )
 from fleetsim.config import redact_url
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
 from fleetsim.exporter import Exporter
-from fleetsim.fleet import FleetOutcome
-from fleetsim.metrics import Metrics
+from fleetsim.metrics import FleetOutcome, Metrics
 from fleetsim.ocpp.frames import Call, ErrorCode, decode_frame, encode_frame
 from fleetsim.report import build_report, serialisable_report
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket

@@ -15,7 +15,7 @@ import attrs
 import orjson
 import pytest
 
-from fleetsim.charger import commands, security_answers
+from fleetsim.charger import answers_16, security_answers
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.charger.shapes import MAX_RATE, Number, Violation
 from fleetsim.ocpp import v16
@@ -411,9 +411,9 @@ def test_1_6_composite_schedule_is_cut_at_the_periods_a_schedule_may_hold() -> N
         2] == {"status": "Accepted"}
     schedule = composite(link, 1, 30 * 86_400, "A")["chargingSchedule"]
     periods = schedule["chargingSchedulePeriod"]
-    assert len(periods) == commands.MAX_COMPOSITE_PERIODS
+    assert len(periods) == answers_16.MAX_COMPOSITE_PERIODS
     assert [p["limit"] for p in periods[:4]] == [10.0, 20.0, 10.0, 20.0]
-    assert schedule["duration"] == commands.MAX_COMPOSITE_PERIODS * 43_200
+    assert schedule["duration"] == answers_16.MAX_COMPOSITE_PERIODS * 43_200
 
 
 def test_2_0_1_composite_schedule_follows_the_installed_profile() -> None:

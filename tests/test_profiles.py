@@ -35,7 +35,7 @@ from fleetsim.behaviour.profile import (
     _shipped_profiles_dir,
     shipped_profiles,
 )
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
 from fleetsim.ocpp.frames import Call, decode_frame, encode_frame
 from fleetsim.transport import ConnectionClosed, PendingConnection, serve_websocket
 

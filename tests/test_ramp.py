@@ -25,8 +25,8 @@ from fleetsim import (
     parse_threshold,
     ramp,
 )
+from fleetsim.capacity import conclude, step_result
 from fleetsim.cli import ramp_exit_code
-from fleetsim.ramp import conclude, step_result
 from fleetsim.report import window_report
 from fleetsim.thresholds import GRAMMAR, evaluate
 
@@ -239,8 +239,8 @@ async def test_a_saturated_generator_is_blamed_not_the_csms(nursery: trio.Nurser
 
     nursery.start_soon(hog)
     # closed-loop chargers always have a CALL in flight: every stall delays some
-    config = RunConfig(url=server.url, charger=ChargerSpec(connectors=1, idle_s=(1e6, 1e6),
-                                                           closed_loop=True))
+    config = RunConfig(url=server.url, closed_loop=True,
+                       charger=ChargerSpec(connectors=1, idle_s=(1e6, 1e6)))
     plan = RampPlan(start=10, step=10, every_s=2, max=20, slos=("max<50ms",))
     with trio.fail_after(30):
         result = await ramp(config, plan, write=False)

@@ -17,7 +17,7 @@ from trio.testing import MockClock
 
 from fleetsim import RunConfig, spawn
 from fleetsim.charger.core import ChargerSpec
-from fleetsim.config import CsmsConfig
+from fleetsim.csms.config import CsmsConfig
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.csms.signing import CsmsSecurity, csms_security
 from fleetsim.errors import ConfigError

@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetsim import (
-    ChargerSpec,
     ConfigError,
     CsmsServer,
     FleetOutcome,
@@ -118,7 +117,7 @@ async def test_three_segments_run_the_whole_fleet_and_merge_exactly(csms: CsmsSe
     """Three 'machines' run the three segments of one fleet at the same time, each fleet in a
     thread with a trio run of its own, as separate processes would."""
     whole = RunConfig(chargers=30, duration_s=1.5, url=csms.url, seed=5, profile=CITY_MIX,
-                      ramp_per_s=100, charger=ChargerSpec(call_timeout_s=10))
+                      ramp_per_s=100, call_timeout_s=10)
     runs: list[tuple[Metrics, dict[str, Any]]] = []
 
     def run(segment: Segment) -> None:

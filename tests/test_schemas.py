@@ -11,8 +11,8 @@ import pytest
 
 from fleetsim.behaviour.profile import load_profile, shipped_profiles
 from fleetsim.charger.core import ChargerSpec
-from fleetsim.csms.commands import MIX, pick_command
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
+from fleetsim.csms.commands_16 import MIX, pick_command
 from fleetsim.ocpp import v16, v16_security
 from fleetsim.ocpp.frames import Call, CallResult
 

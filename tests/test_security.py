@@ -18,11 +18,14 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from hdrh.histogram import HdrHistogram
 from trio.testing import MockClock
 
 from fleetsim import RunConfig, spawn
+from fleetsim.behaviour.profile import load_profile
 from fleetsim.certs import CertificateAuthority, Pki, issue_pki
 from fleetsim.errors import ConfigError
+from fleetsim.report import format_summary
 from fleetsim.security import Credentials, load_passwords
 from fleetsim.transport import (
     TRANSPORTS,
@@ -312,6 +315,44 @@ async def test_profile_3_a_certificate_per_charger(
     booted, failures = booted_and_failures(await run_fleet(shared))
     assert booted == 1
     assert set(failures) == {"http_401"}
+
+
+STORM_PROFILE = """
+[[behaviour]]
+name = "herd"
+weight = 1
+connectors = 1
+[behaviour.backoff]
+policy = "none"
+
+[[event]]
+kind = "reconnect_storm"
+at = "2s"
+share = 1.0
+within = "1s"
+"""
+
+
+async def test_a_profile_3_storm_drill_reports_each_connect_phase(
+    nursery: trio.Nursery, lab: Lab, tmp_path: Path, autojump_clock: MockClock,
+) -> None:
+    pki = lab.pki
+    server = await start_csms(nursery, cert_file=str(pki.server_cert),
+                              key_file=str(pki.server_key), client_ca=str(pki.ca_cert))
+    profile_file = tmp_path / "storm.toml"
+    profile_file.write_text(STORM_PROFILE)
+    config = RunConfig(chargers=3, duration_s=8, url=server.url, ca_file=str(pki.ca_cert),
+                       client_cert=str(pki.chargers), security_profile=3,
+                       profile=load_profile(profile_file))
+    report = await run_fleet(config)
+    assert booted_and_failures(report) == (3, {})
+    assert report["chargers"]["reconnects"] == 3  # the storm dropped every charger
+    phases = report["connect"]["phases"]
+    assert set(phases) == {"tcp", "tls", "websocket"}
+    for name, phase in phases.items():  # every connection, the storm's too, in each phase
+        assert HdrHistogram.decode(phase["hdr"]).get_total_count() == 6, name
+    assert phases["tls"]["ms"]["p50"] > 0
+    assert "tls" in format_summary(report)
 
 
 async def test_the_embedded_csms_serves_each_profile() -> None:

@@ -19,7 +19,7 @@ from fleetsim.charger import shapes
 from fleetsim.charger.certificates import hash_data
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.charger.security_answers import COMMANDS_16, HANDLERS_201
-from fleetsim.csms.commands import MIX
+from fleetsim.csms.commands_16 import MIX
 from fleetsim.csms.security_commands import MIX_16, MIX_16_SECURITY, pick_security_command
 from fleetsim.csms.signing import sign_csr
 from fleetsim.ocpp import v16, v16_security, v201

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fleetsim.charger import shapes
-from fleetsim.charger.commands import COMMANDS
-from fleetsim.charger.handlers201 import HANDLERS
+from fleetsim.charger.answers_16 import COMMANDS
+from fleetsim.charger.answers_201 import HANDLERS
 from fleetsim.ocpp import v16, v201
 from fleetsim.ocpp.frames import ErrorCode
 

@@ -12,7 +12,7 @@ from xml.etree import ElementTree
 import pytest
 
 from fleetsim import ConfigError, Metrics, RunConfig
-from fleetsim.fleet import FleetOutcome
+from fleetsim.metrics import FleetOutcome
 from fleetsim.report import build_report
 from fleetsim.thresholds import evaluate, junit_xml, parse_threshold
 

@@ -320,6 +320,18 @@ async def test_wss_with_trusted_ca(tls_echo: EchoServer, ca: trustme.CA, transpo
         ) as conn:
             await conn.send_text("secret ⚡" * 10_000)
             assert await conn.receive_text() == "secret ⚡" * 10_000
+            phases = conn.phases
+    assert phases is not None and phases.tls_s is not None
+    assert phases.tcp_s >= 0 and phases.tls_s > 0 and phases.websocket_s > 0
+
+
+async def test_plain_connections_have_no_tls_phase(echo: EchoServer, transport: str) -> None:
+    with trio.fail_after(5):
+        async with open_connection(f"{echo.url}/CP1", subprotocols=OCPP,
+                                   transport=transport) as conn:
+            phases = conn.phases
+    assert phases is not None and phases.tls_s is None
+    assert phases.tcp_s >= 0 and phases.websocket_s > 0
 
 
 async def test_wss_with_untrusted_ca(tls_echo: EchoServer, ca: trustme.CA, transport: str) -> None:

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleetsim.charger import device_model as dm
-from fleetsim.charger.commands import Violation
-from fleetsim.charger.commands201 import COMMANDS, Answer
+from fleetsim.charger.answers_16 import Violation
+from fleetsim.charger.answers_201_variables import COMMANDS, Answer
 from fleetsim.ocpp import v16, v201
 from fleetsim.ocpp.frames import ErrorCode
 
@@ -835,4 +835,4 @@ def test_more_entries_than_items_per_message_is_a_violation(action: str) -> None
 def test_the_device_model_commands_are_csms_actions_and_the_modules_stay_pure() -> None:
     assert set(COMMANDS) <= v201.CSMS_ACTIONS
     pure = {path.name for path in SANS_IO}
-    assert {"v201.py", "device_model.py", "commands201.py"} <= pure
+    assert {"v201.py", "device_model.py", "answers_201_variables.py"} <= pure

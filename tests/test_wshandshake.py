@@ -62,10 +62,10 @@ def _response(handshake: ClientHandshake, subprotocol: str | None = "ocpp1.6") -
      "other"),
     (lambda head: head.replace(b"ocpp1.6", b"ocpp9"), "subprotocol"),
     (lambda head: head.replace(b"HTTP/1.1 101", b"HTTP/9 101"), "other"),
-    (lambda head: head.replace(b"\r\nUpgrade", b"\r\n folded\r\nUpgrade"), "other"),
+    (lambda head: head.replace(b"Upgrade: websocket", b"Upgrade: websocket, h2c"), "other"),
     (lambda head: b"HTTP/1.1 101 OK\r\n" + b"X: " + b"y" * 20000, "other"),
 ], ids=["accept key", "no upgrade", "no connection upgrade", "extension", "subprotocol",
-        "status line", "folded line", "head too long"])
+        "status line", "upgrade to more", "head too long"])
 def test_a_bad_101_fails_with_a_reason(change: object, reason: str) -> None:
     handshake = ClientHandshake("h", "/CP1", OFFERED)
     head = _response(handshake)
@@ -93,3 +93,23 @@ def test_every_handshake_has_its_own_key() -> None:
 def test_a_header_cannot_smuggle_a_line() -> None:
     with pytest.raises(ValueError, match="line break"):
         ClientHandshake("h", "/", [], [("Authorization", "Basic x\r\nEvil: 1")])
+
+
+def test_a_folded_line_continues_its_field() -> None:
+    handshake = ClientHandshake("h", "/CP1", OFFERED)
+    head = _response(handshake).replace(b"Connection: Upgrade",
+                                        b"Connection: keep-alive,\r\n Upgrade")
+    assert handshake.receive(head) == Accepted("ocpp1.6", b"")
+
+
+@pytest.mark.parametrize(("resource", "subprotocols", "headers"), [
+    ("/my cp", [], []),
+    ("/cp", ["ocpp1.6\r\nX-Injected: 1"], []),
+    ("/cp", [], [("X Bad", "1")]),
+    ("/cp", [], [("X", "a\x01b")]),
+], ids=["space in the path", "subprotocol", "header name", "control in a value"])
+def test_a_request_h11_would_refuse_is_refused(
+    resource: str, subprotocols: list[str], headers: list[tuple[str, str]]
+) -> None:
+    with pytest.raises(ValueError):
+        ClientHandshake("h", resource, subprotocols, headers)

@@ -1,9 +1,16 @@
 // A minimal OCPP-J CSMS for benchmarks: it answers every CALL at once, from a table, and
 // does nothing else, so that a fleetsim run against it measures the fleet, not the CSMS.
-// Usage: node server.mjs [--port 0] [--heartbeat-interval 1]
+// Usage: node server.mjs [--port 0] [--heartbeat-interval 1] [--password TEMPLATE]
+//                        [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
+// OCPP security profiles: --password checks HTTP Basic auth (user = charger ID, "{id}" in
+// the template stands for it; profile 1, or 2 with TLS), --tls-cert/--tls-key serve wss://
+// (profile 2), --client-ca requires a client certificate whose CN is the charger ID
+// (profile 3). A bad password or CN gets HTTP 401.
 // It prints "listening on 127.0.0.1:PORT" when ready, and its counts every second to stderr
 // with --stats.
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
 import { WebSocketServer } from "ws";
 
 const args = process.argv.slice(2);
@@ -14,6 +21,10 @@ const option = (name, fallback) => {
 const port = Number(option("--port", "0"));
 const interval = Number(option("--heartbeat-interval", "1"));
 const stats = args.includes("--stats");
+const password = option("--password", null);
+const tlsCert = option("--tls-cert", null);
+const tlsKey = option("--tls-key", null);
+const clientCa = option("--client-ca", null);
 
 let now = new Date().toISOString();
 setInterval(() => { now = new Date().toISOString(); }, 100).unref();
@@ -38,10 +49,28 @@ const answers201 = {
 
 let calls = 0;
 let connections = 0;
-const server = http.createServer((_, res) => { res.writeHead(426).end(); });
+const refuse = (_, res) => { res.writeHead(426).end(); };
+const server = tlsCert
+  ? https.createServer({
+    cert: readFileSync(tlsCert),
+    key: readFileSync(tlsKey),
+    minVersion: "TLSv1.2",
+    ...(clientCa ? { ca: readFileSync(clientCa), requestCert: true, rejectUnauthorized: true }
+      : {}),
+  }, refuse)
+  : http.createServer(refuse);
+const chargerId = (url) => decodeURIComponent(url.split("?")[0].split("/").pop());
+const authorized = (req) => {
+  const id = chargerId(req.url);
+  if (clientCa && req.socket.getPeerCertificate().subject?.CN !== id) return false;
+  if (password === null) return true;
+  const expected = Buffer.from(`${id}:${password.replaceAll("{id}", id)}`).toString("base64");
+  return req.headers.authorization === `Basic ${expected}`;
+};
 const wss = new WebSocketServer({
   server,
   perMessageDeflate: false,
+  verifyClient: (info, done) => (authorized(info.req) ? done(true) : done(false, 401)),
   handleProtocols: (protocols) =>
     protocols.has("ocpp1.6") ? "ocpp1.6" : protocols.has("ocpp2.0.1") ? "ocpp2.0.1" : false,
 });

@@ -10,7 +10,6 @@ passwords stay in memory: nothing here writes or shows them.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from datetime import UTC, datetime
@@ -21,6 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from fleetsim.ocpp.certificate_hash import hash_data
 
 __all__ = ["MAX_INSTALLED", "ChargerSecurity", "common_name", "hash_data", "valid_password"]
 
@@ -39,22 +40,6 @@ def valid_password(text: str) -> bool:
 def common_name(name: x509.Name) -> str | None:
     names = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else None
-
-
-def hash_data(cert: x509.Certificate) -> dict[str, str]:
-    """A self-signed certificate's CertificateHashDataType (SHA256): the hashes of its issuer's
-    DER name and public key bit string, as OCSP has them, and its serial number in hex."""
-    key = cert.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        key_bits = key.public_bytes(serialization.Encoding.X962,
-                                    serialization.PublicFormat.UncompressedPoint)
-    else:
-        key_bits = key.public_bytes(serialization.Encoding.DER,
-                                    serialization.PublicFormat.PKCS1)
-    return {"hashAlgorithm": "SHA256",
-            "issuerNameHash": hashlib.sha256(cert.issuer.public_bytes()).hexdigest(),
-            "issuerKeyHash": hashlib.sha256(key_bits).hexdigest(),
-            "serialNumber": format(cert.serial_number, "x")}
 
 
 def _valid_at(cert: x509.Certificate, wall: float) -> bool:

@@ -33,8 +33,8 @@ from fleetsim.behaviour.schedule import (
     next_aligned,
     next_poisson,
 )
+from fleetsim.charger.answers_16 import Violation
 from fleetsim.charger.certificates import ChargerSecurity
-from fleetsim.charger.commands import Violation
 from fleetsim.charger.configuration import Configuration
 from fleetsim.charger.device_model import (
     HEARTBEAT_INTERVAL,
@@ -747,7 +747,7 @@ class ChargerCore:
     def queued(self) -> int:
         return len(self._queue)
 
-    # -- what the CSMS can ask for (payloads are checked in commands.py) --------------------
+    # -- what the CSMS can ask for (payloads are checked in answers_16.py) -----------------
 
     @property
     def booted(self) -> bool:

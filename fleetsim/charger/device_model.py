@@ -9,7 +9,7 @@ one immutable table of variables and defaults, and each station stores only the 
 differ from it (usually none).
 
 Only the Actual attribute is modelled. Wire requests reach these methods already checked by
-`commands201`, which owns the CALLERRORs.
+`answers_201_variables`, which owns the CALLERRORs.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ renew), logs and signed firmware (1.6 whitepaper), new Basic auth passwords.
 
 OCPP 1.6's security whitepaper (edition 3) adds CertificateSigned, DeleteCertificate,
 ExtendedTriggerMessage, GetInstalledCertificateIds, GetLog, InstallCertificate and
-SignedUpdateFirmware; 2.0.1 has their counterparts in its core. As in `commands.py`, each payload
+SignedUpdateFirmware; 2.0.1 has their counterparts in its core. As in `answers_16.py`, each payload
 is held against its shape first. The charger's certificate store, pending key and new
 credentials are its `ChargerSecurity` (`certificates.py`), made on the first call that needs it.
 
@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cryptography import x509
 
-from fleetsim.charger import commands
+from fleetsim.charger import answers_16
+from fleetsim.charger.answers_16 import COMMANDS, checked, date_field
+from fleetsim.charger.answers_201 import HANDLERS
 from fleetsim.charger.certificates import ChargerSecurity, valid_password
-from fleetsim.charger.commands import COMMANDS, checked, date_field
 from fleetsim.charger.device_model import BASIC_AUTH_PASSWORD
-from fleetsim.charger.handlers201 import HANDLERS
 from fleetsim.charger.shapes import REQUESTS_16, REQUESTS_16_SECURITY, REQUESTS_201
 from fleetsim.ocpp import v16_security
 
@@ -152,7 +152,7 @@ def change_configuration(core: ChargerCore, payload: dict[str, Any],
                          now: float) -> dict[str, Any]:
     """AuthorizationKey (write-only) is the next connection's Basic auth password."""
     if payload["key"] != "AuthorizationKey":
-        return commands.change_configuration(core, payload, now)
+        return answers_16.change_configuration(core, payload, now)
     value: str = payload["value"]
     if not valid_password(value):
         return {"status": "Rejected"}

@@ -26,11 +26,11 @@ import trio
 
 from fleetsim._groups import single_error
 from fleetsim.collector import keep_collections_short
-from fleetsim.config import CsmsConfig
+from fleetsim.csms.config import CsmsConfig
 from fleetsim.csms.server import CsmsServer, serve_csms
 from fleetsim.errors import FleetsimError
 from fleetsim.limits import raise_open_file_limit
-from fleetsim.merge import add_counts
+from fleetsim.metrics import add_counts
 
 __all__ = ["EmbeddedCsms", "child_main", "embedded_csms", "run_csms"]
 

@@ -1,6 +1,6 @@
 """The OCPP 1.6 security whitepaper's commands in the embedded CSMS's mix (`--commands RATE`).
 
-Sans-IO, like `commands.py`: given a random source, a CSMS-initiated CALL of the whitepaper with
+Sans-IO, like `commands_16.py`: given a random source, a CSMS-initiated CALL of the whitepaper with
 a valid payload. The CA certificate installed, listed and deleted is a real one (made once, on
 first use), so that a charger's certificate store does fill and empty; the CertificateSigned
 sent out of the blue names a key no charger has, so it is Rejected; an
@@ -17,9 +17,9 @@ from typing import Any, Final
 from cryptography.hazmat.primitives import serialization
 
 from fleetsim.certs import CertificateAuthority
-from fleetsim.charger.certificates import hash_data
-from fleetsim.csms.commands import MIX
+from fleetsim.csms.commands_16 import MIX
 from fleetsim.ocpp import v16
+from fleetsim.ocpp.certificate_hash import hash_data
 
 __all__ = ["MIX_16", "MIX_16_SECURITY", "pick_security_command"]
 

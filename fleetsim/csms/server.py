@@ -24,16 +24,12 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from fleetsim.config import CAPACITY_WORKERS, CsmsConfig
-from fleetsim.csms import v201
-from fleetsim.csms.commands import (
-    MIX_201,
-    NEEDS_TRANSACTION_201,
-    Deck,
-    pick_command,
-    pick_command_201,
-)
-from fleetsim.csms.handlers import CsmsCore, CsmsStats
+from fleetsim.csms import answers_201 as v201
+from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
+from fleetsim.csms.commands_16 import pick_command
+from fleetsim.csms.commands_201 import MIX_201, NEEDS_TRANSACTION_201, pick_command_201
+from fleetsim.csms.config import CAPACITY_WORKERS, CsmsConfig
+from fleetsim.csms.deck import Deck
 from fleetsim.csms.security_commands import MIX_16, MIX_16_SECURITY, pick_security_command
 from fleetsim.csms.signing import CsmsSecurity, csms_security
 from fleetsim.errors import ConfigError, FleetsimError

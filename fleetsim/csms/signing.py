@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleetsim.certs import CertificateAuthority
-from fleetsim.config import CsmsConfig
+from fleetsim.csms.config import CsmsConfig
 from fleetsim.errors import ConfigError
 
 __all__ = ["CsmsSecurity", "csms_security", "sign_csr"]

@@ -32,10 +32,8 @@ import trio
 
 from fleetsim.config import WHOLE_FLEET, RunConfig, Segment, unstructure_config
 from fleetsim.errors import ConfigError, FleetsimError
-from fleetsim.fleet import FleetOutcome
-from fleetsim.merge import merge_reports
-from fleetsim.metrics import Metrics
-from fleetsim.report import build_report
+from fleetsim.metrics import FleetOutcome, Metrics
+from fleetsim.report import build_report, merge_reports
 from fleetsim.workers.child import encode_start
 from fleetsim.workers.live import LiveRows
 from fleetsim.workers.pipe import LineReader, encode

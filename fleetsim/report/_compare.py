@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
 from fleetsim.errors import ConfigError
-from fleetsim.report import SCHEMA
-from fleetsim.thresholds import STATS, latency_ms, split_latency
+from fleetsim.metrics import merge_encoded, percentiles_ms
+from fleetsim.report._build import SCHEMA
+from fleetsim.report._model import CallStats, Ramp, Report, check_report
+from fleetsim.thresholds import STATS, split_latency
 
 __all__ = ["GATE_GRAMMAR", "Comparison", "Gate", "compare", "format_comparison", "load_report",
            "parse_gate"]
@@ -42,16 +44,17 @@ _SHOWN: Final = ("p50", "p99", "p99_9")
 
 
 def load_report(path: str) -> dict[str, Any]:
-    """Read a report file; a bad one is a `ConfigError` naming the file and the problem."""
+    """Read a report file; a bad one is a `ConfigError` naming the file and the first bad
+    field (`check_report`)."""
     try:
         report: Any = json.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not JSON: {exc}") from None
-    if type(report) is not dict or "calls" not in report or "totals" not in report:
-        raise ConfigError(f"{path}: not a fleetsim report (no calls or totals)")
-    return report
+    check_report(report, path)
+    checked: dict[str, Any] = report
+    return checked
 
 
 @attrs.frozen
@@ -86,10 +89,9 @@ def parse_gate(text: str) -> Gate:
     return Gate(text, "latency", op, change, True, action, timing, STATS[stat])
 
 
-def _error_rate(stats: dict[str, Any]) -> float:
-    sent = stats["sent"]
-    errors = sum(stats["callerror"].values()) + stats["timeout"]
-    return errors / sent if sent else 0.0
+def _error_rate(stats: CallStats) -> float:
+    errors = sum(stats.callerror.values()) + stats.timeout
+    return errors / stats.sent if stats.sent else 0.0
 
 
 @attrs.frozen
@@ -110,76 +112,90 @@ def _change(base: float, cand: float) -> float | None:
     return (cand - base) / base if base else None
 
 
-def compare(base: dict[str, Any], cand: dict[str, Any], gates: Sequence[Gate] = ()) -> Comparison:
+def compare(base: Report | Mapping[str, Any], cand: Report | Mapping[str, Any],
+            gates: Sequence[Gate] = ()) -> Comparison:
+    """Per action, the candidate's percentiles and error rates against the baseline's, from
+    the stored histograms; reports given as JSON data are checked first (`check_report`)."""
+    base = base if isinstance(base, Report) else check_report(base, "baseline")
+    cand = cand if isinstance(cand, Report) else check_report(cand, "candidate")
     warnings = []
-    if base.get("schema") != cand.get("schema") or base.get("schema") != SCHEMA:
-        warnings.append(f"schemas differ or are unknown: {base.get('schema')} vs "
-                        f"{cand.get('schema')} (this fleetsim reads {SCHEMA})")
-    base_fleet = base.get("config", {}).get("chargers")
-    cand_fleet = cand.get("config", {}).get("chargers")
+    if base.schema != cand.schema or base.schema != SCHEMA:
+        warnings.append(f"schemas differ or are unknown: {base.schema} vs "
+                        f"{cand.schema} (this fleetsim reads {SCHEMA})")
+    base_fleet = base.config.get("chargers")
+    cand_fleet = cand.config.get("chargers")
     if base_fleet != cand_fleet:
         warnings.append(f"different fleets: {base_fleet} vs {cand_fleet} chargers")
     rows = []
-    for action in [None, *sorted(set(base["calls"]) | set(cand["calls"]))]:
+    for action in [None, *sorted(set(base.calls) | set(cand.calls))]:
         name = action or "(all actions)"
         for timing in ("service", "response"):
-            b, c = latency_ms(base, action, timing), latency_ms(cand, action, timing)
+            b, c = _latency_ms(base, action, timing), _latency_ms(cand, action, timing)
             for stat in _SHOWN:
                 rows.append({"action": name, "metric": f"{timing}.{stat}", "base": b[stat],
                              "cand": c[stat], "change": _change(b[stat], c[stat]),
                              "worse": c[stat] > b[stat] * 1.1 and c[stat] - b[stat] > 0.01})
         if action is not None:
-            b_rate = _error_rate(base["calls"][action]) if action in base["calls"] else 0.0
-            c_rate = _error_rate(cand["calls"][action]) if action in cand["calls"] else 0.0
+            b_rate = _error_rate(base.calls[action]) if action in base.calls else 0.0
+            c_rate = _error_rate(cand.calls[action]) if action in cand.calls else 0.0
             rows.append({"action": name, "metric": "error_rate", "base": b_rate,
                          "cand": c_rate, "change": _change(b_rate, c_rate),
                          "worse": c_rate > b_rate})
     for key in ("throughput_cps", "error_rate"):
-        b_total, c_total = base["totals"][key], cand["totals"][key]
+        b_total, c_total = getattr(base.totals, key), getattr(cand.totals, key)
         worse = c_total < b_total * 0.95 if key == "throughput_cps" else c_total > b_total
         rows.append({"action": "(all actions)", "metric": key, "base": b_total,
                      "cand": c_total, "change": _change(b_total, c_total), "worse": worse})
-    if "ramp" in base and "ramp" in cand:
-        b_knee, c_knee = _knee(base), _knee(cand)
+    if base.ramp is not None and cand.ramp is not None:
+        b_knee, c_knee = _knee(base.ramp), _knee(cand.ramp)
         rows.append({"action": "(ramp)", "metric": "knee", "base": b_knee, "cand": c_knee,
                      "change": _change(b_knee, c_knee), "worse": c_knee < b_knee})
-        for name, report in (("baseline", base), ("candidate", cand)):
-            ramp, knee = report["ramp"], report["ramp"]["knee"]
-            if ramp.get("stopped_because") == "max":
+        for name, ramp in (("baseline", base.ramp), ("candidate", cand.ramp)):
+            knee = ramp.knee
+            if ramp.stopped_because == "max":
                 warnings.append(f"the {name}'s ramp held up to its last step: its knee, "
                                 f"{knee}, is a lower bound")
-            elif ramp.get("limit") == "generator":
+            elif ramp.limit == "generator":
                 warnings.append(f"the {name}'s ramp ended on fleetsim's own limit, not the "
                                 f"CSMS's: its knee, {knee}, is a lower bound")
-            elif ramp.get("stopped_because") in ("interrupted", "unreachable"):
-                warnings.append(f"the {name}'s ramp was {ramp['stopped_because']}: its knee, "
+            elif ramp.stopped_because in ("interrupted", "unreachable"):
+                warnings.append(f"the {name}'s ramp was {ramp.stopped_because}: its knee, "
                                 f"{knee}, is a lower bound")
-        if base["ramp"].get("plan") != cand["ramp"].get("plan"):
+        if base.ramp.plan != cand.ramp.plan:
             warnings.append("the two ramps had different plans (steps, holds or SLOs): their "
                             "knees are not measured alike")
     verdicts = [_judge(gate, base, cand) for gate in gates]
     return Comparison(warnings, rows, verdicts)
 
 
-def _knee(report: dict[str, Any]) -> float:
-    """The knee of a ramp report: no step held is a knee of 0."""
-    return float(report["ramp"]["knee"] or 0)
+def _latency_ms(report: Report, action: str | None, timing: str) -> dict[str, float]:
+    """Percentiles of one action, or of all actions together, from the stored histograms."""
+    return percentiles_ms(merge_encoded(
+        getattr(stats.hdr, timing) for name, stats in report.calls.items()
+        if action is None or name == action))
 
 
-def _judge(gate: Gate, base: dict[str, Any], cand: dict[str, Any]) -> dict[str, Any]:
+def _knee(ramp: Ramp) -> float:
+    """The knee of a ramp: no step held is a knee of 0."""
+    return float(ramp.knee or 0)
+
+
+def _gated_knee(gate: Gate, report: Report, name: str) -> float:
+    if report.ramp is None:
+        raise ConfigError(f"fail-on {gate.text!r}: the {name} is not a ramp report (no knee)")
+    return _knee(report.ramp)
+
+
+def _judge(gate: Gate, base: Report, cand: Report) -> dict[str, Any]:
     if gate.metric == "knee":
-        for name, report in (("baseline", base), ("candidate", cand)):
-            if "ramp" not in report:
-                raise ConfigError(f"fail-on {gate.text!r}: the {name} is not a ramp report "
-                                  "(no knee)")
-        b, c = _knee(base), _knee(cand)
+        b, c = _gated_knee(gate, base, "baseline"), _gated_knee(gate, cand, "candidate")
     elif gate.metric == "error_rate":
-        b, c = float(base["totals"]["error_rate"]), float(cand["totals"]["error_rate"])
+        b, c = float(base.totals.error_rate), float(cand.totals.error_rate)
     elif gate.metric == "throughput":
-        b, c = float(base["totals"]["throughput_cps"]), float(cand["totals"]["throughput_cps"])
+        b, c = float(base.totals.throughput_cps), float(cand.totals.throughput_cps)
     else:
-        b = latency_ms(base, gate.action, gate.timing)[gate.stat]
-        c = latency_ms(cand, gate.action, gate.timing)[gate.stat]
+        b = _latency_ms(base, gate.action, gate.timing)[gate.stat]
+        c = _latency_ms(cand, gate.action, gate.timing)[gate.stat]
     delta = (c - b) / b if gate.relative and b else c - b
     if gate.relative and not b:
         delta = 0.0 if not c else float("inf")

@@ -30,15 +30,21 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-import attrs
 from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import UnreadableHistogram, merge_encoded, percentiles_ms
-from fleetsim.report import SCHEMA, peak_connects
+from fleetsim.metrics import (
+    CONNECT_PHASES,
+    UnreadableHistogram,
+    add_counts,
+    merge_encoded,
+    percentiles_ms,
+)
+from fleetsim.report._build import SCHEMA, peak_connects
+from fleetsim.report._model import check_report
 from fleetsim.thresholds import evaluate, parse_threshold
 
-__all__ = ["PART_CONFIG_KEYS", "add_counts", "merge_reports"]
+__all__ = ["PART_CONFIG_KEYS", "merge_reports"]
 
 PART_CONFIG_KEYS: Final = frozenset({"segment", "workers", "report_path", "prometheus"})
 """Configuration keys that legitimately differ between the parts of one run."""
@@ -46,63 +52,6 @@ PART_CONFIG_KEYS: Final = frozenset({"segment", "workers", "report_path", "prome
 TIMELINE_P99: Final = (
     "the highest of the parts' p99s in each second (the worst part), not the p99 of all the "
     "second's samples; whole-run percentiles are exact")
-_MISSING: Final = object()
-_NUMBER: Final = (int, float)
-_COUNTS: Final = "a map of counts"
-
-
-@attrs.frozen
-class _Maybe:
-    """A key that older reports do not have; when present it must be `kind`."""
-
-    kind: Any
-
-
-_ROW_SHAPE: Final[dict[str, Any]] = {
-    "t": _NUMBER, "connected": int, "booted": int, "sent": int, "ok": int, "errors": int,
-    "p99_ms": _NUMBER, "cpu": (*_NUMBER, type(None)), "loop_lag_ms": _NUMBER, "saturated": bool,
-    "queued": _Maybe(int), "connects": _Maybe(int), "connect_failures": _Maybe(int)}
-_SHAPE: Final[dict[str, Any]] = {
-    "schema": str, "fleetsim_version": str, "started_at": str, "ended_at": str,
-    "duration_s": _NUMBER,
-    "outcome": {"stopped_by": str, "reason": str},
-    "target": {"url": str, "embedded": bool, "ocpp": [str], "transport": str},
-    "config": {},
-    "chargers": {"target": int, "connected_peak": int, "booted": int, "connect_attempts": int,
-                 "connect_failures": _COUNTS, "disconnects": int, "disconnects_abnormal": int,
-                 "reconnects": int, "internal_errors": _COUNTS},
-    "calls": {"*": {"sent": int, "ok": int, "callerror": _COUNTS, "timeout": int,
-                    "in_flight": int, "hdr": {"service": str, "response": str}}},
-    "csms_calls": {"*": {"received": int, "answered": int, "callerror_sent": _COUNTS,
-                         "unanswered": _Maybe(int), "hdr": str}},
-    "bad_frames": _COUNTS,
-    "connect": {"hdr": str},
-    "totals": {"sent": int, "ok": int, "errors": int, "callerrors": int, "timeouts": int,
-               "throughput_cps": _NUMBER},
-    "timeline": [_ROW_SHAPE],
-    "generator": {"cpu_share": _NUMBER, "loop_lag_ms": {"p99": _NUMBER, "max": _NUMBER},
-                  "hdr": str, "saturated_seconds": int},
-}
-"""What merging and the summary read from each report, so a damaged file is a message that
-names the key, never a traceback. Other keys are free; merged reports have two more."""
-_MERGED_SHAPE: Final[dict[str, Any]] = {
-    "parts": [{"label": (str, type(None)), "source": str, "started_at": str, "ended_at": str,
-               "duration_s": _NUMBER, "chargers": int, "booted": int, "connected_peak": int,
-               "sent": int, "throughput_cps": _NUMBER, "cpu_share": _NUMBER,
-               "loop_lag_p99_ms": _NUMBER, "loop_lag_max_ms": _NUMBER,
-               "saturated_seconds": int}],
-    "merge": {"warnings": [str]},
-    "timeline": [{**_ROW_SHAPE, "parts": int}],
-}
-_PROFILE_SHAPE: Final[dict[str, Any]] = {
-    "behaviours": {"*": {"chargers": int}},
-    "sessions": {"arrivals": int, "missed": int},
-    "drops": _COUNTS,
-    "queue": {"peak": int},
-    "storms": [{"name": str, "at_s": _NUMBER, "dropped": int, "recovered": int,
-                "not_recovered": int, "connect_failures": int, "hdr": str}],
-}
-"""The sections a profile run adds (reports from before profiles have none of them)."""
 _LABEL_KEYS: Final = ("segment", "worker")
 _SEGMENT_LABEL: Final = re.compile(r"([1-9][0-9]{0,8})/([1-9][0-9]{0,8})")
 _MAX_PERIOD: Final = 1 << 20
@@ -128,7 +77,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
         raise ConfigError("merge: one name per report, please")
     named = list(zip(reports, sources, strict=True))
     for report, source in named:
-        _check_shape(report, source)
+        check_report(report, source)
     starts = [_epoch(report, "started_at", source) for report, source in named]
     ends = [_epoch(report, "ended_at", source) for report, source in named]
     leaves: list[dict[str, Any]] = []
@@ -207,54 +156,6 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
 
 
 # -- checks -----------------------------------------------------------------------------------
-
-
-def _check_shape(report: Mapping[str, Any], source: str) -> None:
-    if not isinstance(report, Mapping):
-        raise ConfigError(f"{source}: not a fleetsim report")
-    shape = {**_SHAPE, **_MERGED_SHAPE} if "parts" in report or "merge" in report else _SHAPE
-    if any(key in report for key in _PROFILE_SHAPE):
-        shape = {**shape, **_PROFILE_SHAPE}
-    wrong = _mismatch(report, shape, "")
-    if wrong:
-        raise ConfigError(f"{source}: cannot merge it: {wrong}")
-
-
-def _mismatch(value: Any, shape: Any, where: str) -> str | None:
-    """Where `value` departs from `shape` (see `_SHAPE`), or None when it does not."""
-    if isinstance(shape, dict):
-        if not isinstance(value, Mapping):
-            return f"{where or 'the report'} is not an object"
-        for key, inner in shape.items():
-            items = value.items() if key == "*" else [(key, value.get(key, _MISSING))]
-            for name, item in items:
-                path = f"{where}.{name}" if where else str(name)
-                if item is _MISSING:
-                    if isinstance(inner, _Maybe):
-                        continue
-                    return f"{path} is missing"
-                if isinstance(inner, _Maybe):
-                    inner = inner.kind
-                wrong = _mismatch(item, inner, path)
-                if wrong:
-                    return wrong
-        return None
-    if isinstance(shape, list):
-        if not isinstance(value, list):
-            return f"{where} is not a list"
-        return next((wrong for index, item in enumerate(value)
-                     if (wrong := _mismatch(item, shape[0], f"{where}[{index}]"))), None)
-    if shape == _COUNTS:
-        if isinstance(value, Mapping) and all(_mismatch(n, int, "") is None
-                                              for n in value.values()):
-            return None
-        return f"{where} is not {_COUNTS}"
-    kinds = shape if isinstance(shape, tuple) else (shape,)
-    if isinstance(value, bool) and bool not in kinds:
-        return f"{where} is {value!r}, not a {kinds[0].__name__}"
-    if isinstance(value, kinds):
-        return None
-    return f"{where} is {value!r}, not a {kinds[0].__name__}"
 
 
 def _epoch(report: Mapping[str, Any], key: str, source: str) -> float:
@@ -412,26 +313,6 @@ def _leaves(report: Mapping[str, Any], source: str) -> list[dict[str, Any]]:
 # -- sections ---------------------------------------------------------------------------------
 
 
-def add_counts(items: Sequence[Mapping[str, Any]],
-                skip: Iterable[str] = ()) -> dict[str, Any]:
-    """Sum what is countable: integers add, maps of them add key by key.
-
-    Anything else (floats, strings) is left out: only counts merge without knowing what they
-    mean, and every derived figure is computed again by the caller.
-    """
-    skipped = set(skip)
-    merged: dict[str, Any] = {}
-    for key in dict.fromkeys(key for item in items for key in item):
-        if key in skipped:
-            continue
-        values = [item[key] for item in items if key in item]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            merged[key] = sum(values)
-        elif all(isinstance(v, Mapping) for v in values):
-            merged[key] = add_counts(values)
-    return merged
-
-
 def _histogram(sources: Sequence[tuple[str, str]]) -> HdrHistogram:
     """The sum of encoded histograms, each given with where it is from, for the message."""
     try:
@@ -539,7 +420,19 @@ def _merged_connect(reports: Sequence[Mapping[str, Any]],
                     sources: Sequence[str]) -> dict[str, Any]:
     histogram = _histogram([(report["connect"]["hdr"], f"{source}: connect.hdr")
                             for report, source in zip(reports, sources, strict=True)])
-    return {"handshake_ms": percentiles_ms(histogram), "hdr": histogram.encode().decode()}
+    merged: dict[str, Any] = {"handshake_ms": percentiles_ms(histogram),
+                              "hdr": histogram.encode().decode()}
+    phases: dict[str, Any] = {}
+    for name in CONNECT_PHASES:
+        parts = [(report["connect"]["phases"][name]["hdr"], f"{source}: connect.phases.{name}")
+                 for report, source in zip(reports, sources, strict=True)
+                 if name in (report["connect"].get("phases") or {})]
+        if parts:
+            phase = _histogram(parts)
+            phases[name] = {"ms": percentiles_ms(phase), "hdr": phase.encode().decode()}
+    if phases:
+        merged["phases"] = phases
+    return merged
 
 
 def _merged_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 It is rendered from the JSON report alone, so a report saved months ago renders the same way,
 and latency curves come from the stored HDR histograms rather than from a few percentiles.
 The charts are matplotlib figures saved as SVG and embedded inline: the file needs no
-network, no JavaScript and no files beside it. Reports are read tolerantly (a missing section
-shows as "n/a"), because an older or partial report is still worth looking at.
+network, no JavaScript and no files beside it. Reports are read through the report's typed
+classes (`check_report`): an older report lacks only optional sections, which the page leaves
+out, and a section its writer had to repair is named in a banner rather than drawn.
 
 matplotlib is imported only when a report is rendered: it takes about half a second to import,
 and neither a run nor the embedded CSMS process should pay that.
@@ -27,7 +28,16 @@ from hdrh.codec import HdrCookieException, HdrLengthException
 from hdrh.histogram import HdrHistogram
 
 from fleetsim.errors import ConfigError
-from fleetsim.metrics import new_histogram, percentiles_ms
+from fleetsim.metrics import CONNECT_PHASES, new_histogram, percentiles_ms
+from fleetsim.report._model import (
+    Generator,
+    Percentiles,
+    Ramp,
+    Report,
+    TimelineRow,
+    check_report,
+    readable,
+)
 from fleetsim.thresholds import parse_threshold
 
 if TYPE_CHECKING:
@@ -71,24 +81,13 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-# -- tolerant reading ------------------------------------------------------------------------
+# -- reading ---------------------------------------------------------------------------------
 
 
-def _obj(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _num(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    timeline = report.get("timeline")
-    if not isinstance(timeline, list):
-        return []
-    return [row for row in timeline if isinstance(row, dict) and _num(row.get("t")) is not None]
+def _typed(report: Report | Mapping[str, Any], name: str) -> Report:
+    """The typed report; JSON data is checked, less the optional sections its writer had to
+    repair (named in its `errors`, which the page shows)."""
+    return report if isinstance(report, Report) else check_report(readable(report), name)
 
 
 def _decode(encoded: object) -> HdrHistogram | None:
@@ -101,12 +100,12 @@ def _decode(encoded: object) -> HdrHistogram | None:
         return None
 
 
-def _merged(report: Mapping[str, Any], timing: str, action: str | None = None) -> HdrHistogram:
+def _merged(report: Report, timing: str, action: str | None = None) -> HdrHistogram:
     """One action's histogram, or all actions' added together (never averaged)."""
     merged = new_histogram()
-    for name, stats in _obj(report.get("calls")).items():
+    for name, stats in report.calls.items():
         if action is None or name == action:
-            histogram = _decode(_obj(_obj(stats).get("hdr")).get(timing))
+            histogram = _decode(getattr(stats.hdr, timing))
             if histogram is not None:
                 # a histogram of another layout does not fit ours: it is left out
                 with contextlib.suppress(*_DECODE_ERRORS):
@@ -139,7 +138,7 @@ class _Run:
     """One report on the page: the run itself, or the baseline drawn over it."""
 
     label: str
-    report: Mapping[str, Any]
+    report: Report
     line: str  # matplotlib line style: solid for the run, dashed for the baseline
 
 
@@ -218,14 +217,14 @@ def _percentile_chart(chart_id: str, title: str,
     return _svg(figure, chart_id)
 
 
-def _intervals(rows: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, dict[str, float]]]:
+def _intervals(rows: Sequence[TimelineRow]) -> list[tuple[float, float, dict[str, float]]]:
     """(start, end, counts) per timeline row, with short intervals folded into a neighbour."""
     merged: list[tuple[float, float, dict[str, float]]] = []
     start = 0.0
     carry = dict.fromkeys(_COUNTED, 0.0)
     for row in rows:
-        end = float(row["t"])
-        counts = {key: carry[key] + (_num(row.get(key)) or 0.0) for key in _COUNTED}
+        end = float(row.t)
+        counts = {key: carry[key] + getattr(row, key) for key in _COUNTED}
         if end - start >= _SHORT_INTERVAL_S:
             merged.append((start, end, counts))
             carry = dict.fromkeys(_COUNTED, 0.0)
@@ -236,18 +235,18 @@ def _intervals(rows: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, di
             start = end
         else:
             carry = counts  # nothing before it yet: it joins the next row
-    if carry != dict.fromkeys(_COUNTED, 0.0) and rows and float(rows[-1]["t"]) > start:
-        merged.append((start, float(rows[-1]["t"]), carry))
+    if carry != dict.fromkeys(_COUNTED, 0.0) and rows and float(rows[-1].t) > start:
+        merged.append((start, float(rows[-1].t), carry))
     return merged
 
 
-def _saturated_spans(axes: Axes, rows: Sequence[Mapping[str, Any]], *, label: bool) -> None:
+def _saturated_spans(axes: Axes, rows: Sequence[TimelineRow], *, label: bool) -> None:
     """Shade the saturated seconds, a run of them as one span (an hour has 3600 rows)."""
     spans: list[tuple[float, float]] = []
     start = 0.0
     for row in rows:
-        end = float(row["t"])
-        if row.get("saturated") is True:
+        end = float(row.t)
+        if row.saturated:
             if spans and spans[-1][1] == start:
                 spans[-1] = (spans[-1][0], end)
             else:
@@ -260,7 +259,7 @@ def _saturated_spans(axes: Axes, rows: Sequence[Mapping[str, Any]], *, label: bo
 
 def _timeline_chart(runs: Sequence[_Run]) -> str | None:
     """Connected chargers, calls/s, errors/s and p99 per second, the runs overlaid."""
-    timelines = [(run, _rows(run.report)) for run in runs]
+    timelines = [(run, run.report.timeline) for run in runs]
     if not any(rows for _, rows in timelines):
         return None
     figure = _new_figure(9, 8)
@@ -269,8 +268,8 @@ def _timeline_chart(runs: Sequence[_Run]) -> str | None:
         if not rows:
             continue
         colour = _SERVICE if index == 0 else _RESPONSE
-        ts = [float(row["t"]) for row in rows]
-        connected.plot(ts, [_num(row.get("connected")) or 0 for row in rows], color=colour,
+        ts = [float(row.t) for row in rows]
+        connected.plot(ts, [row.connected for row in rows], color=colour,
                        linestyle=run.line, label=run.label)
         spans = _intervals(rows)
         ends = [end for _, end, _ in spans]
@@ -279,7 +278,7 @@ def _timeline_chart(runs: Sequence[_Run]) -> str | None:
         errors.plot(ends, [c["errors"] / (end - start) for start, end, c in spans],
                     color=colour, linestyle=run.line, label=run.label)
         # a second with no answers has no p99: a gap, not a reassuring zero
-        p99.plot(ts, [(_num(row.get("p99_ms")) or math.nan) for row in rows], color=colour,
+        p99.plot(ts, [row.p99_ms or math.nan for row in rows], color=colour,
                  linestyle=run.line, label=run.label,
                  marker="." if len(rows) <= _DOTS_UP_TO else None, markersize=3)
         if index == 0:
@@ -299,18 +298,18 @@ def _timeline_chart(runs: Sequence[_Run]) -> str | None:
 
 def _generator_chart(runs: Sequence[_Run]) -> str | None:
     """The generator's CPU share and event-loop lag per second: is fleetsim itself the limit?"""
-    timelines = [(run, _rows(run.report)) for run in runs]
+    timelines = [(run, run.report.timeline) for run in runs]
     if not any(rows for _, rows in timelines):
         return None
     figure = _new_figure(9, 3.6)
     cpu, lag = figure.subplots(2, 1, sharex=True)
     for index, (run, rows) in enumerate(timelines):
         colour = _SERVICE if index == 0 else _RESPONSE
-        ts = [float(row["t"]) for row in rows]
-        shares = [_num(row.get("cpu")) for row in rows]
+        ts = [float(row.t) for row in rows]
+        shares = [row.cpu for row in rows]
         cpu.plot(ts, [math.nan if s is None else s * 100 for s in shares], color=colour,
                  linestyle=run.line, label=run.label)
-        lag.plot(ts, [_num(row.get("loop_lag_ms")) or 0.0 for row in rows], color=colour,
+        lag.plot(ts, [row.loop_lag_ms for row in rows], color=colour,
                  linestyle=run.line, label=run.label)
         if index == 0:
             for axes in (cpu, lag):
@@ -327,58 +326,45 @@ def _generator_chart(runs: Sequence[_Run]) -> str | None:
     return _svg(figure, "generator")
 
 
-def _ramp_steps(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    steps = _obj(report.get("ramp")).get("steps")
-    if not isinstance(steps, list):
-        return []
-    return [step for step in steps
-            if isinstance(step, dict) and _num(step.get("chargers")) is not None]
-
-
-def _latency_limits(ramp: Mapping[str, Any], stat: str) -> list[tuple[str, float]]:
+def _latency_limits(ramp: Ramp, stat: str) -> list[tuple[str, float]]:
     """The ramp's SLOs on all actions' response `stat`, as (rule, limit in ms)."""
     limits = []
-    plan = _obj(ramp.get("plan"))
-    for text in plan.get("slos", ()) if isinstance(plan.get("slos"), list) else ():
+    for text in ramp.plan.slos:
         with contextlib.suppress(ConfigError):  # an unreadable rule is simply not drawn
-            rule = parse_threshold(str(text))
+            rule = parse_threshold(text)
             if (rule.kind == "latency" and rule.action is None and rule.timing == "response"
                     and rule.stat == stat):
                 limits.append((rule.text, rule.limit))
     return limits
 
 
-def _ramp_chart(report: Mapping[str, Any]) -> str | None:
+def _ramp_chart(ramp: Ramp) -> str | None:
     """Fleet size against p99 response time and calls/s per step, the knee marked."""
-    steps = _ramp_steps(report)
+    steps = ramp.steps
     if not steps:
         return None
-    ramp = _obj(report.get("ramp"))
     figure = _new_figure(9, 4.2)
     latency = figure.subplots()
     rate = latency.twinx()
     rate.spines["right"].set_visible(True)
     rate.grid(False)  # the latency axis draws the grid
-    sizes = [float(step["chargers"]) for step in steps]
-    p99 = [_num(step.get("p99_ms")) for step in steps]
-    latency.plot(sizes, [math.nan if v is None else v for v in p99], color=_RESPONSE,
-                 marker="o", label="response p99 (ms)")
-    rate.plot(sizes, [_num(step.get("calls_per_s")) or 0.0 for step in steps], color=_SERVICE,
+    sizes = [float(step.chargers) for step in steps]
+    p99 = [float(step.p99_ms) for step in steps]
+    latency.plot(sizes, p99, color=_RESPONSE, marker="o", label="response p99 (ms)")
+    rate.plot(sizes, [float(step.calls_per_s) for step in steps], color=_SERVICE,
               marker="s", linestyle="--", label="answered calls/s")
     for index, step in enumerate(steps):
         value = p99[index]
-        if value is None:
-            continue
-        if step.get("held") is False:
+        if not step.held:
             latency.plot([sizes[index]], [value], marker="X", markersize=11, color=_SATURATED,
                          linestyle="none", label="broke an SLO")
-        if step.get("saturated") is True:
+        if step.saturated:
             latency.plot([sizes[index]], [value], marker="o", markersize=15, color=_SATURATED,
                          fillstyle="none", linestyle="none", label="generator saturated")
     for text, limit in _latency_limits(ramp, "p99"):
         latency.axhline(limit, color=_SATURATED, linewidth=0.8, linestyle=":", label=f"SLO {text}")
-    knee = _num(ramp.get("knee"))
-    if knee is not None:
+    if ramp.knee is not None:
+        knee = float(ramp.knee)
         latency.axvline(knee, color="#2ca02c", linewidth=1.2, label=f"knee: {knee:,.0f} chargers")
     latency.set_xlabel("fleet size (chargers)")
     latency.set_ylabel("response p99 of the hold (ms)")
@@ -404,9 +390,8 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value < 100 else f"{value:,.0f}"
 
 
-def _count(value: object) -> str:
-    number = _num(value)
-    return "n/a" if number is None else f"{number:,.0f}"
+def _count(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") -> str:
@@ -454,15 +439,16 @@ _HEADLINES: Final = (
 )
 
 
-def _headline_figures(report: Mapping[str, Any]) -> dict[str, float | None]:
+def _headline_figures(report: Report) -> dict[str, float | None]:
     """The figures of the summary table, latencies from the merged stored histograms."""
-    chargers, totals = _obj(report.get("chargers")), _obj(report.get("totals"))
-    figures = {key: _num(chargers.get(key)) for key in ("target", "connected_peak", "booted")}
-    figures |= {key: _num(totals.get(key))
+    chargers, totals = report.chargers, report.totals
+    figures: dict[str, float | None] = {
+        key: float(getattr(chargers, key)) for key in ("target", "connected_peak", "booted")}
+    figures |= {key: float(getattr(totals, key))
                 for key in ("sent", "ok", "errors", "error_rate", "throughput_cps")}
-    figures["duration_s"] = _num(report.get("duration_s"))
+    figures["duration_s"] = float(report.duration_s)
     histograms = {"service": _merged(report, "service"), "response": _merged(report, "response"),
-                  "handshake": _decode(_obj(report.get("connect")).get("hdr"))}
+                  "handshake": _decode(report.connect.hdr)}
     for name, histogram in histograms.items():
         if histogram is not None and histogram.get_total_count():
             figures |= {f"{name}.{stat}": value
@@ -499,27 +485,25 @@ def _headline(runs: Sequence[_Run]) -> str:
     return _table(head, rows)
 
 
-def _banners(report: Mapping[str, Any]) -> list[str]:
+def _banners(report: Report) -> list[str]:
     out = []
-    outcome = _obj(report.get("outcome"))
-    if outcome.get("reason"):
-        out.append(f'<div class="banner bad">Run stopped ({_e(outcome.get("stopped_by"))}): '
-                   f'{_e(outcome["reason"])}</div>')
-    saturated = _num(_obj(report.get("generator")).get("saturated_seconds"))
+    outcome = report.outcome
+    if outcome.reason:
+        out.append(f'<div class="banner bad">Run stopped ({_e(outcome.stopped_by)}): '
+                   f'{_e(outcome.reason)}</div>')
+    saturated = report.generator.saturated_seconds
     if saturated:
         out.append(
             f'<div class="banner warn"><b>fleetsim itself was saturated for {saturated:.0f} s'
             "</b> (CPU &ge; 90% of a core or event-loop lag &ge; 50 ms). Latencies in those "
             "seconds (shaded in the charts) include the generator's own delay: use fewer "
             "chargers per process or a slower ramp.</div>")
-    listed = report.get("errors")
-    for error in listed if isinstance(listed, list) else ():
-        error = _obj(error)
-        part = f" (from {_e(error['part'])})" if error.get("part") else ""
+    for error in report.errors or ():
+        part = f" (from {_e(error.part)})" if error.part else ""
         out.append(f'<div class="banner bad">The report section '
-                   f"<b>{_e(error.get('section'))}</b>{part} could not be serialised "
-                   f"({_e(error.get('error'))}): {_e(error.get('repair'))}.</div>")
-    internal = _obj(_obj(report.get("chargers")).get("internal_errors"))
+                   f"<b>{_e(error.section)}</b>{part} could not be serialised "
+                   f"({_e(error.error)}): {_e(error.repair)}.</div>")
+    internal = report.chargers.internal_errors
     if internal:
         kinds = ", ".join(f"{_e(kind)} &times;{_count(n)}" for kind, n in internal.items())
         out.append(f'<div class="banner bad">Internal errors (a fleetsim bug; please report '
@@ -527,47 +511,43 @@ def _banners(report: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _baseline_banners(report: Mapping[str, Any], baseline: Mapping[str, Any]) -> list[str]:
+def _baseline_banners(report: Report, baseline: Report) -> list[str]:
     """Differences that make an overlay misleading, as `fleetsim compare` warns of them."""
     out = []
-    fleets = [_obj(r.get("chargers")).get("target") for r in (report, baseline)]
+    fleets = [r.chargers.target for r in (report, baseline)]
     if fleets[0] != fleets[1]:
         out.append(f'<div class="banner warn">The baseline ran a different fleet: '
                    f"{_e(fleets[1])} chargers against this run's {_e(fleets[0])}.</div>")
-    schemas = [r.get("schema") for r in (report, baseline)]
+    schemas = [r.schema for r in (report, baseline)]
     if schemas[0] != schemas[1]:
         out.append(f'<div class="banner warn">The reports have different schemas: '
                    f"{_e(schemas[0])} and, for the baseline, {_e(schemas[1])}.</div>")
     return out
 
 
-def _thresholds(report: Mapping[str, Any]) -> str:
-    listed = report.get("thresholds")
-    verdicts = [v for v in listed if isinstance(v, dict)] if isinstance(listed, list) else []
+def _thresholds(report: Report) -> str:
+    verdicts = report.thresholds or []
     if not verdicts:
         return '<p class="none">No thresholds were set for this run.</p>'
-    failed = sum(v.get("ok") is not True for v in verdicts)
+    failed = sum(not v.ok for v in verdicts)
     if failed:
         banner = (f'<div class="banner bad">{failed} of {len(verdicts)} thresholds failed.'
                   "</div>")
     else:
         banner = f'<div class="banner good">All {len(verdicts)} thresholds held.</div>'
 
-    def show(value: object, unit: str) -> str:
-        number = _num(value)
+    def show(number: float | None, unit: str) -> str:
         if number is None:
             return "no samples"
         return f"{number * 100:.4g}%" if unit == "ratio" else f"{number:.6g} {unit}"
 
     rows = []
     for verdict in verdicts:
-        ok = verdict.get("ok") is True
-        unit = str(verdict.get("unit", ""))
         rows.append([
-            '<span class="pass">&#10003; pass</span>' if ok
+            '<span class="pass">&#10003; pass</span>' if verdict.ok
             else '<span class="fail">&#10007; fail</span>',
-            _e(verdict.get("threshold", "?")), _e(show(verdict.get("value"), unit)),
-            _e(show(verdict.get("limit"), unit)),
+            _e(verdict.threshold), _e(show(verdict.value, verdict.unit)),
+            _e(show(verdict.limit, verdict.unit)),
         ])
     return banner + _table(["verdict", "rule", "measured", "limit"], rows, "thresholds")
 
@@ -576,39 +556,34 @@ def _seconds(value: float | None) -> str:
     return "n/a" if value is None else f"{value:g} s"
 
 
-def _ramp(report: Mapping[str, Any]) -> str:
-    ramp = _obj(report.get("ramp"))
-    knee, limit = _num(ramp.get("knee")), ramp.get("limit")
+def _ramp(ramp: Ramp) -> str:
+    knee, limit = None if ramp.knee is None else float(ramp.knee), ramp.limit
     css = "warn" if limit == "generator" else "bad" if knee is None else "good"
     headline = "No knee" if knee is None else f"Knee: {knee:,.0f} chargers"
     out = [f'<div class="banner {css}"><b>{_e(headline)}.</b> '
-           f'{_e(ramp.get("verdict", ""))}</div>']
-    plan = _obj(ramp.get("plan"))
-    slos = plan.get("slos")
-    rules = ", ".join(str(rule) for rule in slos) if isinstance(slos, list) and slos else "none"
-    out.append(f"<p>From {_count(plan.get('start'))} chargers, {_count(plan.get('step'))} more "
-               f"a step up to {_count(plan.get('max'))}; each step held "
-               f"{_e(_seconds(_num(plan.get('every_s'))))} once its chargers had booted, "
+           f'{_e(ramp.verdict)}</div>']
+    plan = ramp.plan
+    rules = ", ".join(plan.slos) or "none"
+    out.append(f"<p>From {_count(plan.start)} chargers, {_count(plan.step)} more "
+               f"a step up to {_count(plan.max)}; each step held "
+               f"{_e(_seconds(plan.every_s))} once its chargers had booted, "
                f"and judged on its hold alone. SLOs: {_e(rules)}.</p>")
-    out.append(_figure_or_note(_ramp_chart(report), "No step finished: nothing to plot."))
+    out.append(_figure_or_note(_ramp_chart(ramp), "No step finished: nothing to plot."))
     rows = []
-    for step in _ramp_steps(report):
-        cpu = _num(step.get("cpu_share"))
-        verdicts = [v for v in step.get("slos", ()) if isinstance(v, dict)]
-        failed = ", ".join(str(v.get("threshold")) for v in verdicts if v.get("ok") is not True)
-        if step.get("held") is True:
+    for step in ramp.steps:
+        cpu = step.cpu_share
+        failed = ", ".join(v.threshold for v in step.slos if not v.ok)
+        if step.held:
             verdict = '<span class="pass">&#10003; held</span>'
         else:
             why = failed or "its chargers did not all boot in time"
             verdict = f'<span class="fail">&#10007; {_e(why)}</span>'
-        if step.get("saturated") is True:
+        if step.saturated:
             verdict += " (generator saturated)"
-        rate = _num(step.get("error_rate"))
-        rows.append([_count(step.get("step")), _count(step.get("chargers")),
-                     _e(_fixed(1)(_num(step.get("duration_s")))),
-                     _e(_fixed(1)(_num(step.get("calls_per_s")))),
-                     _e(_fixed(1)(_num(step.get("sent_per_s")))),
-                     _ms(_num(step.get("p50_ms"))), _ms(_num(step.get("p99_ms"))),
+        rate = step.error_rate
+        rows.append([_count(step.step), _count(step.chargers),
+                     _e(_fixed(1)(step.duration_s)), _e(_fixed(1)(step.calls_per_s)),
+                     _e(_fixed(1)(step.sent_per_s)), _ms(step.p50_ms), _ms(step.p99_ms),
                      "n/a" if rate is None else f"{rate * 100:.2f}%",
                      "n/a" if cpu is None else f"{cpu * 100:.0f}%", verdict])
     out.append(_table(["step", "chargers", "hold (s)", "answered/s", "sent/s", "p50 (ms)",
@@ -618,20 +593,16 @@ def _ramp(report: Mapping[str, Any]) -> str:
 
 def _generator(runs: Sequence[_Run]) -> str:
     head = ["", *(_e(run.label) for run in runs)]
-    figures = [_obj(run.report.get("generator")) for run in runs]
+    figures = [run.report.generator for run in runs]
 
-    def lag(generator: Mapping[str, Any], stat: str) -> str:
-        return _ms(_num(_obj(generator.get("loop_lag_ms")).get(stat)))
-
-    def cpu(generator: Mapping[str, Any]) -> str:
-        share = _num(generator.get("cpu_share"))
-        return "n/a" if share is None else f"{share * 100:.0f}% of a core"
+    def cpu(generator: Generator) -> str:
+        return f"{generator.cpu_share * 100:.0f}% of a core"
 
     rows = [
         ["CPU", *(_e(cpu(g)) for g in figures)],
-        ["event-loop lag p99 (ms)", *(lag(g, "p99") for g in figures)],
-        ["event-loop lag max (ms)", *(lag(g, "max") for g in figures)],
-        ["saturated seconds", *(_count(g.get("saturated_seconds")) for g in figures)],
+        ["event-loop lag p99 (ms)", *(_ms(g.loop_lag_ms.p99) for g in figures)],
+        ["event-loop lag max (ms)", *(_ms(g.loop_lag_ms.max) for g in figures)],
+        ["saturated seconds", *(_count(g.saturated_seconds) for g in figures)],
     ]
     return (_table(head, rows) + _figure_or_note(
         _generator_chart(runs), "No timeline in this report: nothing to plot over time."))
@@ -642,19 +613,17 @@ def _action_table(runs: Sequence[_Run], action: str) -> str:
             "service p50 / p99 / p99.9 / max (ms)", "response p50 / p99 / p99.9 / max (ms)"]
     rows = []
     for run in runs:
-        stats = _obj(_obj(run.report.get("calls")).get(action))
-        if not stats:
+        stats = run.report.calls.get(action)
+        if stats is None:
             continue
-        callerrors = sum(n for n in _obj(stats.get("callerror")).values() if _num(n) is not None)
 
-        def figures(key: str, stats: Mapping[str, Any] = stats) -> str:
-            ms = _obj(stats.get(key))
-            return " / ".join(_ms(_num(ms.get(stat))) for stat in ("p50", "p99", "p99_9", "max"))
+        def figures(ms: Percentiles) -> str:
+            return " / ".join(_ms(value) for value in (ms.p50, ms.p99, ms.p99_9, ms.max))
 
-        rows.append([_e(run.label), _count(stats.get("sent")), _count(stats.get("ok")),
-                     _count(callerrors), _count(stats.get("timeout")),
-                     _count(stats.get("in_flight")), figures("service_ms"),
-                     figures("response_ms")])
+        rows.append([_e(run.label), _count(stats.sent), _count(stats.ok),
+                     _count(sum(stats.callerror.values())), _count(stats.timeout),
+                     _count(stats.in_flight), figures(stats.service_ms),
+                     figures(stats.response_ms)])
     return _table(head, rows)
 
 
@@ -670,7 +639,7 @@ def _latency_series(runs: Sequence[_Run], action: str | None
 
 
 def _latencies(runs: Sequence[_Run]) -> str:
-    actions = sorted({name for run in runs for name in _obj(run.report.get("calls"))})
+    actions = sorted({name for run in runs for name in run.report.calls})
     if not actions:
         return '<p class="none">No calls in this report: there is no latency to plot.</p>'
     out = ["<p>Each curve is the whole latency distribution from the stored HDR histogram. "
@@ -693,23 +662,28 @@ def _latencies(runs: Sequence[_Run]) -> str:
 
 def _connect(runs: Sequence[_Run]) -> str:
     head = ["", *(_e(run.label) for run in runs)]
-    chargers = [_obj(run.report.get("chargers")) for run in runs]
-    handshakes = [_obj(_obj(run.report.get("connect")).get("handshake_ms")) for run in runs]
+    chargers = [run.report.chargers for run in runs]
+    handshakes = [run.report.connect.handshake_ms for run in runs]
     rows = [
-        ["connect attempts", *(_count(c.get("connect_attempts")) for c in chargers)],
-        ["connect failures", *(_count(sum(v for v in _obj(c.get("connect_failures")).values()
-                                          if _num(v) is not None)) for c in chargers)],
-        ["reconnects", *(_count(c.get("reconnects")) for c in chargers)],
-        ["disconnects (abnormal)", *(f"{_count(c.get('disconnects'))} "
-                                     f"({_count(c.get('disconnects_abnormal'))})"
+        ["connect attempts", *(_count(c.connect_attempts) for c in chargers)],
+        ["connect failures", *(_count(sum(c.connect_failures.values())) for c in chargers)],
+        ["reconnects", *(_count(c.reconnects) for c in chargers)],
+        ["disconnects (abnormal)", *(f"{_count(c.disconnects)} "
+                                     f"({_count(c.disconnects_abnormal)})"
                                      for c in chargers)],
         *([f"handshake {stat.replace('_', '.')} (ms)",
-           *(_ms(_num(h.get(stat))) for h in handshakes)]
+           *(_ms(getattr(h, stat)) for h in handshakes)]
           for stat in ("p50", "p99", "p99_9", "max")),
+        *([f"{name} p50 / p99 (ms)", *(
+            f"{_ms(phase.ms.p50)} / {_ms(phase.ms.p99)}" if (phase := (
+                run.report.connect.phases or {}).get(name)) is not None else "–"
+            for run in runs)]
+          for name in CONNECT_PHASES
+          if any(name in (run.report.connect.phases or {}) for run in runs)),
     ]
     series = []
     for index, run in enumerate(runs):
-        histogram = _decode(_obj(run.report.get("connect")).get("hdr"))
+        histogram = _decode(run.report.connect.hdr)
         if histogram is not None:
             series.append((f"handshake ({run.label})" if index else "handshake",
                            _SERVICE if index == 0 else _RESPONSE, run.line, histogram))
@@ -719,37 +693,35 @@ def _connect(runs: Sequence[_Run]) -> str:
         "No completed handshakes: no connect latency to plot.")
 
 
-def _error_counts(report: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+def _error_counts(report: Report) -> dict[tuple[str, str], float]:
     """(where, what) -> count, for every kind of failure the report records."""
     counts: dict[tuple[str, str], float] = {}
 
-    def add(where: str, what: str, value: object) -> None:
-        number = _num(value)
+    def add(where: str, what: str, number: float | None) -> None:
         if number:
             counts[(where, what)] = counts.get((where, what), 0.0) + number
 
-    for action, raw in _obj(report.get("calls")).items():
-        stats = _obj(raw)
-        for code, n in _obj(stats.get("callerror")).items():
+    for action, stats in report.calls.items():
+        for code, n in stats.callerror.items():
             add(action, f"CALLERROR {code}", n)
-        add(action, "timeout", stats.get("timeout"))
-        add(action, "of which the connection dropped", stats.get("lost_on_disconnect"))
-        add(action, "late answer (discarded)", stats.get("late"))
-        add(action, "in flight at shutdown", stats.get("in_flight"))
-    chargers = _obj(report.get("chargers"))
-    for reason, n in _obj(chargers.get("connect_failures")).items():
+        add(action, "timeout", stats.timeout)
+        add(action, "of which the connection dropped", stats.lost_on_disconnect)
+        add(action, "late answer (discarded)", stats.late)
+        add(action, "in flight at shutdown", stats.in_flight)
+    chargers = report.chargers
+    for reason, n in chargers.connect_failures.items():
         add("connect", f"failed: {reason}", n)
-    add("connection", "abnormal disconnect", chargers.get("disconnects_abnormal"))
-    add("connection", "CSMS stopped reading (send stall)", chargers.get("send_stalls"))
-    add("connection", "CSMS stopped answering (no pong)", chargers.get("ping_timeouts"))
-    for kind, n in _obj(report.get("bad_frames")).items():
+    add("connection", "abnormal disconnect", chargers.disconnects_abnormal)
+    add("connection", "CSMS stopped reading (send stall)", chargers.send_stalls)
+    add("connection", "CSMS stopped answering (no pong)", chargers.ping_timeouts)
+    for kind, n in report.bad_frames.items():
         add("frames from the CSMS", f"bad frame: {kind}", n)
-    for action, raw in _obj(report.get("csms_calls")).items():
-        for code, n in _obj(_obj(raw).get("callerror_sent")).items():
+    for action, answers in report.csms_calls.items():
+        for code, n in answers.callerror_sent.items():
             add(f"{action} (from the CSMS)", f"CALLERROR sent {code}", n)
         add(f"{action} (from the CSMS)", "unanswered (its delayed answer was cut off)",
-            _obj(raw).get("unanswered"))
-    for kind, n in _obj(chargers.get("internal_errors")).items():
+            answers.unanswered)
+    for kind, n in chargers.internal_errors.items():
         add("fleetsim", f"internal error: {kind}", n)
     return counts
 
@@ -765,18 +737,16 @@ def _errors(runs: Sequence[_Run]) -> str:
     return _table(head, rows, "errors")
 
 
-def _csms_calls(report: Mapping[str, Any]) -> str:
-    calls = _obj(report.get("csms_calls"))
+def _csms_calls(report: Report) -> str:
+    calls = report.csms_calls
     if not calls:
         return '<p class="none">The CSMS sent no calls to the chargers.</p>'
     rows = []
-    for action, raw in calls.items():
-        stats = _obj(raw)
-        answer = _obj(stats.get("answer_ms"))
-        errors = sum(n for n in _obj(stats.get("callerror_sent")).values() if _num(n) is not None)
-        rows.append([_e(action), _count(stats.get("received")), _count(stats.get("answered")),
-                     _count(errors), _count(stats.get("unanswered", 0)),
-                     f"{_ms(_num(answer.get('p50')))} / {_ms(_num(answer.get('p99')))}"])
+    for action, stats in calls.items():
+        answer = stats.answer_ms
+        rows.append([_e(action), _count(stats.received), _count(stats.answered),
+                     _count(sum(stats.callerror_sent.values())), _count(stats.unanswered or 0),
+                     f"{_ms(answer.p50)} / {_ms(answer.p99)}"])
     return ("<p>How fast the chargers answered the CSMS, from reading its CALL to writing the "
             "answer: a harness that falls behind under load shows it here.</p>"
             + _table(["action", "received", "answered", "CALLERROR", "unanswered",
@@ -785,27 +755,28 @@ def _csms_calls(report: Mapping[str, Any]) -> str:
 
 def _describe(run: _Run) -> str:
     report = run.report
-    target = _obj(report.get("target"))
-    where = "embedded CSMS" if target.get("embedded") else "target"
-    versions = target.get("ocpp")
-    ocpp = ", ".join(str(v) for v in versions) if isinstance(versions, list) else "?"
-    return (f"<b>{_e(run.label)}</b>: fleetsim {_e(report.get('fleetsim_version', '?'))}, "
-            f"{_e(report.get('started_at', '?'))} to {_e(report.get('ended_at', '?'))}, "
-            f"OCPP {_e(ocpp)} over {_e(target.get('transport', '?'))} against "
-            f"{_e(target.get('url', '?'))} ({where})")
+    target = report.target
+    where = "embedded CSMS" if target.embedded else "target"
+    return (f"<b>{_e(run.label)}</b>: fleetsim {_e(report.fleetsim_version)}, "
+            f"{_e(report.started_at)} to {_e(report.ended_at)}, "
+            f"OCPP {_e(', '.join(target.ocpp))} over {_e(target.transport)} against "
+            f"{_e(target.url)} ({where})")
 
 
-def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
-    """The report as one self-contained HTML page; with a baseline, its charts overlay both."""
+def render_html(report: Report | Mapping[str, Any],
+                baseline: Report | Mapping[str, Any] | None = None) -> str:
+    """The report as one self-contained HTML page; with a baseline, its charts overlay both.
+    Reports given as JSON data are checked first (`check_report`)."""
+    report = _typed(report, "report")
     runs = [_Run("run", report, "-")]
     if baseline is not None:
+        baseline = _typed(baseline, "baseline")
         runs.append(_Run("baseline", baseline, "--"))
-    chargers = _obj(report.get("chargers")).get("target", "?")
-    title = f"fleetsim report: {chargers} chargers, {report.get('started_at', '?')}"
+    title = f"fleetsim report: {report.chargers.target} chargers, {report.started_at}"
     with _style():
         sections = [
             ("summary", "Summary", _headline(runs)),
-            *([("ramp", "Capacity ramp", _ramp(report))] if _obj(report.get("ramp")) else []),
+            *([("ramp", "Capacity ramp", _ramp(report.ramp))] if report.ramp else []),
             ("thresholds", "Thresholds", _thresholds(report)),
             ("timeline", "Over time", _figure_or_note(
                 _timeline_chart(runs), "No timeline in this report: nothing to plot over time.")),
@@ -815,7 +786,7 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
             ("csms-calls", "Calls from the CSMS", _csms_calls(report)),
             ("generator", "The generator itself", _generator(runs)),
         ]
-    config = json.dumps(report.get("config", {}), indent=2, sort_keys=True, default=str)
+    config = json.dumps(report.config, indent=2, sort_keys=True, default=str)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -836,8 +807,8 @@ def render_html(report: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     return "\n".join(out) + "\n"
 
 
-def write_html(report: Mapping[str, Any], path: Path | str,
-               baseline: Mapping[str, Any] | None = None) -> None:
+def write_html(report: Report | Mapping[str, Any], path: Path | str,
+               baseline: Report | Mapping[str, Any] | None = None) -> None:
     """Render the report (over a baseline, if given) and write it, creating folders."""
     page = render_html(report, baseline)
     path = Path(path)

@@ -1,10 +1,10 @@
 """Answers to CSMS-initiated OCPP 2.0.1 CALLs that act on the charging station itself.
 
-Like `commands.py` for 1.6: each payload is first held against its shape (`shapes.py`; a
+Like `answers_16.py` for 1.6: each payload is first held against its shape (`shapes.py`; a
 `Violation` becomes a CALLERROR and changes nothing), then the handler asks the `ChargerCore` to
 act and returns the CALLRESULT payload. The device
 model's own calls (GetVariables, SetVariables, GetBaseReport, GetReport) come from
-`commands201.py`; what they change (heartbeat, sampling intervals) is applied here.
+`answers_201_variables.py`; what they change (heartbeat, sampling intervals) is applied here.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from fleetsim.charger import commands201
-from fleetsim.charger.commands import checked, composite_schedule, date_field
+from fleetsim.charger import answers_201_variables
+from fleetsim.charger.answers_16 import checked, composite_schedule, date_field
 from fleetsim.charger.device_model import (
     ALIGNED_INTERVAL,
     AUTHORIZE_REMOTE_START,
@@ -47,7 +47,7 @@ def _model(core: ChargerCore) -> DeviceModel:
 
 def _device(action: str) -> Handler:
     """A device-model call: answer, queue its NotifyReports, apply what changed."""
-    command = commands201.COMMANDS[action]
+    command = answers_201_variables.COMMANDS[action]
 
     def handle(core: ChargerCore, payload: dict[str, Any], now: float) -> dict[str, Any]:
         model = _model(core)
@@ -280,7 +280,8 @@ def _refuse(answer: dict[str, Any]) -> Handler:
 
 Handler = Callable[["ChargerCore", dict[str, Any], float], dict[str, Any]]
 HANDLERS: Final[dict[str, Handler]] = {
-    **{action: _device(action) for action in commands201.COMMANDS},  # they check their own
+    # the device model's answers check their own payloads
+    **{action: _device(action) for action in answers_201_variables.COMMANDS},
     **checked(REQUESTS_201, {
         "CancelReservation": cancel_reservation,
         "ChangeAvailability": change_availability,

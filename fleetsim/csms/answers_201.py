@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any, Final
 
-from fleetsim.csms.handlers import CsmsStats
+from fleetsim.csms.answers_16 import CsmsStats
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import Call, CallError, CallResult
 from fleetsim.ocpp.v201 import CHARGER_ACTIONS, CSMS_ACTIONS, SUBPROTOCOL, as_v201_error
