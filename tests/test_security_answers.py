@@ -20,6 +20,7 @@ from fleetsim.charger.certificates import hash_data
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.charger.security_answers import COMMANDS_16, HANDLERS_201
 from fleetsim.csms.commands_16 import MIX
+from fleetsim.csms.commands_201 import pick_command_201
 from fleetsim.csms.security_commands import MIX_16, MIX_16_SECURITY, pick_security_command
 from fleetsim.csms.signing import sign_csr
 from fleetsim.ocpp import v16, v16_security, v201
@@ -300,3 +301,15 @@ def test_every_security_command_the_embedded_csms_sends_validates_and_is_answere
     assert answers["CertificateSigned"] == {"Rejected"}  # a key the charger never made
     assert MIX_16 == {**MIX, **MIX_16_SECURITY}
     _all_valid(link)
+
+
+def test_the_2_0_1_mix_asks_for_renewals_too() -> None:
+    rng = random.Random(4)
+    payloads = [pick_command_201(rng, (), 0.0, action="TriggerMessage")[1] for _ in range(200)]
+    renewal = {"requestedMessage": "SignChargingStationCertificate"}
+    assert renewal in payloads
+    validator_201("TriggerMessageRequest").validate(renewal)
+    link = _booted(IDLE_201)
+    assert _ask(link, "TriggerMessage", renewal) == {"status": "Accepted"}
+    assert len(_calls(link, "SignCertificate")) == 1
+    _all_valid(link)  # the CSMS, without a CA here, answers Rejected
