@@ -501,6 +501,9 @@ def _show(result: RunResult, options: dict[str, Any]) -> None:
 @click.option("--client-ca", type=click.Path(dir_okay=False),
               help="Require a client certificate signed by this CA whose CN is the charger ID "
                    "(profile 3): a bad one fails the TLS handshake, a CN mismatch gets HTTP 401.")
+@click.option("--ca-key", type=click.Path(dir_okay=False),
+              help="The --client-ca's key: sign the CSRs of chargers renewing their "
+                   "certificate (SignCertificate, then CertificateSigned).")
 @click.option("--stats-every", default="10s", show_default=True,
               help="How often to print counts.")
 @_csms_options
@@ -512,7 +515,7 @@ def csms(**options: Any) -> None:
         delay=parse_delay(options["delay_ms"]), boot_status=options["boot_status"],
         password=options["password"], passwords_file=options["passwords_file"],
         cert_file=options["cert_file"], key_file=options["key_file"] or options["cert_file"],
-        client_ca=options["client_ca"],
+        client_ca=options["client_ca"], ca_key=options["ca_key"],
         commands_per_s=parse_rate(options["commands"], "commands"),
         capacity_per_s=parse_rate(options["capacity"], "capacity"),
     )

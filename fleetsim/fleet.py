@@ -374,8 +374,14 @@ class Fleet:
         connection stayed up `_SETTLED_S`. Only that resets the back-off: a CSMS that accepts
         the handshake and then drops must not be retried at the shortest wait forever."""
         started = trio.current_time()
+        security = core.security
         try:
-            ssl_context = self._credentials.ssl_context(core.charger_id)
+            if security is None:
+                ssl_context = self._credentials.ssl_context(core.charger_id)
+            else:  # what the CSMS gave it: a renewed certificate, a new password
+                ssl_context = self._credentials.ssl_context(core.charger_id,
+                                                            security.client_pair)
+                headers = self._credentials.headers(core.charger_id, security.password)
         except ConfigError:  # its certificate went away since the start
             self.metrics.connect_failed("client_cert")
             return False
@@ -420,6 +426,9 @@ class Fleet:
             if ending == "drained":
                 clean = shutdown = True
                 core.finish()
+            elif ending == "reset" and core.reconnecting:  # new credentials: no reboot
+                clean = True
+                core.disconnected(trio.current_time())
             elif ending == "reset":  # the CSMS asked for a Reset: reconnect, boot again
                 clean = True
                 self.metrics.resets += 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import os
 import secrets
 import ssl
 import tempfile
@@ -126,6 +127,7 @@ class Credentials:
         self._secure = url.startswith("wss://")
         self._context = ssl_context_for(url, ca_file, insecure)
         self._ca_data: str | None = None
+        self._ca_file = ca_file
         self._insecure = insecure
         if client_cert is None:
             return
@@ -161,22 +163,25 @@ class Credentials:
                 raise ConfigError(f"client-cert: {str(self._folder)!r} has no <id>.pem and "
                                   f"<id>.key for {_some(missing)}")
 
-    def headers(self, charger_id: str) -> list[tuple[str, str]]:
-        """The handshake's extra headers: Basic auth with the charger ID as the user name."""
-        if self._passwords is not None:
-            password: str | None = self._passwords.get(charger_id)
-        elif self._template:
+    def headers(self, charger_id: str, password: str | None = None) -> list[tuple[str, str]]:
+        """The handshake's extra headers: Basic auth with the charger ID as the user name;
+        `password`, if given, is one the CSMS set since (AuthorizationKey, BasicAuthPassword)."""
+        if password is None and self._passwords is not None:
+            password = self._passwords.get(charger_id)
+        elif password is None and self._template:
             password = password_for(self._template, charger_id)
-        else:
-            password = None
         if password is None:
             return []
         token = base64.b64encode(f"{charger_id}:{password}".encode()).decode()
         return [("Authorization", f"Basic {token}")]
 
-    def ssl_context(self, charger_id: str) -> ssl.SSLContext | None:
+    def ssl_context(self, charger_id: str, pair: tuple[bytes, bytes] | None = None
+                    ) -> ssl.SSLContext | None:
         """The TLS context of one connection: the shared one, or one made now with the
-        charger's own certificate (dropped with the connection)."""
+        charger's own certificate (dropped with the connection). `pair` is a certificate
+        chain and key in PEM that the CSMS gave the charger since (CertificateSigned)."""
+        if pair is not None and self._secure:
+            return self._context_with(pair)
         if self._folder is None:
             return self._context
         try:
@@ -188,6 +193,28 @@ class Credentials:
             context.verify_mode = ssl.CERT_NONE
         _load_pair(context, str(self._folder / f"{charger_id}.pem"),
                    str(self._folder / f"{charger_id}.key"), charger_id)
+        return context
+
+
+    def _context_with(self, pair: tuple[bytes, bytes]) -> ssl.SSLContext:
+        """`ssl` loads key pairs from files only: the pair goes through an owner-only
+        temporary folder, removed at once."""
+        try:
+            context = ssl.create_default_context(cafile=self._ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"ca-file: cannot load {self._ca_file!r}: {exc}") from None
+        if self._insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        with tempfile.TemporaryDirectory(prefix="fleetsim-renewed-") as folder:
+            cert, key = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+            cert.write_bytes(pair[0])
+            fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, pair[1])
+            finally:
+                os.close(fd)
+            _load_pair(context, str(cert), str(key))
         return context
 
 
@@ -224,6 +251,7 @@ def embedded_profile(config: RunConfig) -> Iterator[RunConfig]:
         ids = [config.charger_id(i) for i in config.charger_indexes()] if profile == 3 else []
         pki = issue_pki(Path(folder), ids, server_names=(csms.host,))
         csms = attrs.evolve(csms, cert_file=str(pki.server_cert), key_file=str(pki.server_key),
-                            client_ca=str(pki.ca_cert) if profile == 3 else None)
+                            client_ca=str(pki.ca_cert) if profile == 3 else None,
+                            ca_key=str(pki.ca_key) if profile == 3 else None)
         yield attrs.evolve(config, password=password, csms=csms, ca_file=str(pki.ca_cert),
                            client_cert=str(pki.chargers) if profile == 3 else None)

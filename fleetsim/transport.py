@@ -1307,6 +1307,8 @@ class HandshakeRequest:
     headers: tuple[tuple[str, str], ...]
     client_cn: str | None = None
     """The common name of the client's verified TLS certificate, if it sent one."""
+    client_serial: int | None = None
+    """That certificate's serial number."""
 
 
 def _http_response(status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
@@ -1398,6 +1400,13 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECTION_ERRORS)
 
 
+def _client_serial(stream: _AnyStream) -> int | None:
+    if not isinstance(stream, trio.SSLStream):
+        return None
+    serial = (stream.getpeercert() or {}).get("serialNumber")
+    return int(serial, 16) if isinstance(serial, str) else None
+
+
 def _client_cn(stream: _AnyStream) -> str | None:
     if not isinstance(stream, trio.SSLStream):
         return None
@@ -1434,7 +1443,7 @@ async def _receive_upgrade_request(stream: _AnyStream) -> PendingConnection | No
                     for name, value in event.extra_headers
                 ))
                 request = HandshakeRequest(event.target, tuple(event.subprotocols), headers,
-                                           _client_cn(stream))
+                                           _client_cn(stream), _client_serial(stream))
                 return PendingConnection(request, stream, ws, received)
 
 

@@ -34,11 +34,12 @@ class Link:
     def __init__(self, spec: ChargerSpec | None = None, *, seed: int = 1, latency: float = 0.001,
                  heartbeat_interval_s: int = 60, boot_status: str = "Accepted",
                  charger_id: str = "CP00001", metrics: Metrics | None = None,
-                 record: bool = True) -> None:
+                 record: bool = True, wall_offset: float = WALL_OFFSET) -> None:
         self.metrics = metrics or Metrics()
         self.spec = spec or ChargerSpec()
         self.rng = random.Random(seed)
-        self.charger = ChargerCore(charger_id, self.spec, self.metrics, self.rng, WALL_OFFSET)
+        self.charger = ChargerCore(charger_id, self.spec, self.metrics, self.rng, wall_offset)
+        self.wall_offset = wall_offset
         self.csms_stats = CsmsStats()
         kind = CsmsCore201 if self.spec.ocpp == "2.0.1" else CsmsCore
         self.csms: CsmsCore | CsmsCore201 = kind(
@@ -119,9 +120,9 @@ class Link:
         if delay is None:
             return
         if isinstance(self.csms, CsmsCore201):
-            answer = self.csms.answer(call, self.now + WALL_OFFSET, self.charger_id)
+            answer = self.csms.answer(call, self.now + self.wall_offset, self.charger_id)
         else:
-            answer = self.csms.answer(call, self.now + WALL_OFFSET)
+            answer = self.csms.answer(call, self.now + self.wall_offset)
         reply = encode_frame(answer)
         self._at(self.now + delay + self.latency, "to_charger", reply)
 

@@ -22,8 +22,8 @@ import wsproto.events
 from fleetsim import CsmsConfig, CsmsServer, serve_csms
 from fleetsim.csms import answers_201 as v201
 from fleetsim.csms import server as server_module
-from fleetsim.csms.commands_16 import MIX
 from fleetsim.csms.commands_201 import MIX_201
+from fleetsim.csms.security_commands import MIX_16
 from fleetsim.csms.server import agree_subprotocol
 from fleetsim.ocpp.frames import Call, CallError, CallResult, decode_frame, encode_frame
 from fleetsim.transport import ConnectError, Connection, ConnectionClosed, open_connection
@@ -240,7 +240,7 @@ async def test_commands_follow_each_connections_version_and_deal_the_whole_catal
     version's deck deals: its first round is the mix, exactly, each command schema-valid."""
     server = await start_csms(nursery, commands_per_s=500.0)
     stats = server.stats
-    round_16, round_201 = sum(MIX.values()), sum(MIX_201.values())
+    round_16, round_201 = sum(MIX_16.values()), sum(MIX_201.values())
 
     async def answer_201(call: Call) -> CallResult:
         validator_201(f"{call.action}Request").validate(call.payload)
@@ -270,7 +270,7 @@ async def test_commands_follow_each_connections_version_and_deal_the_whole_catal
             await trio.sleep(0.01)
 
     assert Counter(call.action for call in client_201.received[:round_201]) == MIX_201
-    assert Counter(call.action for call in client_16.received[:round_16]) == MIX
+    assert Counter(call.action for call in client_16.received[:round_16]) == MIX_16
     for call in client_201.received:
         if call.action in ("RequestStopTransaction", "GetTransactionStatus", "CostUpdated"):
             assert call.payload["transactionId"] == "tx-running"

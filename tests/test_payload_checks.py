@@ -15,7 +15,7 @@ import attrs
 import orjson
 import pytest
 
-from fleetsim.charger import answers_16, answers_201
+from fleetsim.charger import answers_16, security_answers
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.charger.shapes import MAX_RATE, Number, Violation
 from fleetsim.ocpp import v16
@@ -440,7 +440,8 @@ def test_a_handler_that_fails_is_answered_counted_and_survived(
     def broken(core: object, payload: dict[str, Any], now: float) -> dict[str, Any]:
         raise KeyError("oops")
 
-    table = answers_201.HANDLERS if spec.ocpp == "2.0.1" else answers_16.COMMANDS
+    table = security_answers.HANDLERS_201 if spec.ocpp == "2.0.1" else \
+        security_answers.COMMANDS_16  # what the core dispatches from
     monkeypatch.setitem(table, "ClearCache", broken)
     link = booted(spec)
     answer = call(link, "ClearCache", {})

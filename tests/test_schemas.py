@@ -13,7 +13,7 @@ from fleetsim.behaviour.profile import load_profile, shipped_profiles
 from fleetsim.charger.core import ChargerSpec
 from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
 from fleetsim.csms.commands_16 import MIX, pick_command
-from fleetsim.ocpp import v16
+from fleetsim.ocpp import v16, v16_security
 from fleetsim.ocpp.frames import Call, CallResult
 
 from .schemas import SCHEMAS_16, validator_16
@@ -108,10 +108,15 @@ MINIMAL_CALLS: dict[str, dict[str, Any]] = {
     "StatusNotification": {"connectorId": 0, "errorCode": "NoError", "status": "Available"},
     "StopTransaction": {"meterStop": 10, "timestamp": "2026-01-01T00:00:00.000Z",
                         "transactionId": 1},
+    "LogStatusNotification": {"status": "Uploaded", "requestId": 1},
+    "SecurityEventNotification": {"type": "FirmwareUpdated",
+                                  "timestamp": "2026-01-01T00:00:00.000Z"},
+    "SignCertificate": {"csr": "-----BEGIN CERTIFICATE REQUEST-----"},
+    "SignedFirmwareStatusNotification": {"status": "Installed", "requestId": 1},
 }
 
 
-@pytest.mark.parametrize("action", sorted(v16.CHARGER_ACTIONS))
+@pytest.mark.parametrize("action", sorted(v16.CHARGER_ACTIONS | v16_security.CHARGER_ACTIONS))
 def test_the_embedded_csms_answers_every_charger_action_validly(action: str) -> None:
     stats = CsmsStats()
     csms = CsmsCore(stats)

@@ -33,8 +33,8 @@ from fleetsim.behaviour.schedule import (
     next_aligned,
     next_poisson,
 )
-from fleetsim.charger.answers_16 import COMMANDS, Violation
-from fleetsim.charger.answers_201 import HANDLERS as HANDLERS_201
+from fleetsim.charger.answers_16 import Violation
+from fleetsim.charger.certificates import ChargerSecurity
 from fleetsim.charger.configuration import Configuration
 from fleetsim.charger.device_model import (
     HEARTBEAT_INTERVAL,
@@ -44,6 +44,8 @@ from fleetsim.charger.device_model import (
     connector_ref,
 )
 from fleetsim.charger.local_list import LocalList
+from fleetsim.charger.security_answers import COMMANDS_16 as COMMANDS
+from fleetsim.charger.security_answers import HANDLERS_201
 from fleetsim.charger.shapes import INT32_MAX
 from fleetsim.charger.smart_charging import ChargingProfile, ProfileStore
 from fleetsim.errors import LocalProtocolError
@@ -336,8 +338,8 @@ class ChargerCore:
         "_heartbeat_due", "_heartbeat_s", "_ids", "_jobs", "_local_list", "_meter_interval_s",
         "_metrics", "_origin", "_pending", "_profiles", "_queue", "_resetting", "_rng", "_spec",
         "_started", "_transactions", "_transfer_due", "_v201", "_wall_offset", "_warm",
-        "answered_action", "charger_id", "config", "device_model", "id_tag", "state",
-        "wants_drop", "wants_reconnect",
+        "answered_action", "charger_id", "config", "device_model", "id_tag", "security",
+        "state", "wants_drop", "wants_reconnect",
     )
 
     def __init__(
@@ -373,6 +375,8 @@ class ChargerCore:
         self._local_list: LocalList | None = None
         self._profiles: ProfileStore | None = None
         self._resetting = ""
+        self.security: ChargerSecurity | None = None
+        """Installed certificates and new credentials (`security_answers.py`), once used."""
         self.wants_reconnect = False
         self.wants_drop = False
         """The behaviour drops the connection now (a flaky link or a reconnect storm)."""
@@ -528,6 +532,8 @@ class ChargerCore:
                                  else "RemoteReset")
         self._resetting = ""
         self.wants_reconnect = self.wants_drop = False
+        if self.security is not None:
+            self.security.reconnect = False
         if not reboot:
             for connector in self._connectors:
                 if connector.state is ConnectorState.AUTHORIZING:  # its Authorize is gone
@@ -811,6 +817,21 @@ class ChargerCore:
                 return True
         return False
 
+    def later(self, due: float, action: str, payload: dict[str, Any]) -> None:
+        """A CALL to queue at monotonic `due` (or "FirmwareInstalled": reboot, then send
+        `payload` as the status notification)."""
+        self._schedule(due, action, payload)
+
+    def reconnect_soon(self, now: float) -> None:
+        """Close the connection once the answer being made is written, and connect again
+        without a reboot: new credentials are used from the next connection on."""
+        self._schedule(now if self._answer_at is None else self._answer_at, "reconnect", None)
+
+    @property
+    def reconnecting(self) -> bool:
+        """The connection ends for new credentials, not for a reboot."""
+        return self.security is not None and self.security.reconnect
+
     def send_after_answer(self, action: str, payload: dict[str, Any], now: float) -> None:
         """A CALL that follows the answer to a CSMS CALL (a NotifyReport, say)."""
         self._send_later(action, payload, now)
@@ -1049,7 +1070,7 @@ class ChargerCore:
         for job in jobs:
             if job[2] == "answer" and job[0] > after:
                 self._metrics.csms_call_unanswered(job[3][1])
-            elif job[2] != "reset":
+            elif job[2] != "reset" and job[2] != "reconnect":
                 kept.append(job)
         if len(kept) != len(jobs):
             heapq.heapify(kept)
@@ -1069,6 +1090,9 @@ class ChargerCore:
         elif kind == "FirmwareInstalled":
             self._after_boot = arg
             self.reset("Hard", now)
+        elif kind == "reconnect":
+            if self.security is not None and not self._resetting:
+                self.security.reconnect = self.wants_reconnect = True
         else:
             self._send_later(kind, arg if isinstance(arg, dict) else {"status": arg}, now)
 
@@ -1292,8 +1316,10 @@ class ChargerCore:
                 elif connector.operative and not self._spec.arrivals_per_s:
                     connector.due = now + self._idle_gap()
         if self._after_boot is not None:
-            self._send_later("FirmwareStatusNotification", self._after_boot, now)
-            if self._v201:
+            signed = not self._v201 and "requestId" in self._after_boot  # 1.6 whitepaper
+            self._send_later("SignedFirmwareStatusNotification" if signed
+                             else "FirmwareStatusNotification", self._after_boot, now)
+            if self._v201 or signed:
                 self._send_later("SecurityEventNotification", v201.security_event_notification(
                     "FirmwareUpdated", self.wall(now)), now)
             self._after_boot = None

@@ -20,9 +20,9 @@ import attrs
 
 from fleetsim.ocpp.frames import ErrorCode
 
-__all__ = ["INT32_MAX", "MAX_RATE", "REQUESTS_16", "REQUESTS_201", "Anything", "Array",
-           "Boolean", "Choice", "DateTime", "Integer", "Number", "Object", "Shape", "String",
-           "Violation", "check"]
+__all__ = ["INT32_MAX", "MAX_RATE", "REQUESTS_16", "REQUESTS_16_SECURITY", "REQUESTS_201",
+           "Anything", "Array", "Boolean", "Choice", "DateTime", "Integer", "Number", "Object",
+           "Shape", "String", "Violation", "check"]
 
 INT32_MAX: Final = 2**31 - 1
 """OCPP integers are 32-bit: a CSMS's 10**18 must not reach the charger's timers."""
@@ -301,6 +301,35 @@ _REQUESTS_16: Final[dict[str, dict[str, Shape]]] = {
 }
 REQUESTS_16: Final = {action: _o16(properties) for action, properties in _REQUESTS_16.items()}
 """Every CSMS-initiated OCPP 1.6 request by action."""
+
+_CERTIFICATE_USE_16: Final = Choice(("CentralSystemRootCertificate",
+                                     "ManufacturerRootCertificate"))
+_REQUESTS_16_SECURITY: Final[dict[str, dict[str, Shape]]] = {
+    "CertificateSigned": {"certificateChain": String(10000)},
+    "DeleteCertificate": {"certificateHashData": _o16({
+        "hashAlgorithm": Choice(("SHA256", "SHA384", "SHA512")), "issuerNameHash": String(128),
+        "issuerKeyHash": String(128), "serialNumber": String(40)})},
+    "ExtendedTriggerMessage": {"requestedMessage": Choice((
+        "BootNotification", "LogStatusNotification", "FirmwareStatusNotification", "Heartbeat",
+        "MeterValues", "SignChargePointCertificate", "StatusNotification")),
+        "?connectorId": _ID},
+    "GetInstalledCertificateIds": {"certificateType": _CERTIFICATE_USE_16},
+    "GetLog": {"log": _o16({"remoteLocation": String(512), "?oldestTimestamp": _DATE,
+                            "?latestTimestamp": _DATE}),
+               "logType": Choice(("DiagnosticsLog", "SecurityLog")), "requestId": _INT,
+               "?retries": _COUNT, "?retryInterval": _SECONDS},
+    "InstallCertificate": {"certificateType": _CERTIFICATE_USE_16,
+                           "certificate": String(5500)},
+    "SignedUpdateFirmware": {"?retries": _COUNT, "?retryInterval": _SECONDS, "requestId": _INT,
+                             "firmware": _o16({"location": String(512),
+                                               "retrieveDateTime": _DATE,
+                                               "?installDateTime": _DATE,
+                                               "signingCertificate": String(5500),
+                                               "signature": String(800)})},
+}
+REQUESTS_16_SECURITY: Final = {action: _o16(properties)
+                               for action, properties in _REQUESTS_16_SECURITY.items()}
+"""The CSMS-initiated requests of the OCPP 1.6 security whitepaper (edition 3) by action."""
 
 # OCPP 2.0.1
 

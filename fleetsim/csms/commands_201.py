@@ -41,7 +41,8 @@ _WEIGHTS_201: Final = list(MIX_201.values())
 _ACTIONS_201_IDLE: Final = [a for a in MIX_201 if a not in NEEDS_TRANSACTION_201]
 _WEIGHTS_201_IDLE: Final = [MIX_201[a] for a in _ACTIONS_201_IDLE]
 _TRIGGERS_201: Final = ("Heartbeat", "StatusNotification", "MeterValues", "BootNotification",
-                        "TransactionEvent", "LogStatusNotification", "FirmwareStatusNotification")
+                        "TransactionEvent", "LogStatusNotification", "FirmwareStatusNotification",
+                        "SignChargingStationCertificate")
 _VARIABLES: Final = (("OCPPCommCtrlr", "HeartbeatInterval"),
                      ("SampledDataCtrlr", "TxUpdatedInterval"),
                      ("AuthCtrlr", "LocalPreAuthorize"), ("TxCtrlr", "EVConnectionTimeOut"))

@@ -85,6 +85,8 @@ class CsmsConfig:
     key_file: str | None = None
     client_ca: str | None = None
     """Require a client certificate signed by this CA, its CN the charger ID (profile 3)."""
+    ca_key: str | None = None
+    """The key of `client_ca`: sign the CSRs of chargers renewing their certificate."""
     seed: int = 0
     commands_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     capacity_per_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))

@@ -26,10 +26,12 @@ import trio
 
 from fleetsim.csms import answers_201 as v201
 from fleetsim.csms.answers_16 import CsmsCore, CsmsStats
-from fleetsim.csms.commands_16 import MIX, pick_command
+from fleetsim.csms.commands_16 import pick_command
 from fleetsim.csms.commands_201 import MIX_201, NEEDS_TRANSACTION_201, pick_command_201
 from fleetsim.csms.config import CAPACITY_WORKERS, CsmsConfig
 from fleetsim.csms.deck import Deck
+from fleetsim.csms.security_commands import MIX_16, MIX_16_SECURITY, pick_security_command
+from fleetsim.csms.signing import CsmsSecurity, csms_security
 from fleetsim.errors import ConfigError, FleetsimError
 from fleetsim.ocpp import v16
 from fleetsim.ocpp.frames import BadFrame, Call, CallError, CallResult, decode_frame, encode_frame
@@ -142,6 +144,31 @@ def _authorized(headers: tuple[tuple[str, str], ...], charger_id: str,
     return False
 
 
+def _logs_in(headers: tuple[tuple[str, str], ...], charger_id: str,
+             expected: Callable[[str], str | None], security: CsmsSecurity | None) -> bool:
+    """The charger's password, or the one the CSMS has just sent it: from now on its only."""
+    if security is None:
+        return _authorized(headers, charger_id, expected(charger_id))
+    if _authorized(headers, charger_id, security.password(charger_id, expected)):
+        return True
+    proposed = security.proposed(charger_id)
+    if proposed is None or not _authorized(headers, charger_id, proposed):
+        return False
+    security.confirm_password(charger_id)
+    return True
+
+
+def _secured(security: CsmsSecurity, charger_id: str, is_v201: bool, call: Call,
+             answer: CallResult) -> CallResult:
+    """The security duties' part in an answer: a SignCertificate is signed (or refused) here,
+    an accepted BootNotification is when the CSMS asks for a renewal or a new password."""
+    if call.action == "SignCertificate":
+        return CallResult(answer.unique_id, security.sign_certificate(charger_id, call.payload))
+    if call.action == "BootNotification" and answer.payload.get("status") == "Accepted":
+        security.booted(charger_id, is_v201)
+    return answer
+
+
 class _AcceptErrorsInOneLine(logging.Filter):
     """trio logs a failed accept (EMFILE: out of open files) with its traceback ten times a
     second while it lasts: one line every 10 s says as much."""
@@ -170,14 +197,15 @@ Tap = Callable[[str, str, str], None]
 
 
 async def serve_csms(
-    config: CsmsConfig, *, tap: Tap | None = None,
+    config: CsmsConfig, *, tap: Tap | None = None, security: CsmsSecurity | None = None,
     task_status: trio.TaskStatus[CsmsServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve OCPP 1.6 and 2.0.1 chargers on `config.host:config.port` until cancelled.
 
     Each connection speaks the subprotocol agreed at its handshake, answered by that version's
     core; both cores count into the same `CsmsStats`. A peer that stops reading is dropped (see
-    `_SEND_TIMEOUT_S`). `tap`, if given, is shown every frame.
+    `_SEND_TIMEOUT_S`). `tap`, if given, is shown every frame. `security` (by default made
+    from `config.ca_key`) signs renewals and sets passwords (`signing.py`).
     """
     _log_accept_errors_in_one_line()
     stats = CsmsStats()
@@ -187,6 +215,8 @@ async def serve_csms(
                                boot_status=config.boot_status)
     ssl_context = _server_ssl_context(config)
     expected_password = _password_check(config)
+    security = security or csms_security(config)
+    security_ids = itertools.count(1)
     rng = random.Random(config.seed + config.shard)
     delay = config.delay
     sessions: dict[str, _Session] = {}
@@ -204,8 +234,8 @@ async def serve_csms(
             stats.handshakes_rejected["no_charger_id"] += 1
             await pending.reject(404, "the URL path must end in the charger ID")
             return
-        if expected_password is not None and not _authorized(
-                request.headers, charger_id, expected_password(charger_id)):
+        if expected_password is not None and not _logs_in(
+                request.headers, charger_id, expected_password, security):
             stats.handshakes_rejected["unauthorized"] += 1
             await pending.reject(401, "unauthorized")
             return
@@ -227,6 +257,8 @@ async def serve_csms(
         stats.connections_total += 1
         stats.subprotocols[agreed] += 1
         session = sessions[charger_id] = _Session(conn, charger_id, is_v201)
+        if security is not None:
+            security.logged_in(charger_id, request.client_serial)
         try:
             while True:
                 text = await conn.receive_text()
@@ -245,6 +277,8 @@ async def serve_csms(
                     else:
                         answer = core.answer(frame, time.time())
                         _track_transactions(session, frame, answer)
+                    if security is not None and isinstance(answer, CallResult):
+                        answer = _secured(security, charger_id, is_v201, frame, answer)
                     out = encode_frame(answer)
                     if tap is not None:
                         tap(agreed, "out", out)
@@ -261,8 +295,12 @@ async def serve_csms(
                         stats.commands_callerror[f"{action} {frame.error_code}"] += 1
                     else:
                         stats.commands_answered[action] += 1
+                        if security is not None:
+                            security.answered(charger_id, action, frame.payload)
                 else:
                     stats.bad_frames["unknown_id"] += 1
+                if security is not None and session.pending is None:
+                    await send_owed(session, security)
         except ConnectionClosed as exc:
             how = "stalled" if session.stalled else "clean" if exc.clean else "abnormal"
             stats.closes[how] += 1
@@ -270,6 +308,8 @@ async def serve_csms(
             stats.connections -= 1
             if sessions.get(charger_id) is session:
                 del sessions[charger_id]
+                if security is not None:
+                    security.gone(charger_id)
             if session.pending is not None:
                 stats.commands_unanswered[session.pending[1]] += 1
 
@@ -303,6 +343,21 @@ async def serve_csms(
         with contextlib.suppress(ConnectionClosed):  # its handler counts it unanswered
             await send_to(session, text)
 
+    async def send_owed(session: _Session, security: CsmsSecurity) -> None:
+        """The next command the security duties owe this charger (a CertificateSigned, a
+        new password...), when none of the CSMS's is in flight."""
+        command = security.next_command(session.charger_id)
+        if command is None:
+            return
+        action, payload = command
+        unique_id = f"csms-security-{next(security_ids)}"
+        session.pending = (unique_id, action, trio.current_time())
+        stats.commands_sent[action] += 1
+        out = encode_frame(Call(unique_id, action, payload))
+        if tap is not None:
+            tap(v201.SUBPROTOCOL if session.v201 else v16.SUBPROTOCOL, "out", out)
+        await send_command(session, out)
+
     async def send_commands(nursery: trio.Nursery) -> None:
         """Open schedule: CALLs to random idle chargers at `commands_per_s`.
 
@@ -311,7 +366,7 @@ async def serve_csms(
         """
         ids = itertools.count(1)
         interval = 1 / config.commands_per_s
-        deck, deck_201 = Deck(MIX, rng), Deck(MIX_201, rng)
+        deck, deck_201 = Deck(MIX_16, rng), Deck(MIX_201, rng)
         due = trio.current_time()
         while True:
             due += interval
@@ -332,9 +387,11 @@ async def serve_csms(
                 action, payload = pick_command_201(
                     rng, transactions, time.time(),
                     action=deck_201.deal(() if transactions else NEEDS_TRANSACTION_201))
+            elif (action := deck.deal()) in MIX_16_SECURITY:
+                action, payload = pick_security_command(rng, time.time(), action)
             else:
                 action, payload = pick_command(rng, session.transactions, time.time(),
-                                               action=deck.deal())
+                                               action=action)
             unique_id = f"csms-{next(ids)}"
             session.pending = (unique_id, action, now)
             stats.commands_sent[action] += 1
