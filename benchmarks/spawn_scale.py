@@ -47,16 +47,9 @@ def rss_kib(pid: int) -> int:
 
 
 def boot_time(rows: Sequence[Mapping[str, Any]], chargers: int) -> float | None:
-    """When the last charger booted, in seconds of the run: interpolated between the two
-    progress rows (one a second) around it, as if that second's boots came evenly."""
-    before_t, before_booted = 0.0, 0
-    for row in rows:
-        if row["booted"] >= chargers:
-            step = row["booted"] - before_booted
-            share = (chargers - before_booted) / step if step else 1.0
-            return float(before_t + (row["t"] - before_t) * share)
-        before_t, before_booted = row["t"], row["booted"]
-    return None
+    """The time of the first progress row (one a second) at which every charger had booted:
+    the last boot came within the second before it."""
+    return next((float(row["t"]) for row in rows if row["booted"] >= chargers), None)
 
 
 def cpu_and_rss(pid: int) -> tuple[float, int]:

@@ -12,8 +12,8 @@ CALL at once and uses a fraction of a core, so the figures are the fleet's. Inst
 
     cd benchmarks/fast_csms && npm install
 
-Columns: boot s (first charger started -> all booted, interpolated between the progress
-rows, one a second, around the last boot), msgs/s (CALLs answered per second
+Columns: boot s (first charger started -> the first progress row, one a second, at which
+all had booted: the last boot came within the second before it), msgs/s (CALLs answered per second
 over the steady window: boot + 3 s to the end - 1 s), client CPU and CSMS CPU (CPU time /
 wall time over that window, all fleet processes together: 100 % is one core), msgs per
 client CPU-s (msgs/s / client CPU), KiB/charger (peak RSS of the fleet processes / chargers,
