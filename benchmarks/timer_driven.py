@@ -12,8 +12,9 @@ CALL at once and uses a fraction of a core, so the figures are the fleet's. Inst
 
     cd benchmarks/fast_csms && npm install
 
-Columns: boot s (first charger started -> the first progress row, one a second, at which
-all had booted: the last boot came within the second before it), msgs/s (CALLs answered per second
+Columns: boot s (first charger started -> every charger booted: the report's
+chargers.all_booted_s, or the first progress row with all booted for an older fleetsim),
+msgs/s (CALLs answered per second
 over the steady window: boot + 3 s to the end - 1 s), client CPU and CSMS CPU (CPU time /
 wall time over that window, all fleet processes together: 100 % is one core), msgs per
 client CPU-s (msgs/s / client CPU), KiB/charger (peak RSS of the fleet processes / chargers,
@@ -149,7 +150,7 @@ class Figures:
 
 
 def figures(result: Run, duration: int) -> Figures:
-    boot = result.booted_at()
+    boot = result.report["chargers"].get("all_booted_s") or result.booted_at()
     start = (boot or 0) + 3
     steady = [s for s in result.samples if start <= s.row["t"] <= duration - 1]
     if len(steady) < 3:

@@ -181,9 +181,13 @@ class Fleet:
                 chargers.cancel_scope.cancel()
             self._close_second(final=True)
             nursery.cancel_scope.cancel()
+        metrics = self.metrics
+        all_booted = (None if metrics.last_first_boot is None
+                      or len(metrics.booted_ids) < len(config.charger_indexes())
+                      else metrics.last_first_boot - self._t0)
         return FleetOutcome(self._stopped_by, started_at, time.time(), self._reason,
                             cpu_seconds=time.process_time() - self._cpu_start,
-                            behaviours=self.behaviour_counts())
+                            behaviours=self.behaviour_counts(), all_booted_s=all_booted)
 
     # -- supervision ------------------------------------------------------------------------
 

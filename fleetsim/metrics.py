@@ -258,6 +258,8 @@ class Metrics:
         self.booted_now = 0
         self.boots = 0
         self.booted_ids: set[str] = set()
+        self.last_first_boot: float | None = None
+        """When the latest charger to boot for the first time did (the fleet's clock)."""
         self.scheduled: Counter[str] = Counter()
         """Messages the chargers' schedules produced, sent or not (the open-schedule ledger)."""
         self.queued = 0
@@ -434,7 +436,9 @@ class Metrics:
     def charger_booted(self, charger_id: str, now: float = 0.0) -> None:
         self.booted_now += 1
         self.boots += 1
-        self.booted_ids.add(charger_id)
+        if charger_id not in self.booted_ids:
+            self.booted_ids.add(charger_id)
+            self.last_first_boot = now
         if self._recovering:
             for storm in self._recovering.pop(charger_id, ()):
                 storm.recovered(charger_id, now)
@@ -523,6 +527,8 @@ class FleetOutcome:
     cpu_seconds: float = 0.0
     behaviours: dict[str, int] = attrs.field(factory=dict)
     """Chargers per behaviour."""
+    all_booted_s: float | None = None
+    """Seconds from the start until every charger had booted once; None if one never did."""
 
 
 def add_counts(items: Sequence[Mapping[str, Any]], skip: Iterable[str] = ()) -> dict[str, Any]:

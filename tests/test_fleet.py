@@ -503,3 +503,23 @@ async def test_the_csms_capacity_model_caps_throughput_and_queues(
     # 64 chargers share 32 workers of 0.16 s each: every CALL waits for a worker
     heartbeat = result.report["calls"]["Heartbeat"]["service_ms"]
     assert heartbeat["p50"] == pytest.approx(320, rel=0.05), heartbeat
+
+
+async def test_the_report_says_when_every_charger_had_booted(
+    nursery: trio.Nursery, autojump_clock: MockClock,
+) -> None:
+    """The start paces 40 chargers at 20 a second: the last starts 1.95 s in and boots at
+    once (a mock clock: only the pacing takes time)."""
+    csms = await start_csms(nursery)
+    config = RunConfig(chargers=40, duration_s=4, url=csms.url, ramp_per_s=20)
+    with trio.fail_after(20):
+        report = (await spawn(config, write=False)).report
+    assert report["chargers"]["booted"] == 40
+    assert 1.9 <= report["chargers"]["all_booted_s"] <= 2.1
+    assert "(all by 2.0" in format_summary(report) or "(all by 1.9" in format_summary(report)
+    refused = await start_csms(nursery, boot_status="Rejected")
+    config = attrs.evolve(config, url=refused.url, duration_s=2)
+    with trio.fail_after(20):
+        report = (await spawn(config, write=False)).report
+    assert report["chargers"]["booted"] == 0
+    assert "all_booted_s" not in report["chargers"]

@@ -521,3 +521,12 @@ def test_a_damaged_report_is_refused_with_a_message_never_a_crash(
         assert "b.json" in str(exc)
     else:
         format_summary(merged)
+
+
+def test_all_booted_is_when_the_last_part_had_booted_from_the_first_start() -> None:
+    _, (a, b) = split(seed=9, parts=2, seconds=3, actions=2)
+    b = report_moved(b, 0.5)  # the second worker started half a second later
+    a["chargers"]["all_booted_s"], b["chargers"]["all_booted_s"] = 2.0, 1.75
+    assert merge_reports([a, b])["chargers"]["all_booted_s"] == 2.25
+    del a["chargers"]["all_booted_s"]  # one part's chargers never all booted
+    assert "all_booted_s" not in merge_reports([a, b])["chargers"]

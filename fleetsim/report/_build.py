@@ -108,6 +108,8 @@ def build_report(
             connected_peak=metrics.connected_peak,
             booted=len(metrics.booted_ids),
             boots=metrics.boots,
+            all_booted_s=(None if outcome.all_booted_s is None
+                          else round(outcome.all_booted_s, 3)),
             connect_attempts=metrics.connect_attempts,
             connect_failures=dict(metrics.connect_failures),
             disconnects=metrics.disconnects_clean + metrics.disconnects_abnormal,

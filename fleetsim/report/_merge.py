@@ -120,7 +120,7 @@ def merge_reports(reports: Sequence[Mapping[str, Any]], *, force: bool = False,
         "outcome": _merged_outcome(reports),
         "target": _merged_target(reports),
         "config": config,
-        "chargers": _merged_chargers(reports, leaves, timeline),
+        "chargers": _merged_chargers(reports, leaves, timeline, starts, origin),
         "calls": calls,
         "csms_calls": _merge_csms_calls(reports, sources),
         "bad_frames": add_counts([report["bad_frames"] for report in reports]),
@@ -446,7 +446,8 @@ def _merged_config(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapping[str, Any]],
-                     timeline: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+                     timeline: Sequence[Mapping[str, Any]], starts: Sequence[float],
+                     origin: float) -> dict[str, Any]:
     """Counts add; `target` and `connected_peak` need thought.
 
     `connected_peak` is the peak of the aligned timeline's summed `connected`, or a part's own
@@ -457,9 +458,17 @@ def _merged_chargers(reports: Sequence[Mapping[str, Any]], leaves: Sequence[Mapp
     `target` is the sum of the parts' targets: a segment's report counts the chargers of its
     own slice (`--segment K/N`), so the segments of a fleet add up to the fleet, and a merge
     that lacks some says so in `merge.missing_segments`.
+
+    `all_booted_s` is when the last part had all its chargers booted, from the earliest start;
+    absent unless every part has it.
     """
     chargers = add_counts([report["chargers"] for report in reports],
-                           skip=("target", "connected_peak"))
+                           skip=("target", "connected_peak", "all_booted_s"))
+    booted_at = [start + report["chargers"]["all_booted_s"]
+                 for report, start in zip(reports, starts, strict=True)
+                 if report["chargers"].get("all_booted_s") is not None]
+    if booted_at and len(booted_at) == len(reports):
+        chargers["all_booted_s"] = round(max(booted_at) - origin, 3)
     peaks = [report["chargers"]["connected_peak"] for report in reports]
     if all(report.get("timeline") for report in reports):
         chargers["connected_peak"] = max(

@@ -71,6 +71,9 @@ class Chargers:
     connected_peak: int
     booted: int
     boots: int | None = attrs.field(default=None, metadata=_ABSENT)
+    all_booted_s: float | None = attrs.field(default=None, metadata=_ABSENT)
+    """Seconds from the start until every charger had booted once (absent if one never did,
+    and before fleetsim 0.2)."""
     connect_attempts: int
     connect_failures: dict[str, int]
     disconnects: int

@@ -146,7 +146,10 @@ def format_summary(report: Report | Mapping[str, Any]) -> str:
     lines += [
         "",
         f"chargers   connected peak {chargers.connected_peak}/{chargers.target}   "
-        f"booted {chargers.booted}   reconnects {chargers.reconnects}   "
+        f"booted {chargers.booted}"
+        + (f" (all by {chargers.all_booted_s:.2f} s)" if chargers.all_booted_s is not None
+           else "")
+        + f"   reconnects {chargers.reconnects}   "
         f"disconnects {chargers.disconnects} (abnormal {chargers.disconnects_abnormal})",
         f"connect    attempts {chargers.connect_attempts}   failures: {failures}   "
         f"handshake p50 {_ms(handshake.p50)} ms  p99 {_ms(handshake.p99)} ms",

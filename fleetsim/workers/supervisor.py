@@ -314,6 +314,8 @@ class _Supervisor:
             report = build_report(config, self.url, Metrics(), outcome)
         report["config"] = unstructure_config(config)
         report["chargers"]["target"] = len(config.charger_indexes())
+        if report["chargers"]["booted"] < report["chargers"]["target"]:  # a worker was lost
+            report["chargers"].pop("all_booted_s", None)
         report["chargers"]["connected_peak"] = max(report["chargers"]["connected_peak"],
                                                    self.connected_peak)
         by_label = {part["label"]: part for part in report.get("parts", ())}
