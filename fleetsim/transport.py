@@ -49,7 +49,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from fleetsim._groups import leaves
-from fleetsim.wsframes import MaskKeys, frame_extent, read_text, text_frame
+from fleetsim.wsframes import RandomDraws, frame_extent, read_text, text_frame
 from fleetsim.wshandshake import (
     Accepted,
     ClientHandshake,
@@ -80,7 +80,7 @@ characters); a bigger one closes with 1009 as soon as its bytes so far are over.
 _CLOSE_TIMEOUT: Final = 2.0
 _TW_QUEUE_SIZE: Final = 16
 _PING_PAYLOAD: Final = b"fleetsim"
-_MASK_KEYS: Final = MaskKeys()
+_MASK_KEYS: Final = RandomDraws(4)
 _MORE: Final = 0
 _HANDED: Final = 1
 _TOO_BIG: Final = 2

@@ -13,31 +13,33 @@ import os
 import struct
 from typing import Final
 
-__all__ = ["TEXT_FIN", "MaskKeys", "frame_extent", "read_text", "text_frame"]
+__all__ = ["TEXT_FIN", "RandomDraws", "frame_extent", "read_text", "text_frame"]
 
 TEXT_FIN: Final = 0x81
 """First byte of a whole text message: FIN, no RSV bits, opcode 1."""
 _MASKED: Final = 0x80
-_KEYS_PER_DRAW: Final = 1024
 
 
-class MaskKeys:
-    """Masking keys from the OS's strong random source (RFC 6455 5.3 asks for one), drawn
-    a thousand at a time: one getrandom(2) per 1024 frames instead of one per frame."""
+class RandomDraws:
+    """`size`-byte values from the OS's strong random source, drawn `count` at a time: one
+    getrandom(2) per `count` values. Masking keys (RFC 6455 5.3 asks for strong ones, 4
+    bytes a frame) and the handshake's nonces (16 bytes a connection) come from it."""
 
-    __slots__ = ("_pool", "_pos")
+    __slots__ = ("_count", "_pool", "_pos", "_size")
 
-    def __init__(self) -> None:
+    def __init__(self, size: int, count: int = 1024) -> None:
+        self._size = size
+        self._count = count
         self._pool = b""
         self._pos = 0
 
     def take(self) -> bytes:
-        pos = self._pos
+        pos, size = self._pos, self._size
         if pos >= len(self._pool):
-            self._pool = os.urandom(4 * _KEYS_PER_DRAW)
+            self._pool = os.urandom(size * self._count)
             pos = 0
-        self._pos = pos + 4
-        return self._pool[pos:pos + 4]
+        self._pos = pos + size
+        return self._pool[pos:pos + size]
 
 
 def _xor(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
@@ -48,7 +50,7 @@ def _xor(payload: bytes | bytearray, key: bytes | bytearray) -> bytes:
         size, "little")
 
 
-def text_frame(text: str, keys: MaskKeys | None) -> bytes:
+def text_frame(text: str, keys: RandomDraws | None) -> bytes:
     """One whole text message as a frame; masked with a fresh key when `keys` is given (a
     client's frames must be, a server's must not)."""
     payload = text.encode("utf-8")

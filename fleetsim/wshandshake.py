@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from collections.abc import Sequence
 from typing import Final
 
 import attrs
+
+from fleetsim.wsframes import RandomDraws
 
 __all__ = ["Accepted", "ClientHandshake", "HandshakeFailed", "Rejected", "after_head"]
 
@@ -30,7 +31,6 @@ _FORBIDDEN_IN_VALUE: Final = re.compile(r"[\r\n\x00]")
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET: Final = re.compile(r"[!-~]+")
-_NONCES_PER_DRAW: Final = 256
 
 
 class HandshakeFailed(Exception):
@@ -53,26 +53,8 @@ class Rejected:
     status: int
 
 
-class _Nonces:
-    """Sec-WebSocket-Key values: 16 bytes from the OS's random source each, drawn 256 at
-    a time."""
-
-    __slots__ = ("_pool", "_pos")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._pos = 0
-
-    def take(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._pool):
-            self._pool = os.urandom(16 * _NONCES_PER_DRAW)
-            pos = 0
-        self._pos = pos + 16
-        return base64.b64encode(self._pool[pos:pos + 16])
-
-
-_NONCES: Final = _Nonces()
+_NONCES: Final = RandomDraws(16, 256)
+"""Sec-WebSocket-Key values, before base64."""
 
 
 def after_head(received: bytes) -> bytes:
@@ -104,7 +86,7 @@ class ClientHandshake:
         for subprotocol in subprotocols:
             if not _TOKEN.fullmatch(subprotocol):
                 raise ValueError(f"subprotocol {subprotocol!r}: not an HTTP token")
-        key = _NONCES.take()
+        key = base64.b64encode(_NONCES.take())
         self._accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
         self._subprotocols = list(subprotocols)
         self._received = b""

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
 
-from fleetsim.wsframes import MaskKeys, frame_extent, read_text, text_frame
+from fleetsim.wsframes import RandomDraws, frame_extent, read_text, text_frame
 
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 70000]
 
@@ -27,7 +27,7 @@ def _read_by_wsproto(frames: bytes, side: ConnectionType) -> list[str]:
 @pytest.mark.parametrize("client", [True, False])
 def test_wsproto_reads_what_text_frame_writes(size: int, client: bool) -> None:
     text = ("é" * size)[:size]  # two bytes a character: the byte length differs
-    frame = text_frame(text, MaskKeys() if client else None)
+    frame = text_frame(text, RandomDraws(4) if client else None)
     reader_side = ConnectionType.SERVER if client else ConnectionType.CLIENT
     assert _read_by_wsproto(frame + frame, reader_side) == [text, text]
     assert bool(frame[1] & 0x80) is client  # a client masks, a server must not
@@ -57,7 +57,7 @@ def test_any_text_survives_both_ways(text: str, client: bool) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return  # lone surrogates: no JSON encoder fleetsim uses produces them
-    frame = text_frame(text, MaskKeys() if client else None)
+    frame = text_frame(text, RandomDraws(4) if client else None)
     reader_side = ConnectionType.SERVER if client else ConnectionType.CLIENT
     assert _read_by_wsproto(frame, reader_side) == [text]
     extent = frame_extent(frame, 0)
@@ -78,7 +78,7 @@ def _server_frames() -> dict[str, bytes]:
         "close": server().send(CloseConnection(code=1000)),
         "invalid UTF-8": bad_utf8,
         "RSV1 set": rsv1,
-        "masked, from a server": text_frame("[]", MaskKeys()),
+        "masked, from a server": text_frame("[]", RandomDraws(4)),
     }
 
 
@@ -91,7 +91,7 @@ def test_anything_but_a_whole_text_message_is_left_to_wsproto(name: str) -> None
 
 
 def test_mask_keys_are_fresh_across_draws() -> None:
-    keys = MaskKeys()
+    keys = RandomDraws(4)
     taken = [keys.take() for _ in range(3000)]  # crosses two draws of 1024
     assert all(len(key) == 4 for key in taken)
     assert len(set(taken)) > 2900  # 32 random bits: collisions are rare, repeats a bug
