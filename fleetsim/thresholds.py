@@ -67,6 +67,8 @@ class Threshold:
 
 @attrs.frozen
 class Verdict:
+    """A threshold (or a ramp step's SLO) judged: `value` None when nothing was measured."""
+
     threshold: str
     ok: bool
     value: float | None

@@ -21,6 +21,7 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
 from fleetsim.errors import ConfigError
+from fleetsim.thresholds import Verdict
 
 __all__ = [
     "CONVERTER", "OPTIONAL_SECTIONS", "Behaviour", "CallHdr", "CallStats", "Chargers",
@@ -226,17 +227,6 @@ class Storm:
     peak_connects_per_s: int
     connect_failures: int
     hdr: str
-
-
-@attrs.frozen(kw_only=True)
-class Verdict:
-    """A threshold (or a ramp step's SLO) judged: `value` None when nothing was measured."""
-
-    threshold: str
-    ok: bool
-    value: float | None
-    limit: float
-    unit: str
 
 
 @attrs.frozen(kw_only=True)
